@@ -1,0 +1,539 @@
+"""Index a raw DICOM tree: header-only scan, cache, series grouping, pseudonyms.
+
+The index is the first stage and the only one that looks at the raw tree as a
+whole. It reads headers only (never pixel data), remembers every file it read
+in a cache keyed by (relative path, size, mtime) so that rescanning an
+unchanged tree costs one ``stat`` per file, groups files into
+subject → session → series, and gives each a label that carries no identifier:
+
+- subject: ``HMAC(key, issuer + PatientID)`` shortened to 8 hex digits and
+  lengthened on collision, or a label from a user crosswalk TSV;
+- session: ``1, 2, ...`` in study date order within the subject;
+- series: ``s<SeriesNumber:03d>`` within the session (``s003b`` for a second
+  series with the same number).
+
+Files that are not DICOM, DICOMDIRs and files that cannot be read are listed
+with a reason and do not stop the scan.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from . import keys
+from .fileio import write_text_atomic, write_text_if_changed
+
+#: Bump when the cached fields or their meaning change: the cache is then rebuilt.
+CACHE_VERSION = 1
+
+#: Header attributes read by the index (keywords). Everything else is left unread.
+HEADER_KEYWORDS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "ProtocolName",
+    "Modality",
+    "ImageType",
+    "BurnedInAnnotation",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "Manufacturer",
+    "ManufacturerModelName",
+)
+
+#: SOP class of a DICOMDIR (Media Storage Directory Storage).
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+#: SOP classes that are secondary captures (pixel cleaning always needed).
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+
+#: Modalities whose images are checked for burned-in text by default.
+DEFAULT_PIXEL_CLEANING_MODALITIES = ("US", "SC", "OT", "XC", "ES", "GM", "DX", "CR")
+
+SUBJECT_LABEL_LENGTH = 8
+
+
+class IndexError_(ValueError):
+    """The input tree or a crosswalk cannot be indexed."""
+
+
+class NotDicomError(ValueError):
+    """A file is not a DICOM file (reason in the message)."""
+
+
+@dataclass
+class FileEntry:
+    """One file of the input tree.
+
+    ``status`` is ``"dicom"`` (indexed), ``"skipped"`` (not an image to process:
+    non-DICOM, DICOMDIR) or ``"quarantined"`` (looks like DICOM but cannot be used).
+    ``path`` is relative to the input directory, with ``/`` separators.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    status: str
+    reason: str = ""
+    fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class Series:
+    subject: str
+    session: str
+    series: str
+    fields: dict  # header fields of the first file (private: may identify)
+    files: list[FileEntry]
+    pixel_cleaning: str = ""  # reason, empty when not needed
+
+
+@dataclass
+class DatasetIndex:
+    """The grouped index of one input tree."""
+
+    input_dir: Path
+    series: list[Series]
+    entries: list[FileEntry]
+    subjects: dict[tuple[str, str], str]  # (issuer, patient_id) -> label
+
+    @property
+    def quarantined(self) -> list[FileEntry]:
+        return [e for e in self.entries if e.status != "dicom"]
+
+    def subject_labels(self) -> list[str]:
+        return sorted({s.subject for s in self.series})
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _value_to_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """Read the index fields of one file, header only.
+
+    Returns a dict of keyword → text (multi-values joined by backslash), plus
+    ``_preamble`` (``"yes"``/``"no"``) and ``_transfer_syntax``.
+
+    Raises
+    ------
+    NotDicomError
+        The file is not DICOM, is a DICOMDIR, or lacks the UIDs that identify an
+        image (the message says which).
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if not head:
+        raise NotDicomError("empty file (0 bytes)")
+    try:
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            force=not preamble,
+            specific_tags=list(HEADER_KEYWORDS),
+        )
+    except InvalidDicomError as exc:
+        raise NotDicomError(f"not DICOM ({exc})") from None
+    except Exception as exc:  # pydicom raises many types on garbage input
+        kind = "not DICOM" if not preamble else "unreadable DICOM header"
+        raise NotDicomError(f"{kind} ({type(exc).__name__}: {exc})") from None
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "") if meta else ""
+    if media_class == DICOMDIR_SOP_CLASS:
+        raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
+    fields: dict[str, str] = {}
+    try:
+        for kw in HEADER_KEYWORDS:
+            fields[kw] = _value_to_text(ds.get(kw))
+    except Exception as exc:
+        raise NotDicomError(f"header cannot be decoded ({type(exc).__name__}: {exc})") from None
+    for required in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+        if not fields[required]:
+            what = "not DICOM (no preamble and" if not preamble else "unusable DICOM ("
+            raise NotDicomError(f"{what} no {required})")
+    fields["_preamble"] = "yes" if preamble else "no"
+    fields["_transfer_syntax"] = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta else ""
+    return fields
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def walk_files(input_dir: Path) -> list[tuple[str, int, int]]:
+    """All regular files below ``input_dir`` as (relative path, size, mtime_ns).
+
+    Symbolic links to files are followed; symbolic links to directories are not
+    (no cycles). Sorted by path so that the order never depends on the file system.
+    """
+    out: list[tuple[str, int, int]] = []
+    stack = [(input_dir, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            raise IndexError_(f"cannot list folder {folder}: {exc.strerror}") from None
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), rel + "/"))
+            elif entry.is_file():
+                st = entry.stat()
+                out.append((rel, st.st_size, st.st_mtime_ns))
+    out.sort()
+    return out
+
+
+def _load_cache(cache_path: Path, input_dir: Path) -> dict:
+    try:
+        data = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if data.get("version") != CACHE_VERSION or data.get("input_dir") != str(input_dir):
+        return {}
+    return data.get("entries", {})
+
+
+def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = None) -> list[FileEntry]:
+    """Scan ``input_dir`` recursively; read the headers of new or changed files.
+
+    A file whose (path, size, mtime_ns) is in the cache is not opened. The cache
+    is rewritten (atomically) only when something changed.
+    """
+    input_dir = Path(input_dir).resolve()
+    if not input_dir.is_dir():
+        raise IndexError_(f"input_dir {str(input_dir)!r} is not a folder; set `input_dir` in the config")
+    cache = _load_cache(Path(cache_path), input_dir) if cache_path else {}
+    new_cache: dict[str, list] = {}
+    entries: list[FileEntry] = []
+    changed = False
+    for rel, size, mtime_ns in walk_files(input_dir):
+        hit = cache.get(rel)
+        if hit is not None and hit[0] == size and hit[1] == mtime_ns:
+            record = hit
+        else:
+            changed = True
+            try:
+                record = [size, mtime_ns, "dicom", "", read_header(input_dir / rel)]
+            except NotDicomError as exc:
+                status = "quarantined" if _looks_like_dicom(input_dir / rel) else "skipped"
+                if str(exc).startswith("DICOMDIR"):
+                    status = "skipped"
+                record = [size, mtime_ns, status, str(exc), {}]
+            except OSError as exc:
+                record = [size, mtime_ns, "quarantined", f"cannot read file: {exc.strerror}", {}]
+        new_cache[rel] = record
+        entries.append(FileEntry(rel, record[0], record[1], record[2], record[3], record[4]))
+    if cache_path and (changed or len(new_cache) != len(cache)):
+        payload = {"version": CACHE_VERSION, "input_dir": str(input_dir), "entries": new_cache}
+        write_text_atomic(Path(cache_path), json.dumps(payload, separators=(",", ":")))
+    return entries
+
+
+#: Extensions of files that are expected to be DICOM: when such a file cannot be
+#: read it is quarantined (a user expects it in the release), not skipped.
+DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic", ".ima")
+
+_TEXT_BYTES = bytes(range(32, 127)) + b"\t\n\r\f"
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """Should an unreadable file be quarantined (True) or skipped (False)?
+
+    Quarantined: a DICOM extension, or no extension and binary content (DICOM
+    exports often have names like ``IM0001``). Skipped: other extensions and
+    text files without extension (``LICENSE``, ``README``).
+    """
+    name = path.name.lower()
+    if name.endswith(DICOM_EXTENSIONS):
+        return True
+    if "." in name.lstrip("."):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return True
+    return bool(head) and bool(head.translate(None, _TEXT_BYTES))
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def read_crosswalk(path: str | os.PathLike) -> dict[tuple[str, str], str]:
+    """Read a user crosswalk TSV (columns ``patient_id``, ``label``, optional ``issuer``).
+
+    Labels must be BIDS labels: letters and digits only.
+    """
+    path = Path(path)
+    out: dict[tuple[str, str], str] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = {"patient_id", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise IndexError_(f"crosswalk {path}: missing column(s) {sorted(missing)}; need patient_id, label [, issuer]")
+        for lineno, row in enumerate(reader, start=2):
+            label = (row["label"] or "").strip()
+            if label.startswith("sub-"):
+                label = label[4:]
+            if not label.isalnum() or not label.isascii():
+                raise IndexError_(f"crosswalk {path} line {lineno}: label {label!r} is not a BIDS label (letters, digits)")
+            k = ((row.get("issuer") or "").strip(), (row["patient_id"] or "").strip())
+            if k in out and out[k] != label:
+                raise IndexError_(f"crosswalk {path} line {lineno}: patient listed twice with different labels")
+            out[k] = label
+    labels = list(out.values())
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise IndexError_(f"crosswalk {path}: label(s) {dup} given to more than one patient")
+    return out
+
+
+def subject_identity(fields: dict) -> tuple[str, str]:
+    """(issuer, patient id) of a file; falls back to name + birth date when PatientID is empty."""
+    pid = fields.get("PatientID", "")
+    if not pid:
+        pid = "name:" + fields.get("PatientName", "") + "|" + fields.get("PatientBirthDate", "")
+    return fields.get("IssuerOfPatientID", ""), pid
+
+
+def assign_subject_labels(
+    key: bytes, identities: list[tuple[str, str]], crosswalk: dict[tuple[str, str], str] | None = None
+) -> dict[tuple[str, str], str]:
+    """Give every (issuer, patient id) a subject label.
+
+    Crosswalk entries win (also matched without issuer); others get the first
+    :data:`SUBJECT_LABEL_LENGTH` hex digits of their keyed hash, lengthened
+    (for the colliding subjects only) until unique.
+    """
+    crosswalk = crosswalk or {}
+    labels: dict[tuple[str, str], str] = {}
+    hashed: dict[tuple[str, str], str] = {}
+    for ident in sorted(set(identities)):
+        cw = crosswalk.get(ident) or crosswalk.get(("", ident[1]))
+        if cw:
+            labels[ident] = cw
+        else:
+            hashed[ident] = keys.subject_hash(key, ident[1], ident[0])
+    taken = set(labels.values())
+    length = SUBJECT_LABEL_LENGTH
+    pending = dict(hashed)
+    while pending:
+        prefixes: dict[str, list] = {}
+        for ident, h in pending.items():
+            prefixes.setdefault(h[:length], []).append(ident)
+        nxt = {}
+        for prefix, idents in prefixes.items():
+            if len(idents) == 1 and prefix not in taken:
+                labels[idents[0]] = prefix
+            else:
+                nxt.update({i: pending[i] for i in idents})
+        pending = nxt
+        length += 4
+        if length > 64:
+            raise IndexError_("subject label collision that a full HMAC cannot resolve (crosswalk label equals a hash?)")
+    return labels
+
+
+def _int_or(value: str, default: int) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def pixel_cleaning_reason(fields: dict, modalities=DEFAULT_PIXEL_CLEANING_MODALITIES) -> str:
+    """Why a file's pixels must be checked for burned-in text ('' when not needed)."""
+    if fields.get("BurnedInAnnotation", "").upper() == "YES":
+        return "BurnedInAnnotation YES"
+    if fields.get("Modality", "") in modalities:
+        return f"modality {fields['Modality']}"
+    if fields.get("SOPClassUID", "").startswith(SECONDARY_CAPTURE_PREFIX):
+        return "secondary capture"
+    image_type = fields.get("ImageType", "").upper().split("\\")
+    if "SECONDARY" in image_type or "SCREEN" in " ".join(image_type):
+        return "derived screen capture (ImageType)"
+    return ""
+
+
+def group(
+    entries: list[FileEntry],
+    key: bytes,
+    crosswalk: dict[tuple[str, str], str] | None = None,
+    pixel_cleaning_modalities=DEFAULT_PIXEL_CLEANING_MODALITIES,
+) -> tuple[list[Series], dict[tuple[str, str], str]]:
+    """Group DICOM entries into labelled series (subject → session → series)."""
+    dicom = [e for e in entries if e.status == "dicom"]
+    subjects = assign_subject_labels(key, [subject_identity(e.fields) for e in dicom], crosswalk)
+    by_subject: dict[str, dict[str, dict[tuple[str, str], list[FileEntry]]]] = {}
+    for e in dicom:
+        f = e.fields
+        sub = subjects[subject_identity(f)]
+        by_subject.setdefault(sub, {}).setdefault(f["StudyInstanceUID"], {}).setdefault(
+            (f["SeriesInstanceUID"], f.get("SeriesNumber", "")), []
+        ).append(e)
+    out: list[Series] = []
+    for sub in sorted(by_subject):
+        studies = by_subject[sub]
+
+        def study_order(uid: str) -> tuple:
+            first = next(iter(studies[uid].values()))[0].fields
+            return (first.get("StudyDate", ""), first.get("StudyTime", ""), keys.remap_uid(key, uid))
+
+        for ses_n, study_uid in enumerate(sorted(studies, key=study_order), start=1):
+            series_map = studies[study_uid]
+            ordered = sorted(
+                series_map, key=lambda k: (_int_or(k[1], 10**9), keys.remap_uid(key, k[0]), k[1])
+            )
+            used: dict[str, int] = {}
+            for skey in ordered:
+                files = sorted(series_map[skey], key=lambda e: e.path)
+                number = _int_or(skey[1], -1)
+                base = f"s{number:03d}" if number >= 0 else "sx"
+                used[base] = used.get(base, 0) + 1
+                label = base if used[base] == 1 else base + chr(ord("a") + used[base] - 1)
+                fields = files[0].fields
+                reasons = {pixel_cleaning_reason(e.fields, pixel_cleaning_modalities) for e in files} - {""}
+                out.append(Series(sub, str(ses_n), label, fields, files, "; ".join(sorted(reasons))))
+    return out, subjects
+
+
+# --------------------------------------------------------------------------- outputs
+
+INDEX_COLUMNS = (
+    "subject",
+    "session",
+    "series",
+    "n_files",
+    "modality",
+    "pixel_cleaning",
+    "series_number",
+    "series_description",
+    "protocol_name",
+    "image_type",
+    "manufacturer",
+    "model",
+    "rows",
+    "columns",
+    "sop_class_uid",
+    "study_date",
+    "patient_id",
+    "issuer",
+    "study_uid",
+    "series_uid",
+    "first_file",
+)
+
+
+def _tsv(rows: list[list], header) -> str:
+    def clean(v) -> str:
+        return str(v).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+    lines = ["\t".join(header)] + ["\t".join(clean(v) for v in r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def series_row(s: Series) -> list:
+    f = s.fields
+    return [
+        s.subject,
+        s.session,
+        s.series,
+        len(s.files),
+        f.get("Modality", ""),
+        s.pixel_cleaning,
+        f.get("SeriesNumber", ""),
+        f.get("SeriesDescription", ""),
+        f.get("ProtocolName", ""),
+        f.get("ImageType", ""),
+        f.get("Manufacturer", ""),
+        f.get("ManufacturerModelName", ""),
+        f.get("Rows", ""),
+        f.get("Columns", ""),
+        f.get("SOPClassUID", ""),
+        f.get("StudyDate", ""),
+        f.get("PatientID", ""),
+        f.get("IssuerOfPatientID", ""),
+        f.get("StudyInstanceUID", ""),
+        f.get("SeriesInstanceUID", ""),
+        s.files[0].path,
+    ]
+
+
+def manifest_path(private_dir: Path, subject: str, session: str, series: str) -> Path:
+    """Where the file list of one series is kept (private: it names input paths)."""
+    return Path(private_dir) / "index" / f"sub-{subject}" / f"ses-{session}" / f"{series}.files.tsv"
+
+
+def write_outputs(index: DatasetIndex, private_dir: str | os.PathLike) -> None:
+    """Write ``index.tsv``, ``crosswalk.tsv``, ``quarantine.tsv``, ``index/subjects.tsv``,
+    ``index/paths.tsv`` (every raw relative path) and one manifest per series under
+    ``private_dir``.
+
+    Every file is rewritten only when its content changed, so its mtime tells
+    Snakemake exactly which series changed.
+    """
+    private_dir = Path(private_dir)
+    write_text_if_changed(private_dir / "index.tsv", _tsv([series_row(s) for s in index.series], INDEX_COLUMNS))
+    cw_rows = sorted([[pid, issuer, f"sub-{label}"] for (issuer, pid), label in index.subjects.items()], key=lambda r: r[2])
+    write_text_if_changed(private_dir / "crosswalk.tsv", _tsv(cw_rows, ("patient_id", "issuer", "subject")))
+    q_rows = [[e.path, e.status, e.reason] for e in index.quarantined]
+    write_text_if_changed(private_dir / "quarantine.tsv", _tsv(q_rows, ("file", "status", "reason")))
+    write_text_if_changed(
+        private_dir / "index" / "subjects.tsv", _tsv([[f"sub-{s}"] for s in index.subject_labels()], ("participant_id",))
+    )
+    write_text_if_changed(private_dir / "index" / "paths.tsv", _tsv([[e.path] for e in index.entries], ("path",)))
+    for s in index.series:
+        rows = [[str(index.input_dir / e.path), e.size, e.mtime_ns] for e in s.files]
+        write_text_if_changed(manifest_path(private_dir, s.subject, s.session, s.series), _tsv(rows, ("path", "size", "mtime_ns")))
+
+
+def read_manifest(path: str | os.PathLike) -> list[Path]:
+    """The input files of one series, from its manifest."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [Path(row["path"]) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def build_index(
+    input_dir: str | os.PathLike,
+    private_dir: str | os.PathLike,
+    key: bytes,
+    crosswalk: str | os.PathLike | None = None,
+    pixel_cleaning_modalities=DEFAULT_PIXEL_CLEANING_MODALITIES,
+) -> DatasetIndex:
+    """Scan, group, label and write the private index files. The one call the workflow makes."""
+    private_dir = Path(private_dir)
+    entries = scan(input_dir, private_dir / "index_cache.json")
+    cw = read_crosswalk(crosswalk) if crosswalk else None
+    series, subjects = group(entries, key, cw, pixel_cleaning_modalities)
+    index = DatasetIndex(Path(input_dir).resolve(), series, entries, subjects)
+    write_outputs(index, private_dir)
+    return index

@@ -1,0 +1,96 @@
+"""The BIDS skeleton of a release: dataset_description.json, participants.tsv, README.
+
+Only pseudonyms and fixed text enter these files; they are built from the
+private subject list and the config, never from raw headers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from . import __version__
+from .fileio import write_text_atomic
+
+BIDS_VERSION = "1.10.0"
+
+README_TEXT = """\
+{name}
+{underline}
+
+This dataset was de-identified and prepared for sharing by neurodeid {version}
+(https://github.com/neurodeid/neurodeid), a Snakemake workflow.
+
+What was done before release:
+- DICOM attributes handled by the DICOM PS3.15 Annex E confidentiality profile
+  (Table E.1-1, {edition}) with the options: {options}.
+- Subjects carry keyed pseudonyms; sessions are numbered in study order.
+- Every file and file name of this folder was scanned for the identifying values
+  of the original data before release (release audit); it found none.
+
+Contents:
+- participants.tsv: one row per subject, pseudonym only.
+- sub-*/: images in BIDS layout (when conversion ran).
+- sourcedata/dicom/: de-identified DICOM (when enabled).
+- derivatives/neurodeid/: quality-control pictures and tables.
+"""
+
+
+def dataset_description(name: str, license_: str = "") -> dict:
+    """The content of ``dataset_description.json`` (BIDS raw dataset)."""
+    desc = {
+        "Name": name,
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "raw",
+        "GeneratedBy": [
+            {
+                "Name": "neurodeid",
+                "Version": __version__,
+                "Description": "De-identification (DICOM PS3.15 Annex E), conversion, defacing and release audit",
+                "CodeURL": "https://github.com/neurodeid/neurodeid",
+            }
+        ],
+    }
+    if license_:
+        desc["License"] = license_
+    return desc
+
+
+def write_skeleton(
+    release_dir: str | os.PathLike,
+    subjects_tsv: str | os.PathLike,
+    name: str,
+    license_: str,
+    options: list[str],
+    edition: str,
+) -> list[Path]:
+    """Write the three skeleton files into ``release_dir``; return their paths.
+
+    ``subjects_tsv`` is the private index's subject list (column
+    ``participant_id``: pseudonyms only).
+    """
+    release_dir = Path(release_dir)
+    lines = Path(subjects_tsv).read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0].split("\t")[0] != "participant_id":
+        raise ValueError(f"{subjects_tsv}: expected a header 'participant_id'")
+    participants = sorted({ln.split("\t")[0] for ln in lines[1:] if ln.strip()})
+    for p in participants:
+        if not (p.startswith("sub-") and p[4:].isalnum()):
+            raise ValueError(f"{subjects_tsv}: {p!r} is not a BIDS participant label")
+    out = {
+        "dataset_description.json": json.dumps(dataset_description(name, license_), indent=2) + "\n",
+        "participants.tsv": "participant_id\n" + "".join(f"{p}\n" for p in participants),
+        "README": README_TEXT.format(
+            name=name,
+            underline="=" * len(name),
+            version=__version__,
+            edition=edition,
+            options=", ".join(options) if options else "none (Basic Profile)",
+        ),
+    }
+    paths = []
+    for fname, text in out.items():
+        write_text_atomic(release_dir / fname, text)
+        paths.append(release_dir / fname)
+    return paths

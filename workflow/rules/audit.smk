@@ -1,0 +1,45 @@
+# The release audit: the last gate before `rule all` succeeds.
+
+
+rule audit:
+    """Scan every released byte and name for the raw data's identifying values."""
+    input:
+        needles=get_needle_files(),
+        release=get_release_files(),
+    output:
+        f"{PRIVATE}/audit.tsv",
+    log:
+        f"{LOGS}/audit.log",
+    benchmark:
+        f"{BENCH}/audit.tsv"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        release_dir=lambda w, input: Path(input.release[0]).parent,
+    shell:
+        "neurodeid audit {params.release_dir:q} --needles {input.needles:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule audit_gate:
+    """Fail the run when the audit found anything (names files and attributes, never values)."""
+    input:
+        f"{PRIVATE}/audit.tsv",
+    output:
+        f"{PRIVATE}/audit.ok",
+    log:
+        f"{LOGS}/audit_gate.log",
+    benchmark:
+        f"{BENCH}/audit_gate.tsv"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "neurodeid check-audit {input:q} --out {output:q} 2>&1 | tee {log:q}"
