@@ -1,0 +1,143 @@
+"""The release audit: needles from raw headers and names, scanning of a release."""
+
+from __future__ import annotations
+
+import gzip
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from neurodeid import audit
+from neurodeid.profile import DEFAULT_OPTIONS, load_table
+
+from conftest import pydicom_testdir
+
+
+def _planted() -> Dataset:
+    ds = pydicom.dcmread(pydicom_testdir("dicomdirtests", "98892001", "CT5N", "2062"), stop_before_pixels=True)
+    ds.PatientName = "Zebedee^Quorna"
+    ds.PatientID = "PID-778812"
+    ds.PatientSex = "F"
+    ds.PatientAge = "041Y"
+    ds.InstitutionName = "Glenmoor Royal Infirmary"
+    item = Dataset()
+    inner = Dataset()
+    inner.PersonName = "Vexmore^Albin"  # depth 2, inside a sequence inside a sequence
+    item.ContentSequence = Sequence([inner])
+    item.RequestedProcedureID = "RQ-55219"
+    ds.RequestAttributesSequence = Sequence([item])
+    block = ds.private_block(0x0011, "ACME_PRIVATE 1.0", create=True)
+    block.add_new(0x01, "LO", "Halloway-Priory")
+    return ds
+
+
+def test_needles_cover_all_depths_and_private_but_not_kept():
+    needles = audit.dataset_needles(_planted(), DEFAULT_OPTIONS)
+    texts = {n.text for n in needles}
+    for planted in ("Zebedee^Quorna", "Zebedee", "Quorna", "PID-778812", "Glenmoor Royal Infirmary",
+                    "Vexmore^Albin", "RQ-55219", "Halloway-Priory"):
+        assert planted in texts, planted
+    # retained patient characteristics are K: not needles; private creators are not needles
+    assert "041Y" not in texts and "F" not in texts
+    assert "ACME_PRIVATE 1.0" not in texts
+    # the source names the attribute and its nesting
+    src = {n.text: n.source for n in needles}
+    assert src["Vexmore^Albin"] == "RequestAttributesSequence[0].ContentSequence[0].PersonName"
+    # dates come in DICOM and ISO spelling
+    assert ds_date_variants() <= texts
+
+
+def ds_date_variants() -> set[str]:
+    d = str(_planted().StudyDate)
+    return {d, f"{d[:4]}-{d[4:6]}-{d[6:]}"}
+
+
+def test_without_patient_characteristics_option_age_is_a_needle():
+    texts = {n.text for n in audit.dataset_needles(_planted(), ())}
+    assert "041Y" in texts
+
+
+def test_numbers_and_public_uids_are_not_needles():
+    ds = _planted()
+    texts = {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert ds.SOPClassUID not in texts  # a public SOP class UID
+    assert all(not audit._is_number(t) or (t.isdigit() and len(t) >= 6) for t in texts)
+
+
+def test_path_needles_drop_stopwords_and_short_numbers():
+    texts = {n.text for n in audit.path_needles(["DOE_JOHN/20200611_MR_BRAIN/t1_mprage/IM_0001.dcm"])}
+    assert {"DOE", "JOHN", "20200611"} <= texts
+    assert not texts & {"MR", "BRAIN", "t1", "mprage", "IM", "0001", "dcm"}
+
+
+def _scan(tmp_path, needles, files):
+    rel = tmp_path / "release"
+    for name, data in files.items():
+        p = rel / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return audit.scan_release(rel, audit.Matcher(needles))
+
+
+@pytest.mark.parametrize(
+    "files,expect",
+    [
+        ({"README": b"contact zebedee^quorna for access"}, {("README", audit.LOC_BYTES)}),
+        ({"sub-1/anat/x.nii.gz": gzip.compress(b"\x00" * 100 + b"Glenmoor Royal Infirmary" + b"\x00" * 10)},
+         {("sub-1/anat/x.nii.gz", audit.LOC_GUNZIPPED)}),
+        ({"Quorna_scan/file.json": b"{}"}, {("Quorna_scan", audit.LOC_NAME)}),
+        ({"a.json": '{"Name": "Zebedee^Quorna"}'.encode("utf-16-le")}, set()),  # not a spelling we scan
+        ({"a.json": b'{"InstitutionName": "GLENMOOR ROYAL INFIRMARY"}'}, {("a.json", audit.LOC_BYTES)}),
+    ],
+)
+def test_scan_locations(tmp_path, files, expect):
+    needles = [audit.Needle("Zebedee^Quorna", "PatientName"), audit.Needle("Quorna", "PatientName"),
+               audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    hits, _ = _scan(tmp_path, needles, files)
+    assert {(h.file, h.location) for h in hits} == expect
+
+
+def test_short_needles_match_whole_tokens_only(tmp_path):
+    needles = [audit.Needle("DOE", "raw file/folder name"), audit.Needle("20200611", "StudyDate")]
+    hits, _ = _scan(tmp_path, needles, {"a.txt": b"DOES not match; xDOE neither; 120200611 neither"})
+    assert hits == []
+    hits, _ = _scan(tmp_path, needles, {"b.txt": b"name: doe, date 20200611."})
+    assert sorted(h.source for h in hits) == ["StudyDate", "raw file/folder name"]
+
+
+def test_non_ascii_needles_match_utf8_and_latin1(tmp_path):
+    needles = [audit.Needle("Müllerová", "PatientName")]
+    hits, _ = _scan(tmp_path, needles, {"u8.txt": "x Müllerová y".encode("utf-8"),
+                                         "l1.txt": "x Müllerová y".encode("latin-1")})
+    assert {h.file for h in hits} == {"u8.txt", "l1.txt"}
+
+
+def test_audit_table_and_check(tmp_path):
+    needles_file = tmp_path / "n.json"
+    audit.save_needles(needles_file, {audit.Needle("Zebedee^Quorna", "PatientName")})
+    rel = tmp_path / "release"
+    rel.mkdir()
+    (rel / "README").write_text("clean text\n")
+    out = tmp_path / "audit.tsv"
+    assert audit.audit_release(rel, [needles_file], out) == []
+    assert audit.check_audit(out) == 1
+    (rel / "README").write_text("Zebedee^Quorna\n")
+    assert len(audit.audit_release(rel, [needles_file], out)) == 1
+    with pytest.raises(audit.AuditFailed) as err:
+        audit.check_audit(out)
+    msg = str(err.value)
+    assert "README" in msg and "PatientName" in msg
+    assert "Zebedee" not in msg  # the identifier is never printed
+
+
+def test_table_is_pinned_and_complete():
+    t = load_table()
+    assert t.edition and len(t.rows) == 621
+    assert t.action(0x00100010) == "Z"  # PatientName, Basic Profile
+    assert t.action(0x60003000) == "X"  # overlay data wildcard 60xx3000
+    assert t.action(0x50001234) == "X"  # curve data wildcard 50xxxxxx
+    assert t.action(0x00291010) == "X"  # private, Basic Profile
+    assert t.action(0x00291010, ("retain_safe_private",)) == "C"
+    assert t.action(0x00280010) is None  # Rows: not listed
