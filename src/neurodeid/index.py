@@ -31,10 +31,11 @@ from . import keys
 from .fileio import write_text_atomic, write_text_if_changed
 
 #: Bump when the cached fields or their meaning change: the cache is then rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Header attributes read by the index (keywords). Everything else is left unread.
 HEADER_KEYWORDS = (
+    "SpecificCharacterSet",
     "SOPClassUID",
     "SOPInstanceUID",
     "PatientID",
@@ -384,6 +385,28 @@ def pixel_cleaning_reason(fields: dict, modalities=DEFAULT_PIXEL_CLEANING_MODALI
     return ""
 
 
+def mark_duplicates(entries: list[FileEntry]) -> int:
+    """Skip every file whose SOPInstanceUID an earlier file (in path order) already has.
+
+    Real exports often hold the same image twice (two folders, a DICOMDIR copy).
+    The first file is kept; the others are marked ``skipped`` with the path of
+    the kept one in the reason. Returns the number of files marked.
+    """
+    seen: dict[str, str] = {}
+    n = 0
+    for e in entries:
+        if e.status != "dicom":
+            continue
+        uid = e.fields.get("SOPInstanceUID", "")
+        if uid in seen:
+            e.status = "skipped"
+            e.reason = f"duplicate SOPInstanceUID: the same image as {seen[uid]} (kept)"
+            n += 1
+        else:
+            seen[uid] = e.path
+    return n
+
+
 def group(
     entries: list[FileEntry],
     key: bytes,
@@ -391,6 +414,7 @@ def group(
     pixel_cleaning_modalities=DEFAULT_PIXEL_CLEANING_MODALITIES,
 ) -> tuple[list[Series], dict[tuple[str, str], str]]:
     """Group DICOM entries into labelled series (subject → session → series)."""
+    mark_duplicates(entries)
     dicom = [e for e in entries if e.status == "dicom"]
     subjects = assign_subject_labels(key, [subject_identity(e.fields) for e in dicom], crosswalk)
     by_subject: dict[str, dict[str, dict[tuple[str, str], list[FileEntry]]]] = {}
