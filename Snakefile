@@ -13,6 +13,8 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/index.smk"
+include: "workflow/rules/deid.smk"
+include: "workflow/rules/convert.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/audit.smk"
 

@@ -141,3 +141,16 @@ def test_table_is_pinned_and_complete():
     assert t.action(0x00291010) == "X"  # private, Basic Profile
     assert t.action(0x00291010, ("retain_safe_private",)) == "C"
     assert t.action(0x00280010) is None  # Rows: not listed
+
+
+def test_values_also_in_kept_attributes_are_not_needles():
+    ds = _planted()
+    ds.ManufacturerModelName = "LightSpeed Ultra"  # not in Table E.1-1: kept
+    block = ds.private_block(0x0009, "GEMS_IDEN_01", create=True)
+    block.add_new(0x04, "SH", "LightSpeed")  # a private copy of part of the model name
+    ds.PatientName = "Ultra^Lee"
+    ds.SeriesDescription = "Sleep study"  # X, so not kept: no effect on 'Lee'
+    texts = {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert "LightSpeed" not in texts  # expected in the release, not a leak
+    assert "Ultra" not in texts  # the name component equals a kept word: cannot be told apart
+    assert "Lee" in texts  # 'lee' inside 'Sleep' is not a whole token

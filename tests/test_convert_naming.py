@@ -184,3 +184,14 @@ def test_write_nrrd_lps_geometry(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(r).transpose(2, 1, 0), np.asanyarray(img.dataobj))
     with gzip.open(nii) as fp:
         assert b"neurodeid" in fp.read(352)
+
+
+def test_split_pieces_are_chunks():
+    from neurodeid.convert import assign_bids_names, bids_name, load_heuristics
+
+    row = {"series_label": "s002", "SeriesDescription": "Routine Brain", "ProtocolName": "", "ImageType":
+           "ORIGINAL\\PRIMARY\\AXIAL", "Modality": "CT", "SeriesNumber": "2", "n_images": 4,
+           "outputs": ["part1", "part2"]}
+    names = assign_bids_names([row], load_heuristics())
+    paths = [bids_name("a1", "1", n) for n in names["s002"]]
+    assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]

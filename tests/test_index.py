@@ -128,9 +128,9 @@ def test_grouping_labels_and_sessions(tree, tmp_path):
 def test_private_outputs_and_manifests(tree, tmp_path):
     private = tmp_path / "private"
     idx = index.build_index(tree, private, TEST_KEY)
-    for name in ("index.tsv", "crosswalk.tsv", "quarantine.tsv", "index/subjects.tsv", "index/paths.tsv"):
+    for name in ("index.tsv", "crosswalk.tsv", "index/quarantine.tsv", "index/subjects.tsv", "index/paths.tsv"):
         assert (private / name).is_file(), name
-    q = (private / "quarantine.tsv").read_text()
+    q = (private / "index" / "quarantine.tsv").read_text()
     assert "junk/random.dcm\tquarantined\t" in q
     s = idx.series[0]
     man = index.manifest_path(private, s.subject, s.session, s.series)

@@ -63,7 +63,7 @@ def test_grouping_of_messy_tree(messy, tmp_path):
     (a,), (b,) = by_pid["MESSY-TWO-A"], by_pid["MESSY-TWO-B"]
     assert a[0] != b[0]
     # non-ASCII names were decoded with their character set (private index only)
-    q = (tmp_path / "private" / "quarantine.tsv").read_text(encoding="utf-8")
+    q = (tmp_path / "private" / "index" / "quarantine.tsv").read_text(encoding="utf-8")
     for case in ("truncated_header", "zero_bytes", "random_bytes", "dicomdir", "text_file"):
         assert cases[case] in q, case
     assert "duplicate SOPInstanceUID" in q

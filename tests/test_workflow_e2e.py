@@ -150,3 +150,36 @@ def test_lint_is_clean():
     proc = run_snakemake("--lint", "--config", "output_dir=/tmp/neurodeid-lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_released_dicom_is_deidentified_and_faces_withheld(example_run):
+    import pydicom
+
+    rel = example_run["out"] / "release"
+    plan_rows = (example_run["out"] / "private" / "release_plan.tsv").read_text().splitlines()[1:]
+    released = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "yes"]
+    withheld = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "no"]
+    assert {r[3] for r in released} == {"CT"} and {r[3] for r in withheld} == {"MR", "US"}
+    for sub, ses, series, *_ in withheld:
+        assert not (rel / "sourcedata" / "dicom" / sub / ses / series).exists()
+    sub, ses, series, *_ = released[0]
+    files = sorted((rel / "sourcedata" / "dicom" / sub / ses / series).iterdir())
+    assert [f.name for f in files] == [f"{i:05d}.dcm" for i in range(1, 6)]
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert str(ds.PatientName) == sub and ds.PatientID == sub
+        assert ds.SOPInstanceUID.startswith("2.25.") and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.pixel_array.shape == (16, 16)
+
+
+def test_rerun_with_one_core_gives_byte_identical_release(example_run, tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--cores", "1", "--config", f"output_dir={out}"],
+        cwd=REPO, capture_output=True, text=True, timeout=1800,
+        env={k: v for k, v in os.environ.items() if k != "NEURODEID_KEY"},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    first = tree_sha256(example_run["out"] / "release")
+    assert first and tree_sha256(out / "release") == first

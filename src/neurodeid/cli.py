@@ -72,6 +72,131 @@ def _cmd_check_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deid(args: argparse.Namespace) -> int:
+    from . import keys
+    from .deid import DeidConfig, DeidError, deidentify_series
+    from .fileio import write_text_atomic
+    from .index import read_manifest
+
+    key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
+    cfg = DeidConfig(
+        key=key,
+        subject_label=args.subject,
+        session_label=args.session,
+        date_shift_days=keys.date_shift_days(key, args.subject),
+        options=frozenset(args.options),
+    )
+    files = read_manifest(args.manifest)
+    try:
+        results = deidentify_series(files, args.out_dir, cfg)
+    except DeidError as exc:
+        # A series none of whose files can be used is quarantined as a whole; the run goes on.
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        results = [{"source": str(f), "output": None, "status": "quarantined", "reason": str(exc)} for f in files]
+    rows = ["source\toutput\tstatus\treason"]
+    for r in results:
+        out = Path(r["output"]).name if r["output"] else ""
+        rows.append("\t".join([r["source"], out, r["status"], r["reason"].replace("\t", " ").replace("\n", " ")]))
+    write_text_atomic(args.report, "\n".join(rows) + "\n")
+    n_ok = sum(r["status"] == "ok" for r in results)
+    print(f"deid: {n_ok} of {len(results)} file(s) de-identified into {args.out_dir}")
+    for r in results:
+        if r["status"] != "ok":
+            print(f"deid: quarantined {r['reason']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from .quarantine import gather, write_quarantine
+
+    rows = gather(args.index_tsv, args.deid_reports)
+    write_quarantine(args.out, rows)
+    print(f"quarantine: {len(rows)} file(s) listed in {args.out}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import json
+
+    from .convert import ConversionError, convert_series
+    from .fileio import write_text_atomic
+
+    files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
+    result: dict = {"status": "ok", "reason": "", "images": []}
+    try:
+        images = convert_series(files, Path(args.out_dir), stem="image", dcm2niix=args.dcm2niix or None)
+        result["images"] = [
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images
+        ]
+    except ConversionError as exc:  # GeometryError included: the series fails loudly, the run goes on
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "images": []}
+        print(f"convert: FAILED {args.dicom_dir}: {exc}", file=sys.stderr)
+    write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
+    print(f"convert: {len(result['images'])} image(s) from {len(files)} file(s); status {result['status']}")
+    return 0
+
+
+def _cmd_bids_names(args: argparse.Namespace) -> int:
+    import json
+
+    from .bids import name_session, read_conversion
+    from .convert import load_heuristics
+    from .fileio import write_text_atomic
+
+    rows = json.loads(Path(args.series).read_text(encoding="utf-8"))
+    conversions = {Path(p).name[: -len(".json")]: read_conversion(p) for p in args.conversions}
+    try:
+        names = name_session(args.subject, args.session, rows, conversions, load_heuristics(args.heuristics or None))
+    except ValueError as exc:  # e.g. two series named alike: this session is withheld, the run goes on
+        print(f"bids-names: sub-{args.subject} ses-{args.session}: {exc}; fix convert.heuristics", file=sys.stderr)
+        names = {r["series_label"]: {"failed": f"BIDS naming: {exc}"} for r in rows}
+    write_text_atomic(args.out, json.dumps(names, indent=1, sort_keys=True) + "\n")
+    print(f"bids-names: {sum(len(v) for v in names.values() if isinstance(v, list))} image name(s)")
+    return 0
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        label, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{what}: expected LABEL=PATH, got {item!r}")
+        out[label] = value
+    return out
+
+
+def _cmd_release_session(args: argparse.Namespace) -> int:
+    import json
+
+    from .bids import release_session, write_session_listing
+
+    names = json.loads(Path(args.names).read_text(encoding="utf-8"))
+    files, notes = release_session(
+        names,
+        _pairs(args.source, "--source"),
+        args.release_dir,
+        args.tmp_dir,
+        args.subject,
+        args.session,
+        converted=_pairs(args.converted, "--converted"),
+        withheld={},
+        nrrd=args.nrrd,
+    )
+    write_session_listing(args.listing, files, notes, args.release_dir)
+    print(f"release-session: {len(files)} file(s) released; {len(notes)} series withheld or failed")
+    return 0
+
+
+def _cmd_release_dir(args: argparse.Namespace) -> int:
+    from .release import copy_dir_atomic, write_listing
+
+    files = copy_dir_atomic(args.src, args.dst, args.tmp_dir)
+    write_listing(args.listing, files, args.release_root)
+    print(f"release-dir: {len(files)} file(s) released into {args.dst}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neurodeid", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"neurodeid {__version__}")
@@ -89,6 +214,59 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--min-length", type=int, default=3)
     s.set_defaults(func=_cmd_path_needles)
+
+    s = sub.add_parser("deid", help="de-identify one series (DICOM PS3.15 Annex E)")
+    s.add_argument("manifest", help="series manifest TSV written by the index")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--report", required=True, help="per-file TSV (private: names input paths)")
+    s.add_argument("--subject", required=True, help="subject label without 'sub-'")
+    s.add_argument("--session", required=True, help="session label without 'ses-'")
+    s.add_argument("--options", nargs="*", default=[])
+    s.add_argument("--key-file", default="")
+    s.add_argument("--allow-demo-key", action="store_true")
+    s.set_defaults(func=_cmd_deid)
+
+    s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
+    s.add_argument("index_tsv")
+    s.add_argument("--deid-reports", nargs="*", default=[])
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_quarantine)
+
+    s = sub.add_parser("convert", help="convert one de-identified series to NIfTI + sanitised sidecar")
+    s.add_argument("dicom_dir")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--result", required=True, help="conversion.json (status, images, notes)")
+    s.add_argument("--dcm2niix", default="", help="a dcm2niix binary (default: the one on PATH / the pip wheel)")
+    s.set_defaults(func=_cmd_convert)
+
+    s = sub.add_parser("bids-names", help="name the converted images of one session")
+    s.add_argument("series", help="the session's classification JSON (private plan)")
+    s.add_argument("--conversions", nargs="*", default=[])
+    s.add_argument("--subject", required=True)
+    s.add_argument("--session", required=True)
+    s.add_argument("--heuristics", default="")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_bids_names)
+
+    s = sub.add_parser("release-session", help="put one session's images into the release (atomic swap)")
+    s.add_argument("names")
+    s.add_argument("--subject", required=True)
+    s.add_argument("--session", required=True)
+    s.add_argument("--source", nargs="*", default=[], help="LABEL=DIR of the images to release")
+    s.add_argument("--converted", nargs="*", default=[], help="LABEL=DIR of the conversion (sidecars)")
+    s.add_argument("--release-dir", required=True)
+    s.add_argument("--tmp-dir", required=True)
+    s.add_argument("--listing", required=True)
+    s.add_argument("--nrrd", action=argparse.BooleanOptionalAction, default=True)
+    s.set_defaults(func=_cmd_release_session)
+
+    s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
+    s.add_argument("src")
+    s.add_argument("dst")
+    s.add_argument("--release-root", required=True)
+    s.add_argument("--listing", required=True, help="private TSV of the released files and their sha256")
+    s.add_argument("--tmp-dir", required=True, help="where the copy is built (outside the release)")
+    s.set_defaults(func=_cmd_release_dir)
 
     s = sub.add_parser("release-skeleton", help="write dataset_description.json, participants.tsv, README")
     s.add_argument("subjects", help="subject list TSV written by the index")

@@ -518,7 +518,7 @@ def manifest_path(private_dir: Path, subject: str, session: str, series: str) ->
 
 
 def write_outputs(index: DatasetIndex, private_dir: str | os.PathLike) -> None:
-    """Write ``index.tsv``, ``crosswalk.tsv``, ``quarantine.tsv``, ``index/subjects.tsv``,
+    """Write ``index.tsv``, ``crosswalk.tsv``, ``index/quarantine.tsv``, ``index/subjects.tsv``,
     ``index/paths.tsv`` (every raw relative path) and one manifest per series under
     ``private_dir``.
 
@@ -530,7 +530,7 @@ def write_outputs(index: DatasetIndex, private_dir: str | os.PathLike) -> None:
     cw_rows = sorted([[pid, issuer, f"sub-{label}"] for (issuer, pid), label in index.subjects.items()], key=lambda r: r[2])
     write_text_if_changed(private_dir / "crosswalk.tsv", _tsv(cw_rows, ("patient_id", "issuer", "subject")))
     q_rows = [[e.path, e.status, e.reason] for e in index.quarantined]
-    write_text_if_changed(private_dir / "quarantine.tsv", _tsv(q_rows, ("file", "status", "reason")))
+    write_text_if_changed(private_dir / "index" / "quarantine.tsv", _tsv(q_rows, ("file", "status", "reason")))
     write_text_if_changed(
         private_dir / "index" / "subjects.tsv", _tsv([[f"sub-{s}"] for s in index.subject_labels()], ("participant_id",))
     )

@@ -94,3 +94,48 @@ def write_skeleton(
         write_text_atomic(release_dir / fname, text)
         paths.append(release_dir / fname)
     return paths
+
+
+
+def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: str | os.PathLike) -> list[Path]:
+    """Copy the files of folder ``src`` into a new folder ``dst``, atomically.
+
+    The copy is built in a temporary folder under ``tmp_root`` (outside the
+    release, on the same file system) and renamed into place, so a run killed at
+    any moment never leaves a partial folder or a stray temporary file in the
+    release. Returns the copied files (under ``dst``).
+    """
+    import shutil
+    import tempfile
+
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    Path(tmp_root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="copy-", dir=tmp_root))
+    try:
+        names = []
+        for p in sorted(src.iterdir()):
+            if p.is_file() and not p.name.startswith("."):
+                shutil.copyfile(p, tmp / p.name)
+                names.append(p.name)
+        os.chmod(tmp, 0o755)
+        if dst.exists():
+            shutil.rmtree(dst)
+        if names:
+            os.replace(tmp, dst)
+        else:  # nothing to release: no empty folder in the release
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [dst / n for n in names]
+
+
+def write_listing(path: str | os.PathLike, files: list[Path], root: str | os.PathLike) -> None:
+    """A private listing of released files: path relative to ``root`` and sha256."""
+    import hashlib
+
+    lines = ["file\tsha256"]
+    for f in files:
+        lines.append(f"{Path(f).relative_to(root).as_posix()}\t{hashlib.sha256(Path(f).read_bytes()).hexdigest()}")
+    write_text_atomic(path, "\n".join(lines) + "\n")

@@ -1,5 +1,6 @@
 # Config validation, the parse-time index and the small input functions.
 # Rules never parse anything themselves; all logic lives in src/neurodeid.
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -7,6 +8,8 @@ from snakemake.utils import validate
 
 from neurodeid import index as nd_index
 from neurodeid import keys as nd_keys
+from neurodeid import plan as nd_plan
+from neurodeid.convert import load_heuristics
 from neurodeid.profile import ProfileError, check_options
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -14,16 +17,18 @@ validate(config, schema="../schemas/config.schema.yaml")
 OUT = config["output_dir"].rstrip("/")
 PRIVATE = f"{OUT}/private"
 RELEASE = f"{OUT}/release"
+WORK = f"{OUT}/work"
 LOGS = f"{PRIVATE}/logs"
 BENCH = f"{PRIVATE}/benchmarks"
 EXAMPLE_DIR = (Path(workflow.basedir) / "example" / "dicom").resolve()
 
 try:
     DEID_OPTIONS = sorted(check_options(config["deid"]["options"]))
+    ALLOW_DEMO_KEY = Path(config["input_dir"]).resolve() == EXAMPLE_DIR
     # The key stays in memory: rules get its public fingerprint, never the key.
     KEY = nd_keys.load_key(
         config.get("key_file") or None,
-        allow_demo=Path(config["input_dir"]).resolve() == EXAMPLE_DIR,
+        allow_demo=ALLOW_DEMO_KEY,
     )
     # Parse-time index: a header scan cached by (path, size, mtime), so every
     # snakemake call (dry runs included) sees the current tree. Its files are
@@ -39,6 +44,25 @@ except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
 
 KEY_FINGERPRINT = nd_keys.fingerprint(KEY)
+# How jobs find the key themselves (NEURODEID_KEY is inherited from the environment).
+KEY_ARGS = " ".join(
+    (
+        [f"--key-file {shlex.quote(config['key_file'])}"]
+        if config.get("key_file")
+        else []
+    )
+    + (["--allow-demo-key"] if ALLOW_DEMO_KEY else [])
+)
+try:
+    BIDS_RULES = load_heuristics(config["convert"]["heuristics"])
+except (OSError, ValueError) as exc:
+    raise WorkflowError(f"convert.heuristics: {exc}") from None
+PLAN = nd_plan.make_plan(
+    INDEX, release_dicom=config["deid"]["release_dicom"], rules=BIDS_RULES
+)
+nd_plan.write_plan(PLAN, PRIVATE, INDEX)
+# Sessions with at least one series to convert, as (subject, session).
+CONVERT_SESSIONS = sorted({(p.subject, p.session) for p in PLAN if p.convert})
 
 
 wildcard_constraints:
@@ -68,14 +92,71 @@ def get_needle_files():
     return all_series(series_needles) + [f"{PRIVATE}/needles/paths.json"]
 
 
-def get_release_files():
-    """Every file the release will hold (grows with each stage)."""
+def released_dicom_listings():
+    """Private listings of the released DICOM series (the copies live in release/)."""
     return [
-        f"{RELEASE}/dataset_description.json",
-        f"{RELEASE}/participants.tsv",
-        f"{RELEASE}/README",
+        f"{PRIVATE}/released/sourcedata/dicom/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
+        for p in PLAN
+        if p.release_dicom
     ]
 
 
+def _session_plans(w):
+    return [
+        p
+        for p in PLAN
+        if p.subject == w.subject and p.session == w.session and p.convert
+    ]
+
+
+def session_series_json(w):
+    return nd_plan.session_series_path(PRIVATE, w.subject, w.session)
+
+
+def _convert_dir(w, p):
+    return f"{WORK}/convert/sub-{w.subject}/ses-{w.session}/{p.series}"
+
+
+def session_conversions(w):
+    return [f"{_convert_dir(w, p)}.json" for p in _session_plans(w)]
+
+
+def _released_plans(w):
+    """Series of the session whose images may be released (no face to remove)."""
+    return [p for p in _session_plans(w) if not p.deface]
+
+
+def session_release_sources(w):
+    return [_convert_dir(w, p) for p in _released_plans(w)]
+
+
+def session_source_args(w):
+    return " ".join(f"{p.series}={_convert_dir(w, p)}" for p in _released_plans(w))
+
+
+def session_converted_args(w):
+    return " ".join(f"{p.series}={_convert_dir(w, p)}" for p in _session_plans(w))
+
+
+def released_session_listings():
+    return [
+        f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
+        for sub, ses in CONVERT_SESSIONS
+    ]
+
+
+def get_release_files():
+    """Every release file, or the private listing of a released folder (grows with each stage)."""
+    return (
+        [
+            f"{RELEASE}/dataset_description.json",
+            f"{RELEASE}/participants.tsv",
+            f"{RELEASE}/README",
+        ]
+        + released_dicom_listings()
+        + released_session_listings()
+    )
+
+
 def get_final_output():
-    return get_release_files() + [f"{PRIVATE}/audit.ok"]
+    return get_release_files() + [f"{PRIVATE}/audit.ok", f"{PRIVATE}/quarantine.tsv"]

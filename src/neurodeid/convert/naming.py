@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ["load_heuristics", "classify_series", "assign_bids_names", "bids_name", "ENTITY_ORDER"]
 
 #: BIDS entity order in file names (subset relevant to raw data)
-ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
+ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
 
 _COUNT_KEYS = ("n_images", "ImageCount", "n_files", "NumberOfImages", "images")
 
@@ -194,6 +194,9 @@ def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_r
                 else:
                     suffix = f"magnitude{echo or 1}"
             else:
+                piece = re.fullmatch(r"part(\d+)", h or "")
+                if piece:  # one piece of a series split at a slice gap (BIDS 'chunk')
+                    ent["chunk"] = piece.group(1)
                 if len(echoes) > 1 and echo is not None:
                     ent["echo"] = str(echo)
                 key = (c["datatype"], c["suffix"], _field(s, "Description"))
@@ -203,12 +206,12 @@ def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_r
                     ent["part"] = "mag"
             out.append({"datatype": c["datatype"], "suffix": suffix, "entities": ent, "suffix_hint": h})
         names[label] = out
-        # run grouping key: everything but run, echo and part (so echoes/parts of one series share a run)
+        # run grouping key: everything but run, echo, part and chunk (so they share a run)
         base = [
             (
                 n["datatype"],
                 n["suffix"].rstrip("0123456789") if n["datatype"] == "fmap" else n["suffix"],
-                tuple(sorted((k, v) for k, v in n["entities"].items() if k not in ("echo", "part"))),
+                tuple(sorted((k, v) for k, v in n["entities"].items() if k not in ("echo", "part", "chunk"))),
             )
             for n in out
         ]

@@ -1,0 +1,193 @@
+"""BIDS layout of a release: name every converted image of a session and put it in place.
+
+Conversion (:mod:`neurodeid.convert`) writes each series' images into a work folder
+with a ``conversion.json`` result; this module names them per session (runs, echoes,
+parts, from :func:`neurodeid.convert.assign_bids_names`) and copies the chosen version
+of each image (defaced where the plan defaces, converted otherwise) into
+``release/sub-<label>/ses-<label>/<datatype>/``, plus NRRD copies under
+``release/derivatives/neurodeid/nrrd/``.
+
+Everything here handles pseudonymous labels and fixed text only: the series
+descriptions that drive the naming stay in the private index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .fileio import write_text_atomic
+
+#: Files of one converted image that follow the NIfTI into the release.
+SIDECAR_EXTENSIONS = (".json", ".bval", ".bvec")
+
+#: Datatypes whose NIfTI also gets an NRRD copy (config ``convert.nrrd``).
+NRRD_DATATYPES = ("anat", "ct")
+
+
+def read_conversion(path: str | os.PathLike) -> dict:
+    """A series' ``conversion.json``: ``{"status", "reason", "images": [{"nifti", "suffix_hint", ...}]}``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def name_session(subject: str, session: str, series_rows: list[dict], conversions: dict[str, dict],
+                 rules: list[dict]) -> dict:
+    """BIDS names for every converted image of one session.
+
+    Parameters
+    ----------
+    subject, session : str
+        Labels without ``sub-`` / ``ses-``.
+    series_rows : list of dict
+        :func:`neurodeid.plan.classification_fields` of the session's converted series.
+    conversions : dict
+        series label -> :func:`read_conversion` result.
+    rules : list of dict
+        BIDS heuristics.
+
+    Returns
+    -------
+    dict
+        series label -> list of ``{"image": file name in the series' folder,
+        "bids": relative path without extension}``; series whose conversion failed
+        map to ``{"failed": reason}``.
+    """
+    from .convert import assign_bids_names, bids_name
+
+    rows = []
+    out: dict = {}
+    for row in series_rows:
+        conv = conversions.get(row["series_label"])
+        if conv is None or conv.get("status") != "ok" or not conv.get("images"):
+            out[row["series_label"]] = {"failed": (conv or {}).get("reason", "not converted")}
+            continue
+        rows.append(dict(row, outputs=[im["suffix_hint"] for im in conv["images"]]))
+    names = assign_bids_names(rows, rules)
+    for row in rows:
+        label = row["series_label"]
+        images = conversions[label]["images"]
+        entries = []
+        for im, name in zip(images, names[label]):
+            if "datatype" not in name:
+                continue
+            entries.append({"image": Path(im["nifti"]).name, "bids": bids_name(subject, session, name),
+                            "datatype": name["datatype"]})
+        out[label] = entries
+    return out
+
+
+def _nifti_stem(name: str) -> str:
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
+
+
+def release_session(
+    names: dict,
+    sources: dict[str, str | os.PathLike],
+    release_dir: str | os.PathLike,
+    tmp_root: str | os.PathLike,
+    subject: str,
+    session: str,
+    converted: dict[str, str | os.PathLike] | None = None,
+    withheld: dict[str, str] | None = None,
+    nrrd: bool = True,
+) -> tuple[list[Path], list[dict]]:
+    """Replace ``release/sub-S/ses-N/`` (and its NRRD copies) with this session's images.
+
+    The session folder is built under ``tmp_root`` and swapped in with renames, so
+    a killed run leaves the old folder or the new one, never a mix.
+
+    Parameters
+    ----------
+    names : dict
+        :func:`name_session` output.
+    sources : dict
+        series label -> folder whose images are released (the defaced folder for
+        defaced series, the conversion folder otherwise).
+    converted : dict, optional
+        series label -> conversion folder, where sidecars (.json/.bval/.bvec) live
+        when ``sources`` is a defacing folder.
+    withheld : dict, optional
+        series label -> reason: not released (e.g. a morphometry FAIL).
+
+    Returns
+    -------
+    (files, notes)
+        Released files, and one note per withheld or failed series.
+    """
+    from .convert import write_nrrd
+
+    release_dir, tmp_root = Path(release_dir), Path(tmp_root)
+    converted = converted or {}
+    withheld = withheld or {}
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f"ses-{subject}-{session}-", dir=tmp_root))
+    notes: list[dict] = []
+    released: list[str] = []
+    try:
+        for label in sorted(names):
+            entries = names[label]
+            if isinstance(entries, dict):
+                notes.append({"series": label, "status": "failed", "reason": entries["failed"]})
+                continue
+            if label in withheld or label not in sources:
+                why = withheld.get(label, "no releasable version of its images (e.g. defacing has not passed)")
+                notes.append({"series": label, "status": "withheld", "reason": why})
+                continue
+            src = Path(sources[label])
+            side = Path(converted.get(label, src))
+            for e in entries:
+                rel = e["bids"]
+                dst = build / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src / e["image"], f"{dst}.nii.gz")
+                released.append(f"{rel}.nii.gz")
+                stem = _nifti_stem(e["image"])
+                for ext in SIDECAR_EXTENSIONS:
+                    if (side / f"{stem}{ext}").is_file():
+                        shutil.copyfile(side / f"{stem}{ext}", f"{dst}{ext}")
+                        released.append(f"{rel}{ext}")
+                if nrrd and e["datatype"] in NRRD_DATATYPES:
+                    nrrd_rel = f"derivatives/neurodeid/nrrd/{rel}.nrrd"
+                    (build / nrrd_rel).parent.mkdir(parents=True, exist_ok=True)
+                    write_nrrd(f"{dst}.nii.gz", build / nrrd_rel)
+                    released.append(nrrd_rel)
+        _swap_in(build, release_dir, [f"sub-{subject}/ses-{session}",
+                                      f"derivatives/neurodeid/nrrd/sub-{subject}/ses-{session}"], tmp_root)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return [release_dir / r for r in released], notes
+
+
+def _swap_in(build: Path, release_dir: Path, parts: list[str], tmp_root: Path) -> None:
+    """Replace each ``release_dir/part`` by ``build/part`` (or remove it when absent)."""
+    for part in parts:
+        new, dst = build / part, release_dir / part
+        old = None
+        if dst.exists():
+            old = Path(tempfile.mkdtemp(prefix="old-", dir=tmp_root)) / "x"
+            os.replace(dst, old)
+        if new.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(new, dst)
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
+        # drop empty parents left by a session that has nothing any more
+        parent = dst.parent
+        while parent != release_dir and parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+
+def write_session_listing(path: str | os.PathLike, files: list[Path], notes: list[dict], release_dir) -> None:
+    """Private listing of a released session: files with sha256, then notes."""
+    import hashlib
+
+    lines = ["file\tsha256"]
+    for f in files:
+        lines.append(f"{Path(f).relative_to(release_dir).as_posix()}\t{hashlib.sha256(Path(f).read_bytes()).hexdigest()}")
+    for n in notes:
+        lines.append(f"# {n['series']}\t{n['status']}: {n['reason']}")
+    write_text_atomic(path, "\n".join(lines) + "\n")

@@ -1,0 +1,148 @@
+"""The release plan: for every indexed series, what the workflow makes of it and what is released.
+
+One place decides, from the private index and the config, which series go into
+``release/sourcedata/dicom`` and which are withheld (with the reason). The
+workflow reads the plan to build its job list; the report lists the withheld
+series. Privacy first: a series that may carry identifying pixels (burned-in
+text, a face) is withheld until the stage that cleans those pixels has run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fileio import write_text_if_changed
+from .index import DatasetIndex, Series
+
+#: BIDS datatypes whose head images are defaced before release.
+DEFACE_DATATYPES = ("anat", "ct")
+
+#: Modalities whose volumes can show a face when rendered in 3D.
+FACE_MODALITIES = ("MR", "CT", "PT", "NM")
+
+#: Volumes with at least this many slices (files or frames) can show a face.
+FACE_MIN_SLICES = 20
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What the workflow does with one series.
+
+    ``target`` is the BIDS classification (``{"datatype", "suffix", ...}``,
+    ``{"skip": ...}`` or ``{"unmatched": ...}``; empty when conversion is off).
+    """
+
+    subject: str
+    session: str
+    series: str
+    modality: str
+    release_dicom: bool
+    reason: str  # why the DICOM is withheld ('' when released)
+    target: dict = field(default_factory=dict)
+    deface: bool = False
+
+    @property
+    def convert(self) -> bool:
+        return "datatype" in self.target
+
+
+def slice_count(s: Series) -> int:
+    """Slices of a series: its files, or the frames of a single multi-frame file."""
+    frames = 0
+    for e in s.files:
+        try:
+            frames += max(1, int(e.fields.get("NumberOfFrames") or 1))
+        except ValueError:
+            frames += 1
+    return frames
+
+
+def face_risk_reason(s: Series) -> str:
+    """Why a series may show a face (``''`` when it cannot)."""
+    modality = s.fields.get("Modality", "")
+    n = slice_count(s)
+    if modality in FACE_MODALITIES and n >= FACE_MIN_SLICES:
+        return f"{modality} volume of {n} slices may show a face: withheld until defaced DICOM exists"
+    return ""
+
+
+def classification_fields(s: Series) -> dict:
+    """The index fields the BIDS heuristics match on (private: descriptions may identify)."""
+    f = s.fields
+    return {
+        "SeriesDescription": f.get("SeriesDescription", ""),
+        "ProtocolName": f.get("ProtocolName", ""),
+        "ImageType": f.get("ImageType", ""),
+        "Modality": f.get("Modality", ""),
+        "SeriesNumber": f.get("SeriesNumber", ""),
+        "n_images": slice_count(s),
+        "series_label": s.series,
+    }
+
+
+def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None = None) -> SeriesPlan:
+    """Plan one series; ``rules`` are the BIDS heuristics (None: no conversion)."""
+    from .convert import classify_series
+
+    target: dict = {}
+    if rules is not None and not s.pixel_cleaning:
+        target = classify_series(classification_fields(s), rules)
+    face = face_risk_reason(s)
+    deface = bool(face) and target.get("datatype") in DEFACE_DATATYPES
+    reason = ""
+    if not release_dicom:
+        reason = "deid.release_dicom is off"
+    elif s.pixel_cleaning:
+        reason = f"pixels may carry burned-in text ({s.pixel_cleaning}): withheld until redaction has passed"
+    else:
+        reason = face
+    return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target, deface)
+
+
+def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None) -> list[SeriesPlan]:
+    return [plan_series(s, release_dicom, rules) for s in index.series]
+
+
+def target_text(p: SeriesPlan) -> str:
+    t = p.target
+    if "datatype" in t:
+        ent = "".join(f"_{k}-{v}" for k, v in sorted(t.get("entities", {}).items()))
+        return f"{t['datatype']}/{t['suffix']}{ent}" + (" (defaced)" if p.deface else "")
+    if "skip" in t:
+        return f"skipped: {t['skip']}"
+    if "unmatched" in t:
+        return f"unmatched: {t['unmatched']}"
+    return "not converted"
+
+
+PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")
+
+
+def session_series_path(private_dir, subject: str, session: str) -> Path:
+    """Where the classification fields of a session's converted series are kept (private)."""
+    return Path(private_dir) / "plan" / f"sub-{subject}" / f"ses-{session}.json"
+
+
+def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: DatasetIndex | None = None) -> Path:
+    """Write ``private/release_plan.tsv`` and, with ``index``, one JSON per session with
+    the classification fields of its converted series (each only when it changed)."""
+    import json
+
+    if index is not None:
+        by_label = {(s.subject, s.session, s.series): s for s in index.series}
+        sessions: dict[tuple[str, str], list] = {}
+        for p in plan:
+            rows = sessions.setdefault((p.subject, p.session), [])
+            if p.convert:
+                rows.append(classification_fields(by_label[(p.subject, p.session, p.series)]))
+        for (sub, ses), rows in sessions.items():
+            write_text_if_changed(session_series_path(private_dir, sub, ses), json.dumps(rows, indent=1) + "\n")
+    path = Path(private_dir) / "release_plan.tsv"
+    lines = ["\t".join(PLAN_COLUMNS)]
+    for p in plan:
+        lines.append("\t".join([f"sub-{p.subject}", f"ses-{p.session}", p.series, p.modality,
+                                "yes" if p.release_dicom else "no", p.reason, target_text(p)]))
+    write_text_if_changed(path, "\n".join(lines) + "\n")
+    return path

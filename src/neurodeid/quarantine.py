@@ -1,0 +1,43 @@
+"""The quarantine list: every input file that did not make it, with the stage and the reason.
+
+Gathers the index's list (not DICOM, DICOMDIR, unreadable, duplicate) and the
+per-series reports of later stages (a file that could not be de-identified)
+into one private table, ``private/quarantine.tsv``, for the user and the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from .fileio import write_text_atomic
+
+COLUMNS = ("file", "status", "stage", "reason")
+
+
+def _rows(path, stage: str, status_ok: str | None = None):
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if status_ok is not None and row.get("status") == status_ok:
+                continue
+            yield {
+                "file": row.get("file") or row.get("source", ""),
+                "status": row.get("status", ""),
+                "stage": stage,
+                "reason": row.get("reason", ""),
+            }
+
+
+def gather(index_quarantine: str | os.PathLike, deid_reports=()) -> list[dict]:
+    rows = list(_rows(index_quarantine, "index"))
+    for rep in deid_reports:
+        rows.extend(_rows(rep, "deid", status_ok="ok"))
+    return sorted(rows, key=lambda r: (r["file"], r["stage"]))
+
+
+def write_quarantine(out: str | os.PathLike, rows: list[dict]) -> None:
+    def clean(v: str) -> str:
+        return str(v).replace("\t", " ").replace("\n", " ")
+
+    lines = ["\t".join(COLUMNS)] + ["\t".join(clean(r[c]) for c in COLUMNS) for r in rows]
+    write_text_atomic(out, "\n".join(lines) + "\n")

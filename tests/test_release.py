@@ -1,0 +1,79 @@
+"""Release assembly: skeleton, atomic folder copies, the release plan and the quarantine list."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neurodeid import index, plan, quarantine, release
+
+from conftest import EXAMPLE_DICOM, TEST_KEY
+
+
+def test_skeleton_holds_pseudonyms_only(tmp_path):
+    subjects = tmp_path / "subjects.tsv"
+    subjects.write_text("participant_id\nsub-ab12cd34\nsub-0f0f0f0f\n")
+    paths = release.write_skeleton(tmp_path / "rel", subjects, "My study", "CC0", ["retain_uids"], "2024b")
+    assert {p.name for p in paths} == {"dataset_description.json", "participants.tsv", "README"}
+    desc = json.loads((tmp_path / "rel" / "dataset_description.json").read_text())
+    assert desc["Name"] == "My study" and desc["License"] == "CC0" and desc["DatasetType"] == "raw"
+    assert (tmp_path / "rel" / "participants.tsv").read_text() == "participant_id\nsub-0f0f0f0f\nsub-ab12cd34\n"
+    assert "retain_uids" in (tmp_path / "rel" / "README").read_text()
+
+
+def test_skeleton_rejects_non_bids_labels(tmp_path):
+    subjects = tmp_path / "subjects.tsv"
+    subjects.write_text("participant_id\nsub-DOE_JOHN\n")
+    with pytest.raises(ValueError, match="not a BIDS participant label"):
+        release.write_skeleton(tmp_path / "rel", subjects, "x", "", [], "e")
+
+
+def test_copy_dir_atomic_replaces_and_never_leaves_partials(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i:05d}.dcm").write_bytes(b"x" * (i + 1))
+    (src / ".snakemake_timestamp").write_text("")
+    dst = tmp_path / "release" / "sourcedata" / "s001"
+    dst.mkdir(parents=True)
+    (dst / "stale.dcm").write_text("old")
+    files = release.copy_dir_atomic(src, dst, tmp_path / "work" / "tmp")
+    assert sorted(p.name for p in dst.iterdir()) == ["00000.dcm", "00001.dcm", "00002.dcm"]
+    assert [p.name for p in files] == ["00000.dcm", "00001.dcm", "00002.dcm"]
+    assert list((tmp_path / "work" / "tmp").iterdir()) == []  # no temporary left behind
+    assert not any(p.name.startswith(".") for p in (tmp_path / "release").rglob("*"))
+    listing = tmp_path / "listing.tsv"
+    release.write_listing(listing, files, tmp_path / "release")
+    assert listing.read_text().splitlines()[1].startswith("sourcedata/s001/00000.dcm\t")
+
+
+def test_copy_of_empty_folder_releases_nothing(tmp_path):
+    (tmp_path / "src").mkdir()
+    dst = tmp_path / "release" / "s001"
+    assert release.copy_dir_atomic(tmp_path / "src", dst, tmp_path / "tmp") == []
+    assert not dst.exists()
+
+
+def test_plan_withholds_pixels_that_may_identify(tmp_path):
+    idx = index.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
+    p = {x.modality: x for x in plan.make_plan(idx)}
+    assert p["CT"].release_dicom and p["CT"].reason == ""  # 5 slices of 16x16: no face
+    assert not p["MR"].release_dicom and "face" in p["MR"].reason
+    assert not p["US"].release_dicom and "burned-in text" in p["US"].reason
+    assert not any(x.release_dicom for x in plan.make_plan(idx, release_dicom=False))
+    out = plan.write_plan(plan.make_plan(idx), tmp_path / "private")
+    text = out.read_text()
+    assert "DOE" not in text and "PID-" not in text  # labels only
+
+
+def test_quarantine_gathers_index_and_deid(tmp_path):
+    iq = tmp_path / "iq.tsv"
+    iq.write_text("file\tstatus\treason\na/DICOMDIR\tskipped\tDICOMDIR (a media directory)\n")
+    dq = tmp_path / "dq.tsv"
+    dq.write_text("source\toutput\tstatus\treason\n/in/x.dcm\t00001.dcm\tok\t\n/in/y.dcm\t\tquarantined\ttruncated\n")
+    rows = quarantine.gather(iq, [dq])
+    assert [(r["file"], r["stage"]) for r in rows] == [("/in/y.dcm", "deid"), ("a/DICOMDIR", "index")]
+    out = tmp_path / "q.tsv"
+    quarantine.write_quarantine(out, rows)
+    assert out.read_text().splitlines()[0] == "file\tstatus\tstage\treason"
