@@ -272,6 +272,9 @@ def build_corpus(out_dir, options, base_files=BASE_FILES) -> Corpus:
             p.plant_table_rows(ref.value[0], ((0x00081140, 0),), with_sequences=False)
         if "ContentSequence" in ds or str(ds.SOPClassUID).startswith("1.2.840.10008.5.1.4.1.1.88"):
             _plant_sr_content(p, ds)
+        # file meta and preamble (byte scan only): an AE title and free bytes before "DICM"
+        ds.file_meta.SourceApplicationEntityTitle = p.marker()
+        ds.preamble = p.marker().encode().ljust(128, b"\x00")
         ds.save_as(path_out, enforce_file_format=True)
         p.corpus.files.append(path_out)
     return p.corpus

@@ -137,6 +137,10 @@ def test_quarantine_bad_files_and_raise_when_nothing_written(tmp_path):
     assert str(junk) in results[0]["reason"] and str(truncated) in results[2]["reason"]
     assert results[1]["output"] == str(tmp_path / "out" / "00001.dcm")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00001.dcm"]  # no temp files left
+    # a rerun with fewer files leaves no stale output behind
+    (tmp_path / "out" / "00002.dcm").write_bytes(b"stale")
+    deidentify_series([good], tmp_path / "out", _cfg())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00001.dcm"]
     with pytest.raises(DeidError, match="no file of the series"):
         deidentify_series([junk], tmp_path / "out2", _cfg())
 
@@ -443,3 +447,19 @@ def test_siemens_csa_sanitizer_keeps_structure_and_drops_planted_text():
     assert b"sKSpace.ucPhasePartialFourier" in clean and b"tCoilID" in clean  # the numeric protocol is kept
     assert re.search(rb"1\.3\.12\.2\.1107\.[0-9.]{10,}", clean) is None  # reference-image UIDs zeroed
     assert sanitize_siemens_csa(b"not a CSA2 header at all, just text") is None
+
+
+def test_transfer_syntaxes_and_pixels_preserved(tmp_path):
+    """dcm_qa_ts: one image in 9 transfer syntaxes (JPEG, JPEG-LS, JPEG 2000, RLE, big endian ...)."""
+    src = sorted((_shared_data() / "dicom" / "dcm_qa_ts" / "In").glob("*.dcm"))
+    if len(src) < 9:
+        pytest.skip("dcm_qa_ts not found in the shared data")
+    results = deidentify_series(src, tmp_path, _cfg())
+    syntaxes = set()
+    for r in results:
+        assert r["status"] == "ok", r["reason"]
+        a, b = pydicom.dcmread(r["source"]), pydicom.dcmread(r["output"])
+        assert b.file_meta.TransferSyntaxUID == a.file_meta.TransferSyntaxUID
+        assert b.PixelData == a.PixelData
+        syntaxes.add(str(a.file_meta.TransferSyntaxUID))
+    assert len(syntaxes) >= 7

@@ -159,10 +159,10 @@ def test_released_dicom_is_deidentified_and_faces_withheld(example_run):
     plan_rows = (example_run["out"] / "private" / "release_plan.tsv").read_text().splitlines()[1:]
     released = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "yes"]
     withheld = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "no"]
-    assert {r[3] for r in released} == {"CT"} and {r[3] for r in withheld} == {"MR", "US"}
+    assert {r[3] for r in released} == {"CT", "US"} and {r[3] for r in withheld} == {"MR"}
     for sub, ses, series, *_ in withheld:
         assert not (rel / "sourcedata" / "dicom" / sub / ses / series).exists()
-    sub, ses, series, *_ = released[0]
+    sub, ses, series, *_ = next(r for r in released if r[3] == "CT")
     files = sorted((rel / "sourcedata" / "dicom" / sub / ses / series).iterdir())
     assert [f.name for f in files] == [f"{i:05d}.dcm" for i in range(1, 6)]
     for f in files:
@@ -183,3 +183,27 @@ def test_rerun_with_one_core_gives_byte_identical_release(example_run, tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     first = tree_sha256(example_run["out"] / "release")
     assert first and tree_sha256(out / "release") == first
+
+
+def test_burned_in_text_is_gone_from_released_ultrasound(example_run):
+    import shutil as _sh
+
+    import pydicom
+    import pytesseract
+    from PIL import Image
+
+    if _sh.which("tesseract") is None:
+        pytest.skip("tesseract-ocr is not installed (CI installs it)")
+    rel = example_run["out"] / "release"
+    plan_rows = [r.split("\t") for r in (example_run["out"] / "private" / "release_plan.tsv").read_text().splitlines()[1:]]
+    sub, ses, series, *_ = next(r for r in plan_rows if r[3] == "US")
+    (f,) = sorted((rel / "sourcedata" / "dicom" / sub / ses / series).iterdir())
+    ds = pydicom.dcmread(f)
+    assert ds.BurnedInAnnotation == "NO"
+    text = pytesseract.image_to_string(Image.fromarray(ds.pixel_array)).upper()
+    burned = planted()["subjects"]["ROE_JANE"]["burned_in_pixel_text"]
+    assert burned, "the example must plant burned-in text"
+    for word in (w for s in burned for w in s.replace(",", " ").split() if len(w) >= 4):
+        assert word.upper() not in text, word
+    # the QC picture exists, privately
+    assert (example_run["out"] / "private" / "qc" / "redact" / f"{sub}_{ses}_{series}.png").is_file()

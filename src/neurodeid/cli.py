@@ -109,7 +109,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from .quarantine import gather, write_quarantine
 
-    rows = gather(args.index_tsv, args.deid_reports)
+    rows = gather(args.index_tsv, args.deid_reports, args.redact_results)
     write_quarantine(args.out, rows)
     print(f"quarantine: {len(rows)} file(s) listed in {args.out}")
     return 0
@@ -188,6 +188,55 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redaction_config(text: str):
+    import json
+
+    from .redact import RedactionConfig
+
+    d = json.loads(text or "{}")
+    d.pop("images", None)  # the list of plain images is the workflow's business
+    return RedactionConfig.from_mapping(d)
+
+
+def _cmd_redact(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    from . import audit
+    from .fileio import write_text_atomic
+    from .redact import RedactionError, redact_dicom_file
+
+    cfg = _redaction_config(args.config_json)
+    needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
+    out_dir, qc_dir = Path(args.out_dir), Path(args.qc_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    qc_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
+    rows = []
+    for f in files:
+        try:
+            r = redact_dicom_file(f, out_dir / f.name, cfg, needles, qc_png=qc_dir / f"{f.stem}.png")
+        except RedactionError as exc:
+            r = {"status": "FAIL", "reasons": [f"{type(exc).__name__}: {exc}"]}
+        rows.append({"file": f.name, "status": r["status"], "reasons": r.get("reasons", []),
+                     "method": r.get("method", ""), "boxes": r.get("boxes", 0),
+                     "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
+        if r["status"] != "PASS":
+            print(f"redact: {f.name} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
+                  file=sys.stderr)
+    first_qc = next((qc_dir / f"{f.stem}.png" for f in files if (qc_dir / f"{f.stem}.png").is_file()), None)
+    if first_qc is not None:
+        shutil.copyfile(first_qc, args.qc)
+    else:  # no picture could be made: a black placeholder, so the report shows the gap
+        from PIL import Image
+
+        Image.new("RGB", (64, 64)).save(args.qc, format="PNG")
+    status = "PASS" if rows and all(r["status"] == "PASS" for r in rows) else "FAIL"
+    write_text_atomic(args.result, json.dumps({"status": status, "files": rows}, indent=1) + "\n")
+    print(f"redact: {sum(r['status'] == 'PASS' for r in rows)} of {len(rows)} image(s) PASS")
+    return 0
+
+
 def _cmd_release_dir(args: argparse.Namespace) -> int:
     from .release import copy_dir_atomic, write_listing
 
@@ -229,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
     s.add_argument("index_tsv")
     s.add_argument("--deid-reports", nargs="*", default=[])
+    s.add_argument("--redact-results", nargs="*", default=[])
     s.add_argument("--out", required=True)
     s.set_defaults(func=_cmd_quarantine)
 
@@ -259,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--listing", required=True)
     s.add_argument("--nrrd", action=argparse.BooleanOptionalAction, default=True)
     s.set_defaults(func=_cmd_release_session)
+
+    s = sub.add_parser("redact", help="remove burned-in text from one de-identified series (OCR-verified)")
+    s.add_argument("dicom_dir")
+    s.add_argument("--out-dir", required=True, help="redacted files (only those that PASS)")
+    s.add_argument("--result", required=True)
+    s.add_argument("--needles", nargs="+", required=True, help="the series' private needle lists")
+    s.add_argument("--qc-dir", required=True, help="before/after pictures (private: they show the text)")
+    s.add_argument("--qc", required=True, help="the series' QC picture for the report (private)")
+    s.add_argument("--config-json", default="{}")
+    s.set_defaults(func=_cmd_redact)
 
     s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
     s.add_argument("src")

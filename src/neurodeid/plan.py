@@ -42,6 +42,7 @@ class SeriesPlan:
     reason: str  # why the DICOM is withheld ('' when released)
     target: dict = field(default_factory=dict)
     deface: bool = False
+    redact: bool = False  # pixels cleaned of burned-in text before the DICOM is released
 
     @property
     def convert(self) -> bool:
@@ -82,8 +83,13 @@ def classification_fields(s: Series) -> dict:
     }
 
 
-def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None = None) -> SeriesPlan:
-    """Plan one series; ``rules`` are the BIDS heuristics (None: no conversion)."""
+def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None = None,
+                redact: bool = True) -> SeriesPlan:
+    """Plan one series; ``rules`` are the BIDS heuristics (None: no conversion).
+
+    With ``redact``, a series flagged for pixel cleaning is redacted and its
+    DICOM released image by image when the OCR verification passes; without,
+    it is withheld."""
     from .convert import classify_series
 
     target: dict = {}
@@ -94,15 +100,17 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
     reason = ""
     if not release_dicom:
         reason = "deid.release_dicom is off"
-    elif s.pixel_cleaning:
-        reason = f"pixels may carry burned-in text ({s.pixel_cleaning}): withheld until redaction has passed"
-    else:
+    elif s.pixel_cleaning and not redact:
+        reason = f"pixels may carry burned-in text ({s.pixel_cleaning}): withheld (redaction is off)"
+    elif not s.pixel_cleaning:
         reason = face
-    return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target, deface)
+    return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
+                      deface, redact=bool(s.pixel_cleaning) and redact)
 
 
-def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None) -> list[SeriesPlan]:
-    return [plan_series(s, release_dicom, rules) for s in index.series]
+def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None,
+              redact: bool = True) -> list[SeriesPlan]:
+    return [plan_series(s, release_dicom, rules, redact) for s in index.series]
 
 
 def target_text(p: SeriesPlan) -> str:
@@ -114,7 +122,7 @@ def target_text(p: SeriesPlan) -> str:
         return f"skipped: {t['skip']}"
     if "unmatched" in t:
         return f"unmatched: {t['unmatched']}"
-    return "not converted"
+    return "not converted (2D: burned-in text redaction)" if p.redact else "not converted"
 
 
 PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")

@@ -1,5 +1,6 @@
 # Config validation, the parse-time index and the small input functions.
 # Rules never parse anything themselves; all logic lives in src/neurodeid.
+import json
 import shlex
 from pathlib import Path
 
@@ -58,7 +59,14 @@ try:
 except (OSError, ValueError) as exc:
     raise WorkflowError(f"convert.heuristics: {exc}") from None
 PLAN = nd_plan.make_plan(
-    INDEX, release_dicom=config["deid"]["release_dicom"], rules=BIDS_RULES
+    INDEX,
+    release_dicom=config["deid"]["release_dicom"],
+    rules=BIDS_RULES,
+    redact=config["redact"]["enabled"],
+)
+# Redaction settings as JSON: a parameter, so a change reruns redaction.
+REDACT_JSON = json.dumps(
+    {k: v for k, v in config["redact"].items() if k != "enabled"}, sort_keys=True
 )
 nd_plan.write_plan(PLAN, PRIVATE, INDEX)
 # Sessions with at least one series to convert, as (subject, session).
@@ -90,6 +98,28 @@ def get_needle_files():
         f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json"
     )
     return all_series(series_needles) + [f"{PRIVATE}/needles/paths.json"]
+
+
+def _plan_of(w):
+    return next(
+        p
+        for p in PLAN
+        if (p.subject, p.session, p.series) == (w.subject, w.session, w.series)
+    )
+
+
+def released_dicom_source(w):
+    """The redacted folder for series with burned-in text, the de-identified one otherwise."""
+    stage = "redact" if _plan_of(w).redact else "deid"
+    return f"{WORK}/{stage}/sub-{w.subject}/ses-{w.session}/{w.series}"
+
+
+def redaction_results():
+    return [
+        f"{PRIVATE}/redact/sub-{p.subject}/ses-{p.session}/{p.series}.json"
+        for p in PLAN
+        if p.redact
+    ]
 
 
 def released_dicom_listings():

@@ -32,9 +32,9 @@ rule deid_series:
 
 
 rule release_dicom:
-    """Copy a de-identified series into release/sourcedata/dicom (only series the plan releases)."""
+    """Copy a de-identified (and, for 2D images, redacted) series into release/sourcedata/dicom."""
     input:
-        f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
+        released_dicom_source,
     output:
         listing=f"{PRIVATE}/released/sourcedata/dicom/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
     log:
@@ -65,6 +65,7 @@ rule quarantine:
         deid=all_series(
             f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv"
         ),
+        redact=redaction_results(),
     output:
         f"{PRIVATE}/quarantine.tsv",
     log:
@@ -79,4 +80,4 @@ rule quarantine:
         runtime=5,
     shell:
         "neurodeid quarantine {input.index:q} --deid-reports {input.deid:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --redact-results {input.redact:q} --out {output:q} > {log:q} 2>&1"

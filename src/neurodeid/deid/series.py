@@ -183,4 +183,14 @@ def deidentify_series(files, out_dir, cfg: DeidConfig, verify: bool = True) -> l
         final = out_dir / f"{n:05d}.dcm"
         os.replace(tmp, final)
         results[idx]["output"] = str(final)
+    _remove_stale_outputs(out_dir, len(staged))
     return results
+
+
+def _remove_stale_outputs(out_dir: Path, n_written: int) -> None:
+    """Remove outputs of an earlier, larger run (``NNNNN.dcm`` beyond ``n_written``) so the
+    folder holds exactly this series; only names this module writes are touched."""
+    for p in out_dir.iterdir():
+        stem = p.name[:-4] if p.name.endswith(".dcm") else ""
+        if len(stem) == 5 and stem.isdigit() and int(stem) > n_written:
+            p.unlink()

@@ -1,0 +1,40 @@
+# Burned-in text: found by region rules and OCR, removed, and proved gone by a
+# second OCR before the image may enter the release.
+
+
+rule redact_series:
+    """Redact burned-in text of one de-identified 2D series; FAIL images stay out."""
+    input:
+        dicom=f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
+        needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+    output:
+        images=directory(f"{WORK}/redact/sub-{{subject}}/ses-{{session}}/{{series}}"),
+        result=f"{PRIVATE}/redact/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        qc_dir=directory(
+            f"{PRIVATE}/qc/redact/sub-{{subject}}/ses-{{session}}/{{series}}"
+        ),
+        qc=report(
+            f"{PRIVATE}/qc/redact/sub-{{subject}}_ses-{{session}}_{{series}}.png",
+            caption="../report/redact.rst",
+            category="Burned-in text",
+            subcategory="sub-{subject}",
+            labels={"session": "ses-{session}", "series": "{series}"},
+        ),
+    log:
+        f"{LOGS}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+    benchmark:
+        f"{BENCH}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+    group:
+        "subject"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        config=REDACT_JSON,
+    shell:
+        "neurodeid redact {input.dicom:q} --out-dir {output.images:q} --result {output.result:q}"
+        " --needles {input.needles:q} --qc-dir {output.qc_dir:q} --qc {output.qc:q}"
+        " --config-json {params.config:q} > {log:q} 2>&1"
