@@ -52,7 +52,7 @@ def mutate(data: bytes, ops) -> bytes:
 
 pytestmark = pytest.mark.skipif(not BASE, reason="bundled example missing")
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS

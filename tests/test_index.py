@@ -174,3 +174,15 @@ def test_pixel_cleaning_flags():
 def test_missing_input_dir_message(tmp_path):
     with pytest.raises(index.IndexError_, match="is not a folder"):
         index.scan(tmp_path / "nope")
+
+
+def test_unknown_vr_in_file_meta_is_a_reason_not_a_crash(tmp_path):
+    """Found by the fuzz test: a damaged VR is decoded lazily, after dcmread returned."""
+    from conftest import EXAMPLE_DICOM
+
+    base = (EXAMPLE_DICOM / "DOE_JOHN" / "2019-03-14_CT_HEAD" / "SE2" / "IM_0001.dcm").read_bytes()
+    i = base.find(b"\x02\x00\x02\x00UI")
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(base[: i + 4] + b"TI" + base[i + 6 :])
+    with pytest.raises(index.NotDicomError, match="header cannot be decoded.*Unknown Value Representation"):
+        index.read_header(bad)

@@ -165,22 +165,23 @@ def read_header(path: str | os.PathLike) -> dict:
     except Exception as exc:  # pydicom raises many types on garbage input
         kind = "not DICOM" if not preamble else "unreadable DICOM header"
         raise NotDicomError(f"{kind} ({type(exc).__name__}: {exc})") from None
-    meta = getattr(ds, "file_meta", None)
-    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "") if meta else ""
-    if media_class == DICOMDIR_SOP_CLASS:
-        raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
     fields: dict[str, str] = {}
-    try:
+    try:  # values are decoded lazily: a damaged element fails here, not in dcmread
+        meta = getattr(ds, "file_meta", None)
+        media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "") if meta else ""
+        transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta else ""
         for kw in HEADER_KEYWORDS:
             fields[kw] = _value_to_text(ds.get(kw))
     except Exception as exc:
         raise NotDicomError(f"header cannot be decoded ({type(exc).__name__}: {exc})") from None
+    if media_class == DICOMDIR_SOP_CLASS:
+        raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
     for required in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
         if not fields[required]:
             what = "not DICOM (no preamble and" if not preamble else "unusable DICOM ("
             raise NotDicomError(f"{what} no {required})")
     fields["_preamble"] = "yes" if preamble else "no"
-    fields["_transfer_syntax"] = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta else ""
+    fields["_transfer_syntax"] = transfer_syntax
     return fields
 
 
