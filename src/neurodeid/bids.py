@@ -93,6 +93,8 @@ def release_session(
     converted: dict[str, str | os.PathLike] | None = None,
     withheld: dict[str, str] | None = None,
     nrrd: bool = True,
+    excluded: dict[str, dict[str, str]] | None = None,
+    extras: dict[str, dict[str, str | os.PathLike]] | None = None,
 ) -> tuple[list[Path], list[dict]]:
     """Replace ``release/sub-S/ses-N/`` (and its NRRD copies) with this session's images.
 
@@ -110,7 +112,13 @@ def release_session(
         series label -> conversion folder, where sidecars (.json/.bval/.bvec) live
         when ``sources`` is a defacing folder.
     withheld : dict, optional
-        series label -> reason: not released (e.g. a morphometry FAIL).
+        series label -> reason: no image of the series is released.
+    excluded : dict, optional
+        series label -> {image file name -> reason}: single images kept out (a
+        defacing that failed, a morphometry FAIL).
+    extras : dict, optional
+        series label -> {image file name -> file}: a per-image table released
+        beside it as ``derivatives/neurodeid/morphometry/<bids name>_morphometry.tsv``.
 
     Returns
     -------
@@ -122,6 +130,8 @@ def release_session(
     release_dir, tmp_root = Path(release_dir), Path(tmp_root)
     converted = converted or {}
     withheld = withheld or {}
+    excluded = excluded or {}
+    extras = extras or {}
     tmp_root.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f"ses-{subject}-{session}-", dir=tmp_root))
     notes: list[dict] = []
@@ -140,6 +150,16 @@ def release_session(
             side = Path(converted.get(label, src))
             for e in entries:
                 rel = e["bids"]
+                if e["image"] in excluded.get(label, {}):
+                    notes.append({"series": label, "status": "withheld",
+                                  "reason": f"{e['image']}: {excluded[label][e['image']]}"})
+                    continue
+                extra = extras.get(label, {}).get(e["image"])
+                if extra is not None:
+                    mrel = f"derivatives/neurodeid/morphometry/{rel}_morphometry.tsv"
+                    (build / mrel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(extra, build / mrel)
+                    released.append(mrel)
                 dst = build / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src / e["image"], f"{dst}.nii.gz")
@@ -155,7 +175,8 @@ def release_session(
                     write_nrrd(f"{dst}.nii.gz", build / nrrd_rel)
                     released.append(nrrd_rel)
         _swap_in(build, release_dir, [f"sub-{subject}/ses-{session}",
-                                      f"derivatives/neurodeid/nrrd/sub-{subject}/ses-{session}"], tmp_root)
+                                      f"derivatives/neurodeid/nrrd/sub-{subject}/ses-{session}",
+                                      f"derivatives/neurodeid/morphometry/sub-{subject}/ses-{session}"], tmp_root)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return [release_dir / r for r in released], notes

@@ -237,6 +237,52 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deface(args: argparse.Namespace) -> int:
+    """``neurodeid deface IN OUT ...``: the same function the workflow's rule calls, on one image."""
+    from .deface import add_deface_arguments, deface_main
+
+    parser = add_deface_arguments(argparse.ArgumentParser(prog="neurodeid deface", description="Deface one NIfTI head."))
+    return deface_main(parser.parse_args(args.args))
+
+
+def _cmd_deface_series(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    from .deface import DefaceError, deface_file
+    from .fileio import write_text_atomic
+
+    params = json.loads(args.params_json or "{}")
+    out_dir, qc_root = Path(args.out_dir), Path(args.qc_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = sorted(Path(args.convert_dir).glob("*.nii.gz"))
+    rows = []
+    for im in images:
+        stem = im.name[: -len(".nii.gz")]
+        qc_dir = qc_root / stem
+        try:
+            summary = deface_file(im, out_dir / im.name, method=args.method, params=params,
+                                  mask_out=out_dir / f"{stem}_removal.nii.gz",
+                                  brain_mask_out=out_dir / f"{stem}_protected.nii.gz", qc_dir=qc_dir)
+            rows.append({"image": im.name, "status": "ok", "reason": "", "summary": summary})
+        except DefaceError as exc:  # loud, and the image is withheld; the run goes on
+            rows.append({"image": im.name, "status": "failed", "reason": str(exc), "summary": {}})
+            print(f"deface: FAILED {im.name}: {exc}", file=sys.stderr)
+    for declared, produced in ((args.triplanar, "deface_triplanar.png"), (args.render, "deface_render.png")):
+        first = next((qc_root / r["image"][: -len(".nii.gz")] / produced for r in rows
+                      if (qc_root / r["image"][: -len(".nii.gz")] / produced).is_file()), None)
+        if first is not None:
+            shutil.copyfile(first, declared)
+        else:
+            from PIL import Image
+
+            Image.new("RGB", (64, 64)).save(declared, format="PNG")
+    write_text_atomic(args.result, json.dumps({"method": args.method, "images": rows}, indent=1) + "\n")
+    ok = sum(r["status"] == "ok" for r in rows)
+    print(f"deface: {ok} of {len(rows)} image(s) defaced with {args.method}")
+    return 0
+
+
 def _cmd_release_dir(args: argparse.Namespace) -> int:
     from .release import copy_dir_atomic, write_listing
 
@@ -320,6 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config-json", default="{}")
     s.set_defaults(func=_cmd_redact)
 
+    s = sub.add_parser("deface-series", help="deface every converted image of one series")
+    s.add_argument("convert_dir")
+    s.add_argument("--out-dir", required=True, help="defaced images + removal and protected masks (private)")
+    s.add_argument("--result", required=True)
+    s.add_argument("--qc-dir", required=True)
+    s.add_argument("--triplanar", required=True, help="QC picture for the report (private: shows the face)")
+    s.add_argument("--render", required=True, help="QC surface render for the report (private)")
+    s.add_argument("--method", default="template")
+    s.add_argument("--params-json", default="{}")
+    s.set_defaults(func=_cmd_deface_series)
+
+    s = sub.add_parser("deface", add_help=False, help="deface one NIfTI head (prints a JSON summary)",
+                       usage="neurodeid deface IN OUT [--method M] [--mask-out FILE] [--qc-dir DIR] ...")
+    s.add_argument("args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_cmd_deface)
+
     s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
     s.add_argument("src")
     s.add_argument("dst")
@@ -350,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["deface"]:  # its own parser (imports SimpleITK only when used)
+        return _cmd_deface(argparse.Namespace(args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
