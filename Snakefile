@@ -16,6 +16,7 @@ include: "workflow/rules/index.smk"
 include: "workflow/rules/deid.smk"
 include: "workflow/rules/redact.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/deface.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/audit.smk"
 

@@ -73,7 +73,7 @@ def test_path_needles_drop_stopwords_and_short_numbers():
 
 
 def _scan(tmp_path, needles, files):
-    rel = tmp_path / "release"
+    rel = tmp_path / ("release-" + "-".join(sorted(files)).replace("/", "_"))
     for name, data in files.items():
         p = rel / name
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -154,3 +154,45 @@ def test_values_also_in_kept_attributes_are_not_needles():
     assert "LightSpeed" not in texts  # expected in the release, not a leak
     assert "Ultra" not in texts  # the name component equals a kept word: cannot be told apart
     assert "Lee" in texts  # 'lee' inside 'Sleep' is not a whole token
+
+
+def _nifti_bytes(descrip: bytes, payload: bytes) -> bytes:
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.Nifti1Image(np.zeros((4, 4, 4), dtype=np.uint8), np.eye(4))
+    img.header["descrip"] = descrip
+    raw = img.header.binaryblock + b"\x00" * 4  # vox_offset 352
+    return raw + payload
+
+
+def test_payloads_only_match_long_needles(tmp_path):
+    needles = [audit.Needle("DOE", "PatientName"), audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    voxels = b"\x91 Doe \x9e" * 10  # a short name spelled by voxel bytes: chance, not a leak
+    hits, _ = _scan(tmp_path, needles, {"a.nii.gz": gzip.compress(_nifti_bytes(b"scan", voxels))})
+    assert hits == []
+    hits, _ = _scan(tmp_path, needles, {"b.nii.gz": gzip.compress(_nifti_bytes(b"DOE scan", voxels))})
+    assert [(h.file, h.location, h.source) for h in hits] == [("b.nii.gz", audit.LOC_GUNZIPPED, "PatientName")]
+    hits, _ = _scan(tmp_path, needles, {"c.nii": _nifti_bytes(b"x", b"\x00Glenmoor Royal Infirmary\x00")})
+    assert [h.source for h in hits] == ["InstitutionName"]  # long needles are found in payloads too
+
+
+def test_gzip_header_file_name_is_scanned(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="DOE_scan.nii", mode="wb", fileobj=buf, mtime=0) as gz:
+        gz.write(b"plain")
+    hits, _ = _scan(tmp_path, [audit.Needle("DOE", "raw file/folder name")], {"x.gz": buf.getvalue()})
+    assert [(h.location, h.offset) for h in hits] == [(audit.LOC_BYTES, 10)]
+
+
+def test_dicom_pixel_data_is_a_payload(tmp_path):
+    ds = pydicom.dcmread(pydicom_testdir("dicomdirtests", "98892001", "CT5N", "2062"))
+    ds.PixelData = (b" ROE " * 200)[: len(ds.PixelData)]
+    ds.save_as(tmp_path / "x.dcm")
+    data = (tmp_path / "x.dcm").read_bytes()
+    a, b = audit.payload_range("x.dcm", data)
+    assert data[a:b] == ds.PixelData
+    hits, _ = _scan(tmp_path, [audit.Needle("ROE", "PatientName")], {"x.dcm": data})
+    assert hits == []

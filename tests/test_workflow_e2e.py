@@ -207,3 +207,23 @@ def test_burned_in_text_is_gone_from_released_ultrasound(example_run):
         assert word.upper() not in text, word
     # the QC picture exists, privately
     assert (example_run["out"] / "private" / "qc" / "redact" / f"{sub}_{ses}_{series}.png").is_file()
+
+
+def test_head_image_is_released_defaced(example_run):
+    import nibabel as nib
+    import numpy as np
+
+    out = example_run["out"]
+    (t1w,) = sorted((out / "release").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))
+    (result,) = sorted((out / "private" / "deface").glob("sub-*/ses-*/*.json"))
+    summary = json.loads(result.read_text())["images"][0]
+    assert summary["status"] == "ok" and summary["summary"]["brain_overlap_ml"] == 0
+    assert summary["summary"]["removed_ml"] > 50
+    rel = result.relative_to(out / "private" / "deface").with_suffix("")
+    converted = out / "work" / "convert" / rel / "image.nii.gz"
+    released, original = nib.load(t1w), nib.load(converted)
+    assert np.allclose(released.affine, original.affine) and released.get_data_dtype() == original.get_data_dtype()
+    changed = np.asarray(released.dataobj) != np.asarray(original.dataobj)
+    assert changed.sum() * np.prod(released.header.get_zooms()[:3]) / 1000 > 50  # ml of face removed
+    # the QC pictures exist, privately
+    assert len(list((out / "private" / "qc" / "deface").glob("*_render.png"))) == 1

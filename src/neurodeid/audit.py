@@ -6,9 +6,13 @@ Two halves:
    of the attributes that DICOM PS3.15 Table E.1-1 does not keep (action other
    than ``K`` under the active options), at every sequence depth, private
    elements included; plus the words of the raw file and folder names.
-2. **Scan**. Every file of the release: its raw bytes, the decompressed bytes of
-   ``.gz`` files, and every file and folder name, matched case-insensitively
-   against all needles at once (Aho-Corasick).
+2. **Scan**. Every file of the release: its bytes (for ``.gz`` files the gzip
+   header and the decompressed bytes), and every file and folder name, matched
+   case-insensitively against all needles at once (Aho-Corasick). Image payloads
+   (NIfTI voxels, NRRD data, DICOM PixelData) are matched against the long
+   needles only: random voxel bytes spell three-letter names by chance
+   (measured: "DOE" twice in one 3 MB compressed T1w), and text burned into
+   pixels is found by OCR in the redaction stage, not by byte matching.
 
 A hit names the released file and the attribute the needle came from; the
 identifier itself is never printed, only written to the private audit table.
@@ -241,6 +245,11 @@ def load_needles(paths) -> list[Needle]:
 # --------------------------------------------------------------------------- scanning
 
 
+def _is_word_char(c: str) -> bool:
+    """ASCII letters and digits join a token; any other byte (binary, punctuation) ends it."""
+    return c.isascii() and c.isalnum()
+
+
 class Matcher:
     """Case-insensitive multi-needle matcher over text and bytes.
 
@@ -249,6 +258,7 @@ class Matcher:
     """
 
     def __init__(self, needles: list[Needle]):
+        self.needles = list(needles)
         self._automaton = ahocorasick.Automaton()
         entries: dict[str, list[Needle]] = {}
         for n in needles:
@@ -265,6 +275,10 @@ class Matcher:
         if not self.empty:
             self._automaton.make_automaton()
 
+    def long_only(self) -> "Matcher":
+        """A matcher of the needles that cannot match by chance (>= TOKEN_MATCH_BELOW characters)."""
+        return Matcher([n for n in self.needles if len(n.text) >= TOKEN_MATCH_BELOW])
+
     def find(self, text: str) -> list[tuple[int, Needle]]:
         """(offset, needle) of each match in ``text`` (any case)."""
         if self.empty:
@@ -276,7 +290,7 @@ class Matcher:
             if len(s) < TOKEN_MATCH_BELOW or s.isdigit():
                 before = low[start - 1] if start > 0 else " "
                 after = low[end + 1] if end + 1 < len(low) else " "
-                if before.isalnum() or after.isalnum():
+                if _is_word_char(before) or _is_word_char(after):
                     continue
             for n in ns:
                 hits.append((start, n))
@@ -290,9 +304,96 @@ def _gunzip(data: bytes) -> bytes | None:
         return None
 
 
-def scan_release(release_dir: str | os.PathLike, matcher: Matcher) -> tuple[list[Hit], int]:
-    """Scan every file and folder below ``release_dir``; return (hits, files scanned)."""
+def gzip_header_end(data: bytes) -> int:
+    """Length of a gzip member's header (with its FNAME / FCOMMENT text), RFC 1952.
+
+    The compressed stream after it holds no readable text; its bytes would only
+    match short needles by chance.
+    """
+    if len(data) < 10 or data[:2] != b"\x1f\x8b":
+        return len(data)
+    flags, pos = data[3], 10
+    if flags & 0x04 and pos + 2 <= len(data):  # FEXTRA
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+    for bit in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated text
+        if flags & bit:
+            end = data.find(b"\x00", pos)
+            pos = len(data) if end < 0 else end + 1
+    if flags & 0x02:  # FHCRC
+        pos += 2
+    return min(pos, len(data))
+
+
+def payload_range(name: str, data: bytes) -> tuple[int, int] | None:
+    """The image payload of a released file (voxel or pixel values), or None.
+
+    NIfTI: after ``vox_offset`` (header and extensions are text-bearing);
+    NRRD: after the blank line that ends the header; DICOM: the value of the
+    top-level PixelData element. Payloads are matched only against needles long
+    enough never to occur by chance (see :data:`TOKEN_MATCH_BELOW`): burned-in
+    text in pixels is the redaction stage's job (OCR), not a byte match.
+    """
+    import struct
+
+    low = name.lower()
+    if low.endswith((".nii", ".nii.gz")) and len(data) >= 352:
+        for order in ("<", ">"):
+            if struct.unpack(order + "i", data[:4])[0] == 348:
+                vox = int(struct.unpack(order + "f", data[108:112])[0])
+                return (max(vox, 348), len(data))
+        return None
+    if low.endswith(".nrrd"):
+        end = data.find(b"\n\n")
+        return (end + 2, len(data)) if end >= 0 else None
+    if low.endswith(".dcm") or data[128:132] == b"DICM":
+        import io
+
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=64)
+            elem = ds.get_item(0x7FE00010)
+        except Exception:
+            return None
+        if elem is None or not getattr(elem, "file_tell", None):
+            return None
+        start = elem.file_tell
+        little = getattr(ds, "is_little_endian", True) is not False
+        length = int.from_bytes(data[start - 4 : start], "little" if little else "big")
+        end = len(data) if length == 0xFFFFFFFF else min(len(data), start + length)
+        return (start, end)
+    return None
+
+
+def scan_bytes(name: str, data: bytes, matcher: "Matcher", long_matcher: "Matcher", location: str):
+    """(offset, needle, location) of every hit in one file's bytes.
+
+    All needles are looked for everywhere except in the image payload, where
+    only long needles are (:func:`payload_range`).
+    """
+    text = data.decode("latin-1")
+    payload = payload_range(name, data)
+    out = []
+    if payload is None:
+        out += [(o, n) for o, n in matcher.find(text)]
+    else:
+        a, b = payload
+        out += [(o, n) for o, n in matcher.find(text[:a])]
+        out += [(o + b, n) for o, n in matcher.find(text[b:])]
+        out += [(o + a, n) for o, n in long_matcher.find(text[a:b])]
+    return [(o, n, location) for o, n in out]
+
+
+def scan_release(release_dir: str | os.PathLike, matcher: Matcher,
+                 long_matcher: Matcher | None = None) -> tuple[list[Hit], int]:
+    """Scan every file and folder below ``release_dir``; return (hits, files scanned).
+
+    ``.gz`` files: their gzip header (which can name the original file) and
+    their decompressed content; other files: their bytes. ``long_matcher``
+    (default: the needles of ``matcher`` of at least :data:`TOKEN_MATCH_BELOW`
+    characters) is used on image payloads.
+    """
     root = Path(release_dir)
+    if long_matcher is None:
+        long_matcher = matcher.long_only()
     hits: list[Hit] = []
     n_files = 0
     for dirpath, dirnames, filenames in os.walk(root):
@@ -306,13 +407,14 @@ def scan_release(release_dir: str | os.PathLike, matcher: Matcher) -> tuple[list
             rel = (rel_dir / name).as_posix()
             data = (Path(dirpath) / name).read_bytes()
             n_files += 1
-            for off, n in matcher.find(data.decode("latin-1")):
-                hits.append(Hit(rel, LOC_BYTES, off, n.source, n.text))
-            if name.endswith(".gz"):
-                raw = _gunzip(data)
-                if raw is not None:
-                    for off, n in matcher.find(raw.decode("latin-1")):
-                        hits.append(Hit(rel, LOC_GUNZIPPED, off, n.source, n.text))
+            raw = _gunzip(data) if name.endswith(".gz") else None
+            if raw is None:
+                found = scan_bytes(name, data, matcher, long_matcher, LOC_BYTES)
+            else:
+                head = data[: gzip_header_end(data)]
+                found = [(o, n, LOC_BYTES) for o, n in matcher.find(head.decode("latin-1"))]
+                found += scan_bytes(name[: -len(".gz")], raw, matcher, long_matcher, LOC_GUNZIPPED)
+            hits.extend(Hit(rel, loc, off, n.source, n.text) for off, n, loc in found)
     return hits, n_files
 
 

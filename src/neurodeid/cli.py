@@ -172,6 +172,11 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
     from .bids import release_session, write_session_listing
 
     names = json.loads(Path(args.names).read_text(encoding="utf-8"))
+    excluded: dict[str, dict[str, str]] = {}
+    for label, path in _pairs(args.deface_result, "--deface-result").items():
+        for im in json.loads(Path(path).read_text(encoding="utf-8"))["images"]:
+            if im["status"] != "ok":
+                excluded.setdefault(label, {})[im["image"]] = f"defacing failed: {im['reason']}"
     files, notes = release_session(
         names,
         _pairs(args.source, "--source"),
@@ -182,6 +187,7 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
         converted=_pairs(args.converted, "--converted"),
         withheld={},
         nrrd=args.nrrd,
+        excluded=excluded,
     )
     write_session_listing(args.listing, files, notes, args.release_dir)
     print(f"release-session: {len(files)} file(s) released; {len(notes)} series withheld or failed")
@@ -350,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--session", required=True)
     s.add_argument("--source", nargs="*", default=[], help="LABEL=DIR of the images to release")
     s.add_argument("--converted", nargs="*", default=[], help="LABEL=DIR of the conversion (sidecars)")
+    s.add_argument("--deface-result", nargs="*", default=[], help="LABEL=JSON: images whose defacing failed stay out")
     s.add_argument("--release-dir", required=True)
     s.add_argument("--tmp-dir", required=True)
     s.add_argument("--listing", required=True)

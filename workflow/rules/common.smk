@@ -69,6 +69,9 @@ REDACT_JSON = json.dumps(
     {k: v for k, v in config["redact"].items() if k != "enabled"}, sort_keys=True
 )
 nd_plan.write_plan(PLAN, PRIVATE, INDEX)
+DEFACE = config["deface"]["enabled"]
+# Defacing parameters as JSON: a parameter, so a change reruns defacing and what follows.
+DEFACE_PARAMS_JSON = json.dumps(config["deface"]["params"], sort_keys=True)
 # Sessions with at least one series to convert, as (subject, session).
 CONVERT_SESSIONS = sorted({(p.subject, p.session) for p in PLAN if p.convert})
 
@@ -152,16 +155,35 @@ def session_conversions(w):
 
 
 def _released_plans(w):
-    """Series of the session whose images may be released (no face to remove)."""
-    return [p for p in _session_plans(w) if not p.deface]
+    """Series of the session whose images may be released: no face, or defaced."""
+    return [p for p in _session_plans(w) if DEFACE or not p.deface]
+
+
+def _deface_dir(w, p):
+    return f"{WORK}/deface/sub-{w.subject}/ses-{w.session}/{p.series}"
+
+
+def _source_dir(w, p):
+    return _deface_dir(w, p) if p.deface else _convert_dir(w, p)
+
+
+def _deface_result(w, p):
+    return f"{PRIVATE}/deface/sub-{w.subject}/ses-{w.session}/{p.series}.json"
 
 
 def session_release_sources(w):
-    return [_convert_dir(w, p) for p in _released_plans(w)]
+    out = [_source_dir(w, p) for p in _released_plans(w)]
+    return out + [_deface_result(w, p) for p in _released_plans(w) if p.deface]
 
 
 def session_source_args(w):
-    return " ".join(f"{p.series}={_convert_dir(w, p)}" for p in _released_plans(w))
+    return " ".join(f"{p.series}={_source_dir(w, p)}" for p in _released_plans(w))
+
+
+def session_deface_args(w):
+    return " ".join(
+        f"{p.series}={_deface_result(w, p)}" for p in _released_plans(w) if p.deface
+    )
 
 
 def session_converted_args(w):

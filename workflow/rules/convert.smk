@@ -76,11 +76,13 @@ rule release_session:
     params:
         sources=session_source_args,
         converted=session_converted_args,
+        deface=session_deface_args,
         release_dir=RELEASE,
         tmp_dir=f"{WORK}/tmp",
         nrrd="--nrrd" if config["convert"]["nrrd"] else "--no-nrrd",
     shell:
         "neurodeid release-session {input.names:q} --subject {wildcards.subject}"
         " --session {wildcards.session} --source {params.sources} --converted {params.converted}"
+        " --deface-result {params.deface}"
         " --release-dir {params.release_dir:q} --tmp-dir {params.tmp_dir:q}"
         " --listing {output.listing:q} {params.nrrd} > {log:q} 2>&1"

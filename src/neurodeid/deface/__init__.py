@@ -1,0 +1,36 @@
+"""Defacing that removes the face and never the brain.
+
+Methods: ``template`` (default; registered face mask), ``threshold-morphology`` and
+``connected-threshold`` (intensity brain estimates + a common removal step). Every method
+is guarded by a registered template brain mask dilated by a safety margin, a registration
+quality check, a removed-volume plausibility check and a brain-overlap check.
+
+Arrays are voxel (i, j, k) as nibabel gives them; affines are voxel -> RAS+ mm (SimpleITK's
+LPS is used only inside :mod:`neurodeid.deface.template`).
+"""
+
+from .api import add_deface_arguments, deface_file, deface_main
+from .core import DefaceError, DefaceResult, deface_image
+from .params import (
+                     METHODS,
+                     ConnectedThresholdParams,
+                     DefaceParams,
+                     RemovalParams,
+                     TemplateParams,
+                     ThresholdMorphologyParams,
+)
+
+__all__ = [
+                     "METHODS",
+                     "ConnectedThresholdParams",
+                     "DefaceError",
+                     "DefaceParams",
+                     "DefaceResult",
+                     "RemovalParams",
+                     "TemplateParams",
+                     "ThresholdMorphologyParams",
+                     "add_deface_arguments",
+                     "deface_file",
+                     "deface_image",
+                     "deface_main",
+]

@@ -1,0 +1,131 @@
+"""File-level entry points: :func:`deface_file` and the ``neurodeid deface`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .core import DefaceError, deface_image
+from .params import METHODS
+
+
+def deface_file(in_path, out_path, method: str = "template", params: dict | None = None,
+                mask_out=None, brain_mask_out=None, qc_dir=None) -> dict:
+    """Deface one NIfTI head and write the result on the original grid.
+
+    Parameters
+    ----------
+    in_path, out_path : path-like
+        Input and output ``.nii``/``.nii.gz``. The output keeps the input header (dtype,
+        scaling, affine) byte for byte; removed voxels get the background (image minimum, or
+        ``ct_background_hu`` for CT). 4-D inputs: volume 0 decides, every volume is defaced.
+    method : {"template", "threshold-morphology", "connected-threshold"}
+    params : dict, optional
+        Flat parameters (see :mod:`neurodeid.deface.params`).
+    mask_out : path-like, optional
+        uint8 removal mask (1 = removed) on the input grid.
+    brain_mask_out : path-like, optional
+        uint8 protected region (registered template brain dilated by the margin).
+    qc_dir : path-like, optional
+        Folder for ``deface_triplanar.png`` and ``deface_render.png``.
+
+    Returns
+    -------
+    dict
+        JSON-able summary: removed_ml, brain_overlap_ml, registration_metric,
+        face_region_residual_ml, seconds, method, params, ... Prints nothing.
+
+    Raises
+    ------
+    DefaceError
+        Unreadable input, poor registration, implausible removal or brain overlap. Nothing
+        is written then.
+    """
+    from . import estimate
+    from .io import load_head, write_defaced, write_mask
+
+    t0 = time.perf_counter()
+    name = Path(in_path).name
+    try:
+        img, data, affine = load_head(in_path)
+    except Exception as e:  # nibabel raises many types
+        raise DefaceError(f"{name}: cannot read as NIfTI ({e}); give a .nii or .nii.gz") from e
+    res = deface_image(data, affine, method, params, name=name)
+    try:
+        write_defaced(in_path, img, res.removal, res.background, out_path)
+    except ValueError as e:
+        raise DefaceError(f"{name}: {e}; convert the input to .nii.gz first") from e
+    if mask_out:
+        write_mask(img, res.removal, mask_out)
+    if brain_mask_out:
+        write_mask(img, res.protected, brain_mask_out)
+    summary = dict(res.summary)
+    if qc_dir:
+        from .. import qc
+
+        after = data.copy()
+        after[res.removal] = res.background
+        ct = summary["modality"] == "ct"
+        thr = estimate.head_threshold(data, ct, summary["params"]["ct_skin_hu"])
+        summary["qc"] = [Path(p).name for p in
+                         qc.deface_qc(data, after, res.removal, res.vox_to_template, thr, qc_dir)]
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def _param(text: str):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        val = json.loads(v)
+    except json.JSONDecodeError:
+        val = v
+    return k.strip().replace("-", "_"), val
+
+
+def add_deface_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``IN OUT [--method M] [--mask-out FILE] [--brain-mask-out FILE] [--qc-dir DIR]
+    [--param KEY=VALUE ...] [--threads N]`` to ``parser``."""
+    parser.add_argument("input", metavar="IN", help="input head volume (.nii/.nii.gz)")
+    parser.add_argument("output", metavar="OUT", help="defaced output (.nii/.nii.gz)")
+    parser.add_argument("--method", default="template", choices=METHODS,
+                        help="defacing method (default: template)")
+    parser.add_argument("--mask-out", metavar="FILE", help="write the removal mask here")
+    parser.add_argument("--brain-mask-out", metavar="FILE",
+                        help="write the protected brain region here")
+    parser.add_argument("--qc-dir", metavar="DIR", help="write QC pictures (PNG) here")
+    parser.add_argument("--param", metavar="KEY=VALUE", type=_param, action="append",
+                        default=[], help="method parameter, e.g. brain_margin_mm=5 (repeatable)")
+    parser.add_argument("--threads", type=int, default=None, help="registration threads")
+    return parser
+
+
+def deface_main(args: argparse.Namespace) -> int:
+    """Run :func:`deface_file` from parsed arguments; print the JSON summary to stdout.
+
+    Returns 0 on success, 2 on :class:`DefaceError` (message on stderr).
+    """
+    params = dict(args.param or [])
+    if getattr(args, "threads", None):
+        params["threads"] = args.threads
+    try:
+        summary = deface_file(args.input, args.output, method=args.method, params=params,
+                              mask_out=args.mask_out, brain_mask_out=args.brain_mask_out,
+                              qc_dir=args.qc_dir)
+    except (DefaceError, ValueError) as e:
+        print(f"neurodeid deface: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m neurodeid.deface IN OUT ...``"""
+    p = add_deface_arguments(argparse.ArgumentParser(prog="neurodeid deface",
+                                                     description="Deface one head volume."))
+    return deface_main(p.parse_args(argv))
+

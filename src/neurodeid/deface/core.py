@@ -1,0 +1,330 @@
+"""Defacing: decide which voxels to remove, check safety, write the result.
+
+Arrays are voxel-(i, j, k) ordered as nibabel returns them; ``affine`` is voxel -> RAS+ mm.
+Three methods (see :mod:`neurodeid.deface.params`):
+
+``template`` (default)
+    remove the vendored template's face mask after an affine registration, plus the
+    common removal step driven by the registered template brain (``envelope``).
+``threshold-morphology`` / ``connected-threshold``
+    estimate the brain by intensity (:mod:`neurodeid.deface.estimate`), then remove the
+    tissue anterior of the brain's anterior envelope at each height, in template-aligned
+    axes (so rotated or permuted headers are handled).
+
+For every method the template registration also gives the *protected* region: the
+registered template brain mask (derived from the template independently of its face mask)
+dilated by ``brain_margin_mm``, united with the subject's own intensity brain (opened, within
+``check_zone_mm`` of the template brain, dilated by ``refine_margin_mm``). The removal never
+touches it. A registration whose head Dice is below ``min_head_dice``, an implausible
+removed volume, or any overlap of the removal with an intensity brain core computed without
+registration (``check_erode_mm``) raises :class:`DefaceError`.
+
+All masks are computed on a block grid of about ``work_mm`` (block means of the image) and
+upsampled by nearest neighbour; the protected region is enlarged by half a block diagonal
+so the margin holds for every voxel of the original grid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from . import estimate
+from .params import params_dict, split_params
+from .template import block_mean, load_template, register_template, resample_to
+
+
+class DefaceError(RuntimeError):
+    """Defacing failed or was judged unsafe; the message names the image, what failed and
+    what to do."""
+
+
+@dataclass
+class DefaceResult:
+    """Masks and numbers of one defacing (no file I/O).
+
+    Attributes
+    ----------
+    removal : bool ndarray, voxel (i, j, k)
+        Voxels to set to background.
+    brain : bool ndarray
+        Registered template brain mask (undilated).
+    protected : bool ndarray
+        ``brain`` dilated by the safety margin (never removed).
+    head : bool ndarray
+        Head tissue (intensity above the head threshold).
+    vox_to_template : ndarray (4, 4)
+        Voxel (i, j, k) -> template RAS+ mm (anatomical axes: +x right, +y anterior,
+        +z superior), for QC pictures.
+    background : float
+        Value (scaled units) written into removed voxels.
+    summary : dict
+        JSON-able numbers (ml, Dice, seconds) and parameters.
+    """
+
+    removal: np.ndarray
+    brain: np.ndarray
+    protected: np.ndarray
+    head: np.ndarray
+    vox_to_template: np.ndarray
+    background: float
+    summary: dict
+
+
+_DIST_CACHE: dict[float, tuple] = {}
+
+
+def _template_brain_distance(brain_fraction: float):
+    """Distance (template mm) outside the template brain mask, on a 1.5 mm grid; 0 inside."""
+    if brain_fraction not in _DIST_CACHE:
+        tpl = load_template()
+        up = ndi.zoom(tpl.brain, 2, order=1)
+        aff = tpl.affine.copy()
+        aff[:3, :3] = aff[:3, :3] / 2.0
+        aff[:3, 3] = tpl.affine[:3, 3] - tpl.affine[:3, :3] @ np.full(3, 0.25)
+        zooms = np.linalg.norm(aff[:3, :3], axis=0)
+        dist = ndi.distance_transform_edt(up < brain_fraction, sampling=zooms).astype(np.float32)
+        _DIST_CACHE[brain_fraction] = (dist, aff)
+    return _DIST_CACHE[brain_fraction]
+
+
+def _template_face_frame(brain_fraction: float) -> tuple[float, float]:
+    """``(x_mid, y_front)``: template RAS+ x (mm) of the mid-sagittal plane (centre of the
+    template brain mask) and y (mm) of the brain's frontal pole."""
+    tpl = load_template()
+    idx = np.argwhere(tpl.brain >= brain_fraction)
+    xyz = idx @ tpl.affine[:3, :3].T + tpl.affine[:3, 3]
+    return float((xyz[:, 0].min() + xyz[:, 0].max()) / 2.0), float(xyz[:, 1].max())
+
+
+def detect_ct(data: np.ndarray, modality: str = "auto") -> bool:
+    """True for CT (HU): ``modality == "ct"``, or ``"auto"`` and the 1st percentile < -500."""
+    if modality in ("ct", "mr"):
+        return modality == "ct"
+    sample = data[::4, ::4, ::4]
+    return bool(np.percentile(sample, 1) < -500)
+
+
+def upsample_blocks(small: np.ndarray, factors, shape) -> np.ndarray:
+    """Nearest-neighbour upsampling of a :func:`block_mean` grid back to the full grid.
+
+    Each full-resolution voxel takes the value of the block it belongs to; the few edge
+    voxels beyond the last whole block take the value of the last block.
+    """
+    out = small
+    for ax, f in enumerate(factors):
+        out = np.repeat(out, int(f), axis=ax)
+    pad = [(0, int(n) - int(m)) for n, m in zip(shape, out.shape)]
+    if any(p[1] for p in pad):
+        out = np.pad(out, pad, mode="edge")
+    return out
+
+
+def _template_coords(shape, affine, s2t):
+    """Template RAS+ mm (x, y, z) of every voxel centre of a (small) grid, float32 arrays."""
+    m = (s2t @ affine).astype(np.float32)
+    i, j, k = (np.arange(n, dtype=np.float32) for n in shape)
+    return [m[r, 0] * i[:, None, None] + m[r, 1] * j[None, :, None]
+            + m[r, 2] * k[None, None, :] + m[r, 3] for r in range(3)]
+
+
+def _envelope_removal(brain, shape, affine, s2t, rp, frame):
+    """Common removal step (see :class:`RemovalParams`) on one grid.
+
+    ``brain`` is a bool mask on the grid ``shape`` / ``affine`` (voxel -> RAS+ mm); ``s2t``
+    maps subject RAS+ mm to template RAS+ mm; ``frame`` is :func:`_template_face_frame`.
+    Returns the bool removal candidate on the same grid.
+    """
+    xt, yt, zt = _template_coords(shape, affine, s2t)
+    if not brain.any():
+        return np.zeros(shape, bool)
+    x, y, z = xt[brain], yt[brain], zt[brain]
+    step = 2.0
+    x0, z0 = x.min() - 100.0, z.min()
+    nx = int(np.ceil((x.max() + 100.0 - x0) / step)) + 1
+    nb = int(np.ceil((z.max() - z0) / step)) + 1
+    xb = ((x - x0) / step).astype(int)
+    zb = ((z - z0) / step).astype(int)
+    # anterior envelope per (x, z) column of template axes, windowed
+    env = np.full((nx, nb), -np.inf)
+    np.maximum.at(env, (xb, zb), y)
+    w = max(1, round(rp.envelope_window_mm / step))
+    env = ndi.maximum_filter(env, size=(2 * w + 1, 2 * w + 1), mode="nearest")
+    # columns without brain: the height's maximum
+    level = env.max(axis=0)
+    for n in range(1, nb):  # heights without brain inside the range: from below
+        if not np.isfinite(level[n]):
+            level[n] = level[n - 1]
+    env = np.where(np.isfinite(env), env, level[None, :])
+    front = y >= np.percentile(y, 99.5)
+    z_top = float(np.mean(z[front])) + rp.above_front_mm
+    z_bot = float(z0) - rp.below_brain_mm
+    bx = np.clip(((xt - x0) / step).astype(np.int32), 0, nx - 1)
+    bz = np.clip(((zt - z0) / step).astype(np.int32), 0, nb - 1)
+    lim = env.astype(np.float32)[bx, bz]
+    return ((yt > lim + rp.front_margin_mm) & (zt <= z_top) & (zt >= z_bot)
+            & (np.abs(xt - frame[0]) <= rp.face_half_width_mm)
+            & (yt >= frame[1] - rp.face_depth_mm))
+
+
+def deface_image(data, affine, method: str = "template", params: dict | None = None,
+                 *, name: str = "image") -> DefaceResult:
+    """Compute the removal mask of one 3-D head volume and check its safety.
+
+    Parameters
+    ----------
+    data : ndarray, voxel (i, j, k)
+        Scaled intensities (MR arbitrary units; CT in HU).
+    affine : ndarray (4, 4)
+        Voxel -> RAS+ mm.
+    method : {"template", "threshold-morphology", "connected-threshold"}
+    params : dict, optional
+        Flat parameter dict (keys of :class:`DefaceParams`, the method's dataclass and
+        :class:`RemovalParams`).
+    name : str
+        How the image is named in error messages (a file name, never written to outputs).
+
+    Returns
+    -------
+    DefaceResult
+
+    Raises
+    ------
+    DefaceError
+        Registration failed or is poor, removed volume implausible, or brain overlap.
+    ValueError
+        Unknown method or parameter.
+    """
+    t0 = time.perf_counter()
+    P, MP, RP = split_params(method, params)
+    data = np.asarray(data, np.float32)
+    affine = np.asarray(affine, float)
+    if data.ndim != 3:
+        raise DefaceError(f"{name}: expected a 3-D volume, got shape {data.shape}; "
+                          "pass one volume (the lead's wrapper defaces 4-D files volume 0)")
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    vox_ml = float(np.prod(zooms)) / 1000.0
+    ct = detect_ct(data, P.modality)
+    try:
+        fit = register_template(
+            data, affine, resolution_mm=P.resolution_mm, multistart=P.multistart,
+            n_refine=P.n_refine, iterations=P.iterations, ct=ct, threads=P.threads,
+            n_screen=P.n_screen,
+        )
+    except RuntimeError as e:
+        raise DefaceError(f"{name}: template registration failed ({e}); check that the image "
+                          "is a whole-head volume with a valid affine") from e
+    if fit.head_dice < P.min_head_dice:
+        raise DefaceError(
+            f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
+            f"min_head_dice {P.min_head_dice}); nothing was written. Check the header "
+            "orientation and that the image shows a whole head; try multistart=true or "
+            "another method only after inspecting the image")
+    s2t = fit.subject_to_template
+    tpl = load_template()
+    shape = data.shape
+
+    # every mask is computed on a block grid of about work_mm (block means of the data)
+    # and upsampled by nearest neighbour (each voxel takes its block's value)
+    small, saff = block_mean(data, affine, P.work_mm)
+    factors = np.maximum(1, np.round(P.work_mm / zooms)).astype(int)
+    szooms = np.linalg.norm(saff[:3, :3], axis=0)
+    s_ml = float(np.prod(szooms)) / 1000.0
+    # block centre -> farthest voxel centre, in template mm (the distance map is in template
+    # mm; the registration may scale)
+    half_diag = (0.5 * float(np.linalg.norm(szooms))
+                 * float(np.linalg.svd(s2t[:3, :3], compute_uv=False).max()))
+
+    dist, daff = _template_brain_distance(P.brain_fraction)
+    dsub = resample_to(dist, daff, small.shape, saff, s2t, order=1, cval=1e6)
+    brain_s = dsub <= 0.0
+    # a block is protected when any of its voxels may lie within the margin
+    protected_s = dsub <= P.brain_margin_mm + half_diag
+
+    t_head = estimate.head_threshold(data, ct, P.ct_skin_hu)
+    face_s = resample_to(tpl.face, tpl.affine, small.shape, saff, s2t, order=1)
+
+    # intensity brain (no registration): the estimate of threshold-morphology, the
+    # refinement of the protected region and the check mask of every method
+    tm_kw = ({k: getattr(MP, k) for k in ("closing_mm", "erode_mm", "brain_low")}
+             if method == "threshold-morphology" else {})
+    _, brain_tm = estimate.brain_threshold_morphology(
+        small, szooms, ct=ct, ct_skin_hu=P.ct_skin_hu, **tm_kw)
+    # check core: eroded (cuts thin bridges into orbits and muscle), largest component
+    check_s = estimate.largest_component(estimate.erode(brain_tm, P.check_erode_mm, szooms))
+    if P.refine_brain:
+        # subject brain refinement: the opened intensity brain near the registered template
+        # brain is protected too (a registration a few mm off on one side, e.g. after
+        # surgery, must not expose cortex); it can only add protection
+        core = estimate.largest_component(estimate.erode(brain_tm, P.refine_open_mm, szooms))
+        refine = (estimate.dilate(core, P.refine_open_mm, szooms) & brain_tm
+                  & (dsub <= P.check_zone_mm))
+        protected_s |= estimate.dilate(refine, P.refine_margin_mm, szooms)
+
+    frame = _template_face_frame(P.brain_fraction)
+    info = {}
+    if method == "template":
+        cand_s = face_s >= MP.face_fraction
+        if MP.envelope:
+            # the pydeface mask spares the nasion and the upper eyelids: add the common
+            # removal step driven by the registered template brain
+            cand_s |= _envelope_removal(brain_s, small.shape, saff, s2t, RP, frame)
+    else:
+        if method == "threshold-morphology":
+            b_est = brain_tm
+        else:
+            _, b_est, seeds = estimate.brain_connected_threshold(
+                small, szooms, ct=ct, ct_skin_hu=P.ct_skin_hu, n_seeds=MP.n_seeds,
+                k_mad=MP.k_mad, open_mm=MP.open_mm, dilate_mm=MP.dilate_mm)
+            info["n_seeds"] = len(seeds)
+        info["brain_estimate_ml"] = round(float(b_est.sum()) * s_ml, 1)
+        cand_s = _envelope_removal(b_est, small.shape, saff, s2t, RP, frame)
+    removal_s = cand_s & ~protected_s
+
+    # full grid
+    removal = upsample_blocks(removal_s, factors, shape)
+    protected = upsample_blocks(protected_s, factors, shape)
+    brain = upsample_blocks(brain_s, factors, shape)
+    head = data > t_head
+    overlap_ml = float(np.count_nonzero(removal_s & check_s)) * s_ml
+    removed_ml = float(np.count_nonzero(removal & head)) * vox_ml
+    # residual: head tissue left in the template face mask within the face frame (the
+    # mask also covers cheeks and ears, which the envelope rule keeps on purpose)
+    xt, yt, _ = _template_coords(small.shape, saff, s2t)
+    in_frame = ((np.abs(xt - frame[0]) <= RP.face_half_width_mm)
+                & (yt >= frame[1] - RP.face_depth_mm))
+    left = upsample_blocks((face_s >= 0.5) & in_frame & ~protected_s & ~removal_s,
+                           factors, shape)
+    residual_ml = float(np.count_nonzero(left & head)) * vox_ml
+    background = float(P.ct_background_hu) if ct else float(data.min())
+    summary = {
+        "method": method,
+        "modality": "ct" if ct else "mr",
+        "removed_ml": round(removed_ml, 2),
+        "removed_mask_ml": round(float(removal.sum()) * vox_ml, 2),
+        "brain_overlap_ml": round(overlap_ml, 3),
+        "registration_metric": round(fit.head_dice, 4),
+        "registration_metric_name": "head Dice (subject vs registered template, 0-1)",
+        "registration_mi": round(fit.mi, 4),
+        "registration_start": fit.start,
+        "face_region_residual_ml": round(residual_ml, 2),
+        "protected_ml": round(float(protected.sum()) * vox_ml, 1),
+        **info,
+        "params": params_dict(P, MP, RP),
+    }
+    if overlap_ml > P.max_brain_overlap_ml:
+        raise DefaceError(
+            f"{name}: the {method} removal overlaps the brain check mask by {overlap_ml:.2f} ml "
+            f"(max_brain_overlap_ml {P.max_brain_overlap_ml}); nothing was written. Inspect "
+            "the registration (QC pictures) or use method 'template'")
+    if not (P.min_removed_ml <= removed_ml <= P.max_removed_ml):
+        raise DefaceError(
+            f"{name}: implausible removed volume {removed_ml:.1f} ml (allowed "
+            f"{P.min_removed_ml}-{P.max_removed_ml} ml); nothing was written. If the image "
+            "has no face (already defaced or cropped), set min_removed_ml=0; otherwise "
+            "inspect the registration")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    return DefaceResult(removal, brain, protected, head, s2t @ affine, background, summary)

@@ -1,0 +1,208 @@
+"""Parameters of the defacing methods (config ``deface.*``), as dataclasses with defaults.
+
+Every length is in mm, every volume in ml (1 ml = 1000 mm^3). Intensities are in the
+image's scaled units (CT: Hounsfield units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+METHODS = ("template", "threshold-morphology", "connected-threshold")
+
+
+@dataclass
+class DefaceParams:
+    """Parameters shared by all methods (safety rule, registration, plausibility).
+
+    Attributes
+    ----------
+    brain_margin_mm : float
+        The removal never touches the registered template brain mask dilated by this margin
+        (6 mm: at 4 mm the template removal reached 4 voxels at the orbital apex next to a
+        temporal pole on colin27; when in doubt, tissue is kept).
+    brain_fraction : float
+        A subject voxel is in the template brain mask when at least this fraction of it is
+        (lower = more protective).
+    resolution_mm : float
+        Registration working resolution.
+    multistart : bool
+        24 axis-aligned start rotations (needed for rotated/permuted headers).
+    n_screen : int
+        Multi-start: starts optimised after screening all 24 by their unoptimised metric
+        (0 = optimise all 24; slower).
+    n_refine : int
+        At most this many starts are refined (only starts whose coarse metric is within
+        0.05 of the best one; usually one).
+    iterations : int
+        Optimiser iterations per refinement stage.
+    work_mm : float
+        Block size (mm) of the grid on which masks are computed; masks are upsampled to
+        the image grid by nearest neighbour and the protected region is enlarged by half
+        a block diagonal so that the margin holds for every voxel.
+    min_head_dice : float
+        Fail when the Dice of subject and registered template head masks is below this.
+    min_removed_ml, max_removed_ml : float
+        Fail when the head tissue removed is outside this range (0 allows images with no
+        face, e.g. already defaced).
+    max_brain_overlap_ml : float
+        Fail when the removal overlaps the intensity-based brain check mask by more than
+        this (default 0: any overlap fails).
+    check_erode_mm : float
+        Erosion of the intensity-based brain check mask: the check mask is the largest
+        component of the eroded intensity brain estimate, computed without registration
+        (erosion cuts bridges into orbits and temporal muscle: 4 mm was not enough for a
+        swollen temporal muscle after surgery). Any overlap of the removal with it fails
+        the job.
+    check_zone_mm : float
+        Distance (mm) from the registered template brain within which the intensity
+        brain refines the protected region (see ``refine_brain``); beyond it intensity
+        leaks into cheeks, orbits and muscle are not brain.
+    refine_brain : bool
+        Also protect the subject's intensity brain (opened by ``refine_open_mm``) within
+        ``check_zone_mm`` of the registered template brain, dilated by ``refine_margin_mm``.
+        It can only add protection (a registration a few mm off on one side must not
+        expose cortex).
+    refine_margin_mm, refine_open_mm : float
+        See ``refine_brain``.
+    modality : str
+        ``"auto"`` (CT if the 1st percentile is below -500), ``"mr"`` or ``"ct"``.
+    ct_skin_hu : float
+        CT: head (skin) threshold in HU.
+    ct_background_hu : float
+        CT: value written into removed voxels (HU).
+    threads : int
+        Threads for SimpleITK.
+    """
+
+    brain_margin_mm: float = 6.0
+    brain_fraction: float = 0.25
+    resolution_mm: float = 3.0
+    multistart: bool = True
+    n_screen: int = 6
+    n_refine: int = 2
+    iterations: int = 100
+    work_mm: float = 2.0
+    min_head_dice: float = 0.85
+    min_removed_ml: float = 5.0
+    max_removed_ml: float = 1500.0
+    max_brain_overlap_ml: float = 0.0
+    check_erode_mm: float = 6.0
+    check_zone_mm: float = 10.0
+    refine_brain: bool = True
+    refine_margin_mm: float = 2.0
+    refine_open_mm: float = 4.0
+    modality: str = "auto"
+    ct_skin_hu: float = -300.0
+    ct_background_hu: float = -1000.0
+    threads: int = 2
+
+
+@dataclass
+class TemplateParams:
+    """``template`` method: remove the registered template face mask.
+
+    Attributes
+    ----------
+    face_fraction : float
+        A voxel is removed when at least this fraction of it lies in the face mask.
+    envelope : bool
+        Also remove what the common removal step (:class:`RemovalParams`) removes, with the
+        registered template brain as the brain estimate (the pydeface face mask alone
+        leaves the nasion and upper eyelids).
+    """
+
+    face_fraction: float = 0.5
+    envelope: bool = True
+
+
+@dataclass
+class ThresholdMorphologyParams:
+    """``threshold-morphology``: Otsu head mask, closing, hole filling, largest component;
+    brain = bright tissue eroded (cuts bridges to scalp and orbits), largest component,
+    re-dilated. Then the common removal step (see :class:`RemovalParams`).
+
+    Attributes
+    ----------
+    closing_mm : float
+        Closing radius of the head mask.
+    erode_mm : float
+        Erosion (and re-dilation) radius of the brain estimate.
+    brain_low : float
+        Lower brain threshold as a fraction between the head Otsu level (0) and the
+        second (tissue) Otsu level (1).
+    """
+
+    closing_mm: float = 4.0
+    erode_mm: float = 7.0
+    brain_low: float = 0.1
+
+
+@dataclass
+class ConnectedThresholdParams:
+    """``connected-threshold``: seeded region growing from brain seeds.
+
+    Seeds: the ``n_seeds`` deepest voxels of the head mask (largest distance to the head
+    surface) whose intensity lies within the central tissue range; the growing interval
+    is median +/- ``k_mad`` x MAD of the intensities around those seeds. The grown region
+    is opened by ``open_mm`` (cuts thin leaks), reduced to the component holding most
+    seeds, closed, hole-filled and dilated by ``dilate_mm``.
+    """
+
+    n_seeds: int = 8
+    k_mad: float = 1.5
+    open_mm: float = 5.0
+    dilate_mm: float = 2.0
+
+
+@dataclass
+class RemovalParams:
+    """Common removal step of the two seed methods, in template-aligned axes (from the
+    safety registration): a voxel is removed when it lies anterior of the brain estimate's
+    anterior envelope at its height (+ ``front_margin_mm``), at heights between
+    ``below_brain_mm`` under the brain's lowest point and the height of the brain's most
+    anterior point (+ ``above_front_mm``), and within ``face_half_width_mm`` of the
+    template mid-sagittal plane and at most ``face_depth_mm`` behind the template brain's
+    frontal pole (the eyes, nose, lips and chin; the temples, the temporal muscle and the
+    ears beside the brain are not face and are kept).
+    """
+
+    front_margin_mm: float = 6.0
+    envelope_window_mm: float = 4.0
+    below_brain_mm: float = 50.0
+    above_front_mm: float = 10.0
+    face_half_width_mm: float = 58.0
+    face_depth_mm: float = 40.0
+
+
+METHOD_PARAMS = {
+    "template": TemplateParams,
+    "threshold-morphology": ThresholdMorphologyParams,
+    "connected-threshold": ConnectedThresholdParams,
+}
+
+
+def split_params(method: str, params: dict | None):
+    """Split a flat ``params`` dict (config ``deface.params``) into the dataclasses.
+
+    Returns ``(DefaceParams, method_params, RemovalParams)``. Unknown keys raise
+    ``ValueError`` naming them.
+    """
+    if method not in METHOD_PARAMS:
+        raise ValueError(f"unknown deface method {method!r}; choose one of {', '.join(METHODS)}")
+    params = dict(params or {})
+    out = []
+    for cls in (DefaceParams, METHOD_PARAMS[method], RemovalParams):
+        names = {f.name for f in fields(cls)}
+        out.append(cls(**{k: params.pop(k) for k in list(params) if k in names}))
+    if params:
+        raise ValueError(f"unknown deface parameter(s) for method {method!r}: {sorted(params)}")
+    return tuple(out)
+
+
+def params_dict(*objs) -> dict:
+    """Flat JSON-able dict of the given parameter dataclasses."""
+    d = {}
+    for o in objs:
+        d.update(asdict(o))
+    return d

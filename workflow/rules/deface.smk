@@ -1,0 +1,55 @@
+# Defacing of converted head images: the face is removed, the brain never; QC
+# pictures for the reviewer (private: the "before" shows the face).
+
+
+rule deface_series:
+    """Deface every converted image of one head series (method and parameters from config)."""
+    input:
+        f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
+    output:
+        images=directory(f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}"),
+        result=f"{PRIVATE}/deface/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        qc_dir=directory(
+            f"{PRIVATE}/qc/deface/sub-{{subject}}/ses-{{session}}/{{series}}"
+        ),
+        triplanar=report(
+            f"{PRIVATE}/qc/deface/sub-{{subject}}_ses-{{session}}_{{series}}_triplanar.png",
+            caption="../report/deface_triplanar.rst",
+            category="Defacing",
+            subcategory="sub-{subject}",
+            labels={
+                "session": "ses-{session}",
+                "series": "{series}",
+                "view": "triplanar",
+            },
+        ),
+        render=report(
+            f"{PRIVATE}/qc/deface/sub-{{subject}}_ses-{{session}}_{{series}}_render.png",
+            caption="../report/deface_render.rst",
+            category="Defacing",
+            subcategory="sub-{subject}",
+            labels={
+                "session": "ses-{session}",
+                "series": "{series}",
+                "view": "3D render",
+            },
+        ),
+    log:
+        f"{LOGS}/deface_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+    benchmark:
+        f"{BENCH}/deface_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+    group:
+        "subject"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        method=config["deface"]["method"],
+        params=DEFACE_PARAMS_JSON,
+    shell:
+        "neurodeid deface-series {input:q} --out-dir {output.images:q} --result {output.result:q}"
+        " --qc-dir {output.qc_dir:q} --triplanar {output.triplanar:q} --render {output.render:q}"
+        " --method {params.method} --params-json {params.params:q} > {log:q} 2>&1"
