@@ -17,8 +17,10 @@ include: "workflow/rules/deid.smk"
 include: "workflow/rules/redact.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/deface.smk"
+include: "workflow/rules/morphometry.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -15,7 +15,7 @@ def test_skeleton_holds_pseudonyms_only(tmp_path):
     subjects = tmp_path / "subjects.tsv"
     subjects.write_text("participant_id\nsub-ab12cd34\nsub-0f0f0f0f\n")
     paths = release.write_skeleton(tmp_path / "rel", subjects, "My study", "CC0", ["retain_uids"], "2024b")
-    assert {p.name for p in paths} == {"dataset_description.json", "participants.tsv", "README"}
+    assert {p.name for p in paths} == {"dataset_description.json", "participants.tsv", "README", ".bidsignore"}
     desc = json.loads((tmp_path / "rel" / "dataset_description.json").read_text())
     assert desc["Name"] == "My study" and desc["License"] == "CC0" and desc["DatasetType"] == "raw"
     assert (tmp_path / "rel" / "participants.tsv").read_text() == "participant_id\nsub-0f0f0f0f\nsub-ab12cd34\n"

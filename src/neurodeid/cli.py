@@ -49,7 +49,8 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
     from .release import write_skeleton
 
     options = sorted(check_options(args.options))
-    for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition):
+    for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition,
+                            authors=args.authors):
         print(f"release-skeleton: wrote {p}")
     return 0
 
@@ -177,6 +178,17 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
         for im in json.loads(Path(path).read_text(encoding="utf-8"))["images"]:
             if im["status"] != "ok":
                 excluded.setdefault(label, {})[im["image"]] = f"defacing failed: {im['reason']}"
+    extras: dict[str, dict[str, str]] = {}
+    for label, folder in _pairs(args.morphometry, "--morphometry").items():
+        from .morphometry import read_tsv
+
+        for table in sorted(Path(folder).glob("*.tsv")):
+            (row,) = read_tsv(table)
+            image = f"{table.stem}.nii.gz"
+            if row.get("verdict") == "FAIL":
+                excluded.setdefault(label, {})[image] = "morphometry FAIL: " + row.get("reasons", "")
+            else:
+                extras.setdefault(label, {})[image] = str(table)
     files, notes = release_session(
         names,
         _pairs(args.source, "--source"),
@@ -188,6 +200,7 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
         withheld={},
         nrrd=args.nrrd,
         excluded=excluded,
+        extras=extras,
     )
     write_session_listing(args.listing, files, notes, args.release_dir)
     print(f"release-session: {len(files)} file(s) released; {len(notes)} series withheld or failed")
@@ -289,6 +302,60 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_morphometry_series(args: argparse.Namespace) -> int:
+    import json
+
+    from . import morphometry as mm
+
+    thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
+    deface = json.loads(Path(args.deface_result).read_text(encoding="utf-8"))
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tsvs = []
+    for im in deface["images"]:
+        if im["status"] != "ok":
+            continue  # not defaced: not released either
+        name = im["image"]
+        stem = name[: -len(".nii.gz")]
+        try:
+            m = mm.compare_images(Path(args.convert_dir) / name, Path(args.deface_dir) / name,
+                                  Path(args.deface_dir) / f"{stem}_removal.nii.gz")
+            v = mm.verdict(m, thresholds)
+        except mm.MorphometryError as exc:  # no measure, no release: FAIL with the reason
+            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {exc}"]}
+        tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
+        print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
+    if tsvs:
+        mm.summarize(tsvs, args.out)
+    else:
+        Path(args.out).write_text("image\tverdict\n", encoding="utf-8")
+    return 0
+
+
+def _cmd_morphometry_summary(args: argparse.Namespace) -> int:
+    import json
+
+    from . import morphometry as mm
+    from .fileio import write_text_atomic
+
+    tsvs = [p for p in args.tables if len(mm.read_tsv(p))]
+    if tsvs:
+        mm.summarize(tsvs, args.out)
+        rows = mm.read_tsv(args.out)
+    else:
+        write_text_atomic(args.out, "image\tverdict\n")
+        rows = []
+    thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
+    mm.plot_summary(args.out if rows else [], args.plot, thresholds)
+    failed = [r for r in rows if r.get("verdict") == "FAIL"]
+    cols = list(rows[0]) if rows else ["image", "verdict"]
+    lines = ["\t".join(cols)] + ["\t".join(r.get(c, "") for c in cols) for r in failed]
+    write_text_atomic(args.failed, "\n".join(lines) + "\n")
+    counts = {k: sum(r.get("verdict") == k for r in rows) for k in ("PASS", "WARN", "FAIL")}
+    print(f"morphometry-summary: {len(rows)} image(s): {counts}")
+    return 0
+
+
 def _cmd_release_dir(args: argparse.Namespace) -> int:
     from .release import copy_dir_atomic, write_listing
 
@@ -357,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--source", nargs="*", default=[], help="LABEL=DIR of the images to release")
     s.add_argument("--converted", nargs="*", default=[], help="LABEL=DIR of the conversion (sidecars)")
     s.add_argument("--deface-result", nargs="*", default=[], help="LABEL=JSON: images whose defacing failed stay out")
+    s.add_argument("--morphometry", nargs="*", default=[],
+                   help="LABEL=DIR of per-image morphometry TSVs: FAIL images stay out, others carry their table")
     s.add_argument("--release-dir", required=True)
     s.add_argument("--tmp-dir", required=True)
     s.add_argument("--listing", required=True)
@@ -389,6 +458,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("args", nargs=argparse.REMAINDER)
     s.set_defaults(func=_cmd_deface)
 
+    s = sub.add_parser("morphometry-series", help="brain and tissue measures, original vs defaced, per image")
+    s.add_argument("convert_dir")
+    s.add_argument("deface_dir")
+    s.add_argument("--deface-result", required=True)
+    s.add_argument("--label", required=True, help="series label written into the tables (no identifiers)")
+    s.add_argument("--out-dir", required=True, help="one TSV per image")
+    s.add_argument("--out", required=True, help="the series' TSV (all images, with verdicts)")
+    s.add_argument("--thresholds-json", default="{}")
+    s.set_defaults(func=_cmd_morphometry_series)
+
+    s = sub.add_parser("morphometry-summary", help="one table and one plot over all images")
+    s.add_argument("tables", nargs="*")
+    s.add_argument("--out", required=True)
+    s.add_argument("--plot", required=True)
+    s.add_argument("--failed", required=True, help="private list of FAIL images with their numbers")
+    s.add_argument("--thresholds-json", default="{}")
+    s.set_defaults(func=_cmd_morphometry_summary)
+
+    s = sub.add_parser("report-summary", help="the review report's summary page and tables (private)")
+    from .report import add_summary_arguments, summary_main
+
+    add_summary_arguments(s)
+    s.set_defaults(func=summary_main)
+
     s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
     s.add_argument("src")
     s.add_argument("dst")
@@ -402,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--release-dir", required=True)
     s.add_argument("--name", required=True)
     s.add_argument("--license", default="")
+    s.add_argument("--authors", nargs="*", default=[])
     s.add_argument("--options", nargs="*", default=[])
     s.set_defaults(func=_cmd_release_skeleton)
 

@@ -37,7 +37,16 @@ Contents:
 """
 
 
-def dataset_description(name: str, license_: str = "") -> dict:
+#: CT follows the proposed BIDS extension for CT (BEP024), which the BIDS validator does
+#: not know yet; the specification says to list such data in .bidsignore.
+BIDSIGNORE_TEXT = (
+    "# neurodeid: CT follows the proposed BIDS extension for CT (BEP024), not yet in the BIDS specification\n"
+    "sub-*/ses-*/ct/\n"
+    "sub-*/ct/\n"
+)
+
+
+def dataset_description(name: str, license_: str = "", authors: list[str] | None = None) -> dict:
     """The content of ``dataset_description.json`` (BIDS raw dataset)."""
     desc = {
         "Name": name,
@@ -54,6 +63,8 @@ def dataset_description(name: str, license_: str = "") -> dict:
     }
     if license_:
         desc["License"] = license_
+    if authors:
+        desc["Authors"] = list(authors)
     return desc
 
 
@@ -64,8 +75,10 @@ def write_skeleton(
     license_: str,
     options: list[str],
     edition: str,
+    authors: list[str] | None = None,
 ) -> list[Path]:
-    """Write the three skeleton files into ``release_dir``; return their paths.
+    """Write the skeleton files (dataset_description.json, participants.tsv, README,
+    .bidsignore) into ``release_dir``; return their paths.
 
     ``subjects_tsv`` is the private index's subject list (column
     ``participant_id``: pseudonyms only).
@@ -79,8 +92,9 @@ def write_skeleton(
         if not (p.startswith("sub-") and p[4:].isalnum()):
             raise ValueError(f"{subjects_tsv}: {p!r} is not a BIDS participant label")
     out = {
-        "dataset_description.json": json.dumps(dataset_description(name, license_), indent=2) + "\n",
+        "dataset_description.json": json.dumps(dataset_description(name, license_, authors), indent=2) + "\n",
         "participants.tsv": "participant_id\n" + "".join(f"{p}\n" for p in participants),
+        ".bidsignore": BIDSIGNORE_TEXT,
         "README": README_TEXT.format(
             name=name,
             underline="=" * len(name),

@@ -72,6 +72,7 @@ nd_plan.write_plan(PLAN, PRIVATE, INDEX)
 DEFACE = config["deface"]["enabled"]
 # Defacing parameters as JSON: a parameter, so a change reruns defacing and what follows.
 DEFACE_PARAMS_JSON = json.dumps(config["deface"]["params"], sort_keys=True)
+MORPHOMETRY_JSON = json.dumps(config["morphometry"]["thresholds"], sort_keys=True)
 # Sessions with at least one series to convert, as (subject, session).
 CONVERT_SESSIONS = sorted({(p.subject, p.session) for p in PLAN if p.convert})
 
@@ -173,11 +174,34 @@ def _deface_result(w, p):
 
 def session_release_sources(w):
     out = [_source_dir(w, p) for p in _released_plans(w)]
-    return out + [_deface_result(w, p) for p in _released_plans(w) if p.deface]
+    defaced = [p for p in _released_plans(w) if p.deface]
+    return (
+        out
+        + [_deface_result(w, p) for p in defaced]
+        + [_morphometry_dir(w, p) for p in defaced]
+    )
 
 
 def session_source_args(w):
     return " ".join(f"{p.series}={_source_dir(w, p)}" for p in _released_plans(w))
+
+
+def _morphometry_dir(w, p):
+    return f"{WORK}/morphometry/sub-{w.subject}/ses-{w.session}/{p.series}"
+
+
+def session_morphometry_args(w):
+    return " ".join(
+        f"{p.series}={_morphometry_dir(w, p)}" for p in _released_plans(w) if p.deface
+    )
+
+
+def morphometry_tables():
+    return [
+        f"{PRIVATE}/morphometry/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
+        for p in PLAN
+        if p.deface and DEFACE
+    ]
 
 
 def session_deface_args(w):
@@ -204,6 +228,7 @@ def get_release_files():
             f"{RELEASE}/dataset_description.json",
             f"{RELEASE}/participants.tsv",
             f"{RELEASE}/README",
+            f"{RELEASE}/.bidsignore",
         ]
         + released_dicom_listings()
         + released_session_listings()
@@ -211,4 +236,42 @@ def get_release_files():
 
 
 def get_final_output():
-    return get_release_files() + [f"{PRIVATE}/audit.ok", f"{PRIVATE}/quarantine.tsv"]
+    out = get_release_files() + [f"{PRIVATE}/audit.ok", f"{PRIVATE}/quarantine.tsv"]
+    return out + morphometry_summary() + report_outputs()
+
+
+def deface_results():
+    """Defacing result (JSON) of every series planned for defacing (empty when defacing is off)."""
+    return [
+        f"{PRIVATE}/deface/sub-{p.subject}/ses-{p.session}/{p.series}.json"
+        for p in PLAN
+        if DEFACE and p.deface and p.convert
+    ]
+
+
+def morphometry_summary():
+    """The morphometry summary TSV, as a list (empty when nothing is defaced)."""
+    return [f"{PRIVATE}/morphometry/summary.tsv"] if morphometry_tables() else []
+
+
+def report_summary_inputs(wildcards):
+    """What the report summary reads: the audit table, not the gate, so a failed audit is reported too."""
+    return {
+        "index": f"{PRIVATE}/index.tsv",
+        "plan": f"{PRIVATE}/release_plan.tsv",
+        "names": [
+            f"{PRIVATE}/bids/sub-{sub}/ses-{ses}.names.json"
+            for sub, ses in CONVERT_SESSIONS
+        ],
+        "release": get_release_files(),
+        "redact": redaction_results(),
+        "quarantine": f"{PRIVATE}/quarantine.tsv",
+        "audit": f"{PRIVATE}/audit.tsv",
+        "deface": deface_results(),
+        "morphometry": morphometry_summary(),
+    }
+
+
+def report_outputs():
+    """The report's summary page, for `rule all` (so that `snakemake --report` finds every page)."""
+    return [f"{PRIVATE}/report/summary.html"]

@@ -77,12 +77,13 @@ rule release_session:
         sources=session_source_args,
         converted=session_converted_args,
         deface=session_deface_args,
+        morphometry=session_morphometry_args,
         release_dir=RELEASE,
         tmp_dir=f"{WORK}/tmp",
         nrrd="--nrrd" if config["convert"]["nrrd"] else "--no-nrrd",
     shell:
         "neurodeid release-session {input.names:q} --subject {wildcards.subject}"
         " --session {wildcards.session} --source {params.sources} --converted {params.converted}"
-        " --deface-result {params.deface}"
+        " --deface-result {params.deface} --morphometry {params.morphometry}"
         " --release-dir {params.release_dir:q} --tmp-dir {params.tmp_dir:q}"
         " --listing {output.listing:q} {params.nrrd} > {log:q} 2>&1"

@@ -69,6 +69,6 @@ rule report_summary:
             else ""
         ),
     shell:
-        "python -m neurodeid.report {params.private_dir:q} --out-dir {params.out_dir:q}"
+        "neurodeid report-summary {params.private_dir:q} --out-dir {params.out_dir:q}"
         " --subjects-dir {output.subjects:q} --key-fingerprint {params.key_fingerprint}"
         " {params.morphometry} {params.deface} > {log:q} 2>&1"

@@ -1,0 +1,710 @@
+"""The review report's summary: what the run made of every series, and may the release be sent.
+
+Reads the private files a run leaves under ``results/private/`` (the index, the
+release plan, the BIDS names, the release listings, the redaction, defacing and
+morphometry results, the quarantine list and the audit table) and writes
+
+- ``summary.html``: the dataset summary page (counts, the send verdict, one row
+  per subject and per series);
+- ``summary_counts.rst``: the same counts and verdict in reStructuredText, included on
+  the landing page of Snakemake's report (``workflow/report/workflow.rst``);
+- ``quarantine.html``, ``withheld.html``, ``audit.html``: the tables a reviewer
+  checks (the audit page names files and attributes, never an identifying value);
+- ``subjects/sub-<label>.html``: one page per subject.
+
+All of it is private: the quarantine page names raw file paths. Every other page
+shows only pseudonyms, series labels, modalities and BIDS names; no series
+description, date, UID or raw ID is copied into the summary.
+
+Run as ``python -m neurodeid.report PRIVATE_DIR --out-dir DIR`` (see :func:`main`).
+The module never imports snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fileio import write_text_atomic
+
+#: The verdicts of the send check, worst first.
+VERDICT_NO = "NO"
+VERDICT_REVIEW = "REVIEW"
+VERDICT_YES = "YES"
+
+VERDICT_TEXT = {
+    VERDICT_NO: "NO: do not send this release",
+    VERDICT_REVIEW: "REVIEW FIRST: the audit found nothing, but some items need your eyes",
+    VERDICT_YES: "YES, once you have looked at the QC pictures",
+}
+
+#: Text that the pages and the landing page start with (the browser test looks for it).
+TITLE = "May I press send?"
+
+#: Quarantine statuses that are routine (not an image: DICOMDIR, notes, ...).
+ROUTINE_QUARANTINE = frozenset({"skipped"})
+
+
+class ReportError(ValueError):
+    """A private file the summary needs is missing or malformed."""
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SeriesStatus:
+    """What happened to one series (labels are pseudonyms: no raw value)."""
+
+    subject: str  # without "sub-"
+    session: str  # without "ses-"
+    series: str
+    modality: str = ""
+    n_files: int = 0
+    bids: str = ""  # planned BIDS target, or "unmatched: ..."/"skipped: ..."
+    dicom: str = ""  # "released" | "withheld" | "partly released"
+    dicom_reason: str = ""
+    conversion: str = ""  # "" (not planned) | "ok" | "failed"
+    images: list = field(default_factory=list)  # released BIDS paths (relative to release/)
+    images_note: str = ""  # "withheld: ..." / "failed: ..."
+    redaction: str = ""  # "" | "PASS" | "FAIL" (series-level; per image below)
+    redaction_images: tuple = (0, 0)  # (PASS, total)
+    deface: str = ""  # "" | "PASS" | "FAIL" | "pending"
+    deface_note: str = ""
+    morphometry: str = ""  # "" | "PASS" | "WARN" | "FAIL"
+    morphometry_note: str = ""
+
+    @property
+    def n_images(self) -> int:
+        """Released NIfTI images of this series (sidecars not counted)."""
+        return sum(f.endswith((".nii.gz", ".nii")) for f in self.images)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.subject, self.session, self.series)
+
+    @property
+    def verdicts(self) -> list[str]:
+        """Every PASS/WARN/FAIL of this series' checks."""
+        return [v for v in (self.redaction, self.deface, self.morphometry) if v in ("PASS", "WARN", "FAIL")]
+
+
+@dataclass
+class AuditSummary:
+    """The release audit without identifying values."""
+
+    ran: bool = False
+    passed: bool = False  # the table exists and lists no hit
+    files_scanned: int = 0
+    needles: int = 0
+    hits: int = 0
+    # (file with identifiers masked, location, attribute) -> hits
+    by_place: dict = field(default_factory=dict)
+
+
+@dataclass
+class DatasetSummary:
+    """Counts for the summary page and the send verdict."""
+
+    series: list[SeriesStatus]
+    quarantine: list[dict]
+    audit: AuditSummary
+    demo_key: bool = False
+    released_files: int = 0
+
+    # -- counts ---------------------------------------------------------------
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({s.subject for s in self.series})
+
+    @property
+    def sessions(self) -> list[tuple[str, str]]:
+        return sorted({(s.subject, s.session) for s in self.series})
+
+    def count(self, **conditions) -> int:
+        return sum(all(getattr(s, k) == v for k, v in conditions.items()) for s in self.series)
+
+    @property
+    def n_files(self) -> int:
+        return sum(s.n_files for s in self.series)
+
+    @property
+    def planned_conversion(self) -> int:
+        return sum(s.conversion != "" for s in self.series)
+
+    @property
+    def released_images(self) -> int:
+        """Released BIDS images (NIfTI files; sidecars not counted)."""
+        return sum(s.n_images for s in self.series)
+
+    @property
+    def unmatched(self) -> list[SeriesStatus]:
+        return [s for s in self.series if s.bids.startswith("unmatched")]
+
+    @property
+    def skipped(self) -> list[SeriesStatus]:
+        return [s for s in self.series if s.bids.startswith("skipped")]
+
+    @property
+    def withheld(self) -> list[SeriesStatus]:
+        """Series some of whose data stays out of the release (DICOM or images)."""
+        return [s for s in self.series if s.dicom != "released" or s.images_note]
+
+    @property
+    def quarantined(self) -> list[dict]:
+        return [r for r in self.quarantine if r.get("status") not in ROUTINE_QUARANTINE]
+
+    @property
+    def skipped_files(self) -> list[dict]:
+        return [r for r in self.quarantine if r.get("status") in ROUTINE_QUARANTINE]
+
+    def verdict_counts(self) -> dict[str, int]:
+        out = {"PASS": 0, "WARN": 0, "FAIL": 0}
+        for s in self.series:
+            for v in s.verdicts:
+                out[v] += 1
+        return out
+
+    # -- the answer -----------------------------------------------------------
+    def verdict(self) -> tuple[str, list[str]]:
+        """``(verdict, reasons)``: NO, REVIEW or YES, and why (no identifying value)."""
+        no, review = [], []
+        a = self.audit
+        if not a.ran:
+            no.append("the release audit has not run (private/audit.tsv is missing)")
+        elif a.hits:
+            no.append(f"the release audit found {a.hits} identifying value(s) in the release: see the audit table")
+        if self.demo_key:
+            no.append("the run used the public DEMO KEY: anyone can recompute the pseudonyms; "
+                      "rerun with a secret NEURODEID_KEY")
+        vc = self.verdict_counts()
+        if vc["FAIL"]:
+            review.append(f"{vc['FAIL']} check(s) FAILED (those images stay out of the release)")
+        if vc["WARN"]:
+            review.append(f"{vc['WARN']} check(s) gave a WARNING (released: look at them)")
+        conv_failed = self.count(conversion="failed")
+        if conv_failed:
+            review.append(f"{conv_failed} series failed to convert")
+        if self.quarantined:
+            review.append(f"{len(self.quarantined)} file(s) quarantined or withheld by a stage")
+        if self.withheld:
+            review.append(f"{len(self.withheld)} series (partly) withheld from the release")
+        if self.unmatched:
+            review.append(f"{len(self.unmatched)} series matched no BIDS naming rule")
+        if no:
+            return VERDICT_NO, no + review
+        if review:
+            return VERDICT_REVIEW, review
+        return VERDICT_YES, ["the audit found nothing and every check passed"]
+
+    def count_rows(self) -> list[tuple[str, str]]:
+        """The summary table: (what, how many), in the order a reviewer reads it."""
+        vc = self.verdict_counts()
+        conv_ok, conv_failed = self.count(conversion="ok"), self.count(conversion="failed")
+        red = [s for s in self.series if s.redaction]
+        red_img_pass = sum(s.redaction_images[0] for s in red)
+        red_img_all = sum(s.redaction_images[1] for s in red)
+        deface = [s for s in self.series if s.deface]
+        morph = [s for s in self.series if s.morphometry]
+        mc = {v: sum(s.morphometry == v for s in morph) for v in ("PASS", "WARN", "FAIL")}
+        a = self.audit
+        audit_text = (
+            "not run" if not a.ran else
+            f"{a.hits} hit(s) in {a.files_scanned} file(s) scanned for {a.needles} identifying value(s)"
+        )
+        return [
+            ("Subjects", str(len(self.subjects))),
+            ("Sessions", str(len(self.sessions))),
+            ("Series indexed", f"{len(self.series)} ({self.n_files} file(s))"),
+            ("Series converted to NIfTI", f"{conv_ok} of {self.planned_conversion} planned"
+             + (f", {conv_failed} failed" if conv_failed else "")),
+            ("BIDS images released", str(self.released_images)),
+            ("Series defaced (PASS / FAIL / pending)",
+             f"{sum(s.deface == 'PASS' for s in deface)} / {sum(s.deface == 'FAIL' for s in deface)}"
+             f" / {sum(s.deface == 'pending' for s in deface)} of {len(deface)}"),
+            ("Morphometry (PASS / WARN / FAIL)", f"{mc['PASS']} / {mc['WARN']} / {mc['FAIL']}"),
+            ("Series redacted (burned-in text)", f"{sum(s.redaction == 'PASS' for s in red)} of {len(red)} PASS;"
+             f" images {red_img_pass} of {red_img_all} PASS"),
+            ("All checks (PASS / WARN / FAIL)", f"{vc['PASS']} / {vc['WARN']} / {vc['FAIL']}"),
+            ("DICOM series released", f"{self.count(dicom='released')} of {len(self.series)}"),
+            ("Series withheld (DICOM or images)", str(len(self.withheld))),
+            ("Series unmatched by BIDS rules / skipped", f"{len(self.unmatched)} / {len(self.skipped)}"),
+            ("Files quarantined", str(len(self.quarantined))),
+            ("Files skipped (not images)", str(len(self.skipped_files))),
+            ("Release audit", audit_text),
+            ("Key", "DEMO KEY (not secret)" if self.demo_key else "secret key"),
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Reading the private files (thin I/O)
+# ---------------------------------------------------------------------------
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict]:
+    """Rows of a TSV with a header; lines starting with ``#`` are skipped."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            lines = [ln for ln in fh if not ln.startswith("#")]
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read ({exc.strerror}); run the workflow first") from None
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def _strip(prefix: str, value: str) -> str:
+    return value[len(prefix):] if value.startswith(prefix) else value
+
+
+def read_session_listing(path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+    """A released session's listing: (released files, {series: "withheld: reason"})."""
+    files, notes = [], {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        if line.startswith("# "):
+            label, _, note = line[2:].partition("\t")
+            notes[label] = note
+        elif line.strip():
+            files.append(line.split("\t")[0])
+    return files, notes
+
+
+def read_audit(audit_tsv: str | os.PathLike) -> AuditSummary:
+    """The audit table summarised: counts per (file, location, attribute), values masked.
+
+    An identifying value that appears in a file name is replaced by ``[...]`` in
+    the summary, so the summary can be shown to people who may not see it.
+    """
+    p = Path(audit_tsv)
+    if not p.is_file():
+        return AuditSummary()
+    first = p.read_text(encoding="utf-8").split("\n", 1)[0]
+    m = re.search(r"(\d+) files scanned, (\d+) needles", first)
+    rows = read_tsv(p)
+    by_place: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        place = (mask_value(r.get("file", ""), r.get("identifier", "")), r.get("location", ""), r.get("attribute", ""))
+        by_place[place] = by_place.get(place, 0) + 1
+    return AuditSummary(ran=True, passed=not rows, files_scanned=int(m.group(1)) if m else 0,
+                        needles=int(m.group(2)) if m else 0, hits=len(rows), by_place=by_place)
+
+
+def mask_value(text: str, value: str, mask: str = "[...]") -> str:
+    """``text`` with every case-insensitive occurrence of ``value`` replaced by ``mask``."""
+    if not value:
+        return text
+    return re.sub(re.escape(value), mask, text, flags=re.IGNORECASE)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: cannot read as JSON ({exc}); rerun the step that writes it") from None
+
+
+def _verdict_column(row: dict) -> str:
+    for k in ("verdict", "status", "result"):
+        v = (row.get(k) or "").strip().upper()
+        if v in ("PASS", "WARN", "FAIL"):
+            return v
+    return ""
+
+
+def read_morphometry(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """{BIDS image name: (verdict, reasons)} from the morphometry summary TSV.
+
+    The TSV (``neurodeid.morphometry.summarize``) has one row per image with the
+    columns ``image`` (the BIDS name, e.g. ``sub-x_ses-1_run-1_T1w``), ``verdict``
+    (PASS/WARN/FAIL) and ``reasons``.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for r in read_tsv(path):
+        name = r.get("image", "")
+        for suffix in (".nii.gz", ".nii", "_morphometry"):
+            name = name.removesuffix(suffix)
+        out[name] = (_verdict_column(r), r.get("reasons") or r.get("reason") or "")
+    return out
+
+
+def read_deface_result(path: str | os.PathLike) -> tuple[str, int, int, str]:
+    """``(status, images defaced, images, reasons)`` of one series' defacing result JSON.
+
+    The JSON (``neurodeid deface-series``) lists ``images`` with ``status`` ``ok`` or
+    ``failed`` and a ``reason``; the series is PASS when every image was defaced.
+    A missing file is ``pending`` (defacing has not run).
+    """
+    p = Path(path)
+    if not p.is_file():
+        return "pending", 0, 0, ""
+    data = _read_json(p)
+    images = data.get("images", [])
+    ok = sum(str(i.get("status", "")).lower() in ("ok", "pass") for i in images)
+    reasons = "; ".join(f"{i.get('image', '')}: {i.get('reason', '')}" for i in images
+                        if str(i.get("status", "")).lower() not in ("ok", "pass"))
+    status = "PASS" if images and ok == len(images) else "FAIL"
+    return status, ok, len(images), reasons
+
+
+_WORST = {"": 0, "PASS": 1, "WARN": 2, "FAIL": 3}
+
+
+def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | None = None,
+            deface_results=(), demo_key: bool = False) -> DatasetSummary:
+    """Gather the summary from the private files of a run.
+
+    Parameters
+    ----------
+    private_dir : path-like
+        ``results/private`` of a run (``index.tsv``, ``release_plan.tsv``, ...).
+    morphometry : path-like, optional
+        The morphometry summary TSV (see :func:`read_morphometry`).
+    deface_results : iterable of path-like
+        One JSON per series planned for defacing, at
+        ``<private>/deface/sub-S/ses-T/<series>.json`` (see :func:`read_deface_result`);
+        a missing one counts as pending.
+    demo_key : bool
+        The run used the public demo key.
+
+    Returns
+    -------
+    DatasetSummary
+        Only the series of the current index are read (files of older runs are ignored).
+    """
+    priv = Path(private_dir)
+    index = read_tsv(priv / "index.tsv")
+    plan = {(_strip("sub-", r["subject"]), _strip("ses-", r["session"]), r["series"]): r
+            for r in read_tsv(priv / "release_plan.tsv")}
+    deface = {}
+    for p in deface_results:
+        p = Path(p)
+        deface[(_strip("sub-", p.parent.parent.name), _strip("ses-", p.parent.name), p.stem)] = \
+            read_deface_result(p)
+    morph = read_morphometry(morphometry) if morphometry and Path(morphometry).is_file() else {}
+
+    series: list[SeriesStatus] = []
+    names_cache: dict[tuple[str, str], dict] = {}
+    listing_cache: dict[tuple[str, str], tuple[list[str], dict[str, str]]] = {}
+    for r in index:
+        s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
+                         int(r.get("n_files") or 0))
+        p = plan.get(s.key, {})
+        s.bids = p.get("bids", "")
+        # DICOM: released when its private listing exists
+        dicom_listing = priv / "released" / "sourcedata" / "dicom" / f"sub-{s.subject}" / f"ses-{s.session}" / f"{s.series}.tsv"
+        if p.get("release_dicom") == "yes" and dicom_listing.is_file():
+            n_rel = len(read_session_listing(dicom_listing)[0])
+            s.dicom = "released" if n_rel >= s.n_files else "partly released"
+            if n_rel < s.n_files:
+                s.dicom_reason = f"{n_rel} of {s.n_files} file(s) released"
+        else:
+            s.dicom = "withheld"
+            s.dicom_reason = p.get("withheld_reason", "") or ("not released yet" if p.get("release_dicom") == "yes" else "")
+        # conversion and BIDS names
+        sk = (s.subject, s.session)
+        names_path = priv / "bids" / f"sub-{s.subject}" / f"ses-{s.session}.names.json"
+        if sk not in names_cache:
+            names_cache[sk] = _read_json(names_path) if names_path.is_file() else {}
+        entry = names_cache[sk].get(s.series)
+        if isinstance(entry, list):
+            s.conversion = "ok"
+        elif isinstance(entry, dict) and "failed" in entry:
+            s.conversion = "failed"
+            s.images_note = f"failed: {entry['failed']}"
+        listing = priv / "released" / "bids" / f"sub-{s.subject}" / f"ses-{s.session}.tsv"
+        if sk not in listing_cache:
+            listing_cache[sk] = read_session_listing(listing) if listing.is_file() else ([], {})
+        files, notes = listing_cache[sk]
+        if isinstance(entry, list):
+            stems = [e["bids"] for e in entry if "bids" in e]
+            s.images = [f for f in files if any(f.startswith(st + ".") for st in stems)]
+            if s.series in notes:
+                s.images_note = notes[s.series]
+            elif not s.images:
+                s.images_note = "withheld: not released yet"
+        # burned-in text
+        red = priv / "redact" / f"sub-{s.subject}" / f"ses-{s.session}" / f"{s.series}.json"
+        if red.is_file():
+            data = _read_json(red)
+            imgs = data.get("files", [])
+            s.redaction = "PASS" if data.get("status") == "PASS" else "FAIL"
+            s.redaction_images = (sum(f.get("status") == "PASS" for f in imgs), len(imgs))
+        if s.key in deface:
+            s.deface, ok, n, why = deface[s.key]
+            if s.deface != "pending" and why:
+                s.deface_note = why
+            elif n:
+                s.deface_note = f"{ok} of {n} image(s)"
+        # morphometry: one row per BIDS image of the series; the worst verdict counts
+        for e in (entry if isinstance(entry, list) else []):
+            name = Path(e.get("bids", "")).name
+            if name in morph:
+                v, why = morph[name]
+                if _WORST[v] >= _WORST[s.morphometry]:
+                    s.morphometry = v
+                if why:
+                    s.morphometry_note = "; ".join(x for x in (s.morphometry_note, f"{name}: {why}") if x)
+        series.append(s)
+
+    quarantine = read_tsv(priv / "quarantine.tsv") if (priv / "quarantine.tsv").is_file() else []
+    audit = read_audit(priv / "audit.tsv")
+    n_released = sum(len(v[0]) for v in listing_cache.values())
+    return DatasetSummary(series=series, quarantine=quarantine, audit=audit, demo_key=demo_key,
+                          released_files=n_released)
+
+
+# ---------------------------------------------------------------------------
+# Rendering (pure: text in, text out)
+# ---------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em;color:#222;max-width:70em}
+h1{font-size:1.5em;margin:0 0 .4em}h2{font-size:1.15em;margin:1.4em 0 .4em}
+table{border-collapse:collapse;margin:.4em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+.verdict{padding:.7em 1em;border-radius:6px;font-weight:600;font-size:1.1em;margin:.5em 0}
+.v-NO{background:#fde2e1;border:2px solid #c62828}.v-REVIEW{background:#fff4d6;border:2px solid #c98a00}
+.v-YES{background:#dff3e2;border:2px solid #2e7d32}
+.PASS{color:#2e7d32;font-weight:600}.WARN{color:#c98a00;font-weight:600}.FAIL{color:#c62828;font-weight:600}
+.private{color:#c62828;font-size:.9em}
+"""
+
+
+def _e(v) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _badge(v: str) -> str:
+    return f'<span class="{_e(v)}">{_e(v)}</span>' if v in ("PASS", "WARN", "FAIL") else _e(v)
+
+
+def _table(header: list[str], rows: list[list[str]], raw: bool = False, empty: str = "none") -> str:
+    """An HTML table; cells are escaped unless ``raw`` (then they are HTML already)."""
+    if not rows:
+        return f"<p><em>{_e(empty)}</em></p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(title: str, body: str, page_id: str) -> str:
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body id=\"{_e(page_id)}\">{body}"
+        "<p class=\"private\">Private: this page belongs to results/private/ and is never part of the release.</p>"
+        "</body></html>\n"
+    )
+
+
+def _series_row(s: SeriesStatus) -> list[str]:
+    red = ""
+    if s.redaction:
+        red = f"{_badge(s.redaction)} ({s.redaction_images[0]}/{s.redaction_images[1]} images)"
+    morph = _badge(s.morphometry) + (f" {_e(s.morphometry_note)}" if s.morphometry_note else "")
+    deface = _badge(s.deface) + (f" ({_e(s.deface_note)})" if s.deface_note else "")
+    images = "<br>".join(_e(f) for f in s.images) or ""
+    if s.images_note:
+        images += ("<br>" if images else "") + f"<em>{_e(s.images_note)}</em>"
+    dicom = _e(s.dicom) + (f": <em>{_e(s.dicom_reason)}</em>" if s.dicom_reason else "")
+    return [f"sub-{_e(s.subject)}", f"ses-{_e(s.session)}", _e(s.series), _e(s.modality), _e(s.n_files),
+            _e(s.bids), dicom, images, red, deface, morph]
+
+
+SERIES_HEADER = ["subject", "session", "series", "modality", "files", "BIDS target", "DICOM", "images released",
+                 "burned-in text", "defacing", "morphometry"]
+
+
+def render_summary_html(summary: DatasetSummary) -> str:
+    """The summary page: verdict, counts, subjects, series."""
+    verdict, reasons = summary.verdict()
+    subj_rows = []
+    for sub in summary.subjects:
+        ss = [s for s in summary.series if s.subject == sub]
+        vc = {v: sum(v in s.verdicts for s in ss) for v in ("PASS", "WARN", "FAIL")}
+        subj_rows.append([
+            f"sub-{_e(sub)}", _e(len({s.session for s in ss})), _e(len(ss)),
+            _e(sum(s.n_images for s in ss)), _e(sum(s.dicom == "released" for s in ss)),
+            _e(sum(s in summary.withheld for s in ss)),
+            f"{vc['PASS']} / {vc['WARN']} / {vc['FAIL']}",
+        ])
+    body = (
+        f"<h1 id=\"neurodeid-summary\">{_e(TITLE)}</h1>"
+        f"<div class=\"verdict v-{verdict}\" id=\"verdict\">{_e(VERDICT_TEXT[verdict])}</div>"
+        "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+        "<h2>Dataset summary</h2>"
+        + _table(["what", "count"], [list(r) for r in summary.count_rows()])
+        + "<h2>Subjects</h2>"
+        + _table(["subject", "sessions", "series", "BIDS images released", "DICOM series released",
+                  "series withheld", "checks PASS / WARN / FAIL"], subj_rows, raw=True)
+        + "<h2>Series</h2>"
+        + _table(SERIES_HEADER, [_series_row(s) for s in summary.series], raw=True)
+        + "<p>Pictures and tables per subject: the categories of this report, subcategory = subject. "
+          "The QC pictures show original (identifying) pixels: they are private.</p>"
+    )
+    return _page(TITLE, body, "neurodeid-summary-page")
+
+
+def render_subject_html(summary: DatasetSummary, subject: str) -> str:
+    """One subject's page: its series and what happened to each."""
+    ss = [s for s in summary.series if s.subject == subject]
+    q = [r for r in summary.quarantine if f"sub-{subject}/" in r.get("file", "")]
+    body = (
+        f"<h1>sub-{_e(subject)}</h1>"
+        + _table(SERIES_HEADER, [_series_row(s) for s in ss], raw=True)
+        + "<h2>Files of this subject withheld by a stage</h2>"
+        + _table(["file", "status", "stage", "reason"], [[r.get(c, "") for c in ("file", "status", "stage", "reason")]
+                                                         for r in q])
+    )
+    return _page(f"sub-{subject}", body, "neurodeid-subject-page")
+
+
+def render_quarantine_html(summary: DatasetSummary) -> str:
+    rows = [[r.get(c, "") for c in ("file", "status", "stage", "reason")] for r in summary.quarantine]
+    body = ("<h1>Quarantine: input files that did not make it</h1>"
+            "<p class=\"private\">Names raw file paths (which may identify): private.</p>"
+            + _table(["file", "status", "stage", "reason"], rows, empty="no file was skipped or quarantined"))
+    return _page("Quarantine", body, "neurodeid-quarantine-page")
+
+
+def render_withheld_html(summary: DatasetSummary) -> str:
+    withheld = [[f"sub-{s.subject}", f"ses-{s.session}", s.series, s.modality,
+                 s.dicom + (f": {s.dicom_reason}" if s.dicom_reason else ""), s.images_note]
+                for s in summary.withheld]
+    unmatched = [[f"sub-{s.subject}", f"ses-{s.session}", s.series, s.modality, s.bids]
+                 for s in summary.unmatched + summary.skipped]
+    body = ("<h1>Withheld and unmatched series</h1>"
+            "<h2>Withheld from the release (DICOM or images)</h2>"
+            + _table(["subject", "session", "series", "modality", "DICOM", "images"], withheld,
+                     empty="no series was withheld")
+            + "<h2>Not converted: unmatched by the BIDS rules, or skipped by a rule</h2>"
+            + _table(["subject", "session", "series", "modality", "why"], unmatched,
+                     empty="every series matched a BIDS rule"))
+    return _page("Withheld and unmatched series", body, "neurodeid-withheld-page")
+
+
+def render_audit_html(summary: DatasetSummary) -> str:
+    a = summary.audit
+    if not a.ran:
+        head = "<p class=\"FAIL\">The release audit has not run.</p>"
+    else:
+        cls = "PASS" if a.passed else "FAIL"
+        head = (f"<p class=\"{cls}\">{a.hits} identifying value(s) found; {a.files_scanned} file(s) scanned "
+                f"for {a.needles} identifying value(s) of the raw headers and file names.</p>")
+    rows = [[f, loc, attr, str(n)] for (f, loc, attr), n in sorted(a.by_place.items())]
+    body = ("<h1>Release audit</h1>" + head
+            + "<p>Files, places and attributes only: the identifying values themselves are only in the private "
+              "file private/audit.tsv (a value that occurs in a file name is shown as [...]).</p>"
+            + _table(["released file", "where", "attribute of the raw data", "hits"], rows,
+                     empty="no identifying value in the release"))
+    return _page("Release audit", body, "neurodeid-audit-page")
+
+
+def _rst_escape(text: str) -> str:
+    return re.sub(r"([\\`*_|])", r"\\\1", str(text))
+
+
+def headline_counts(summary: DatasetSummary) -> list[str]:
+    """The few counts the landing page shows (the full table is on the summary page)."""
+    vc = summary.verdict_counts()
+    a = summary.audit
+    return [
+        f"{len(summary.subjects)} subject(s), {len(summary.sessions)} session(s), "
+        f"{len(summary.series)} series ({summary.n_files} file(s))",
+        f"{summary.count(conversion='ok')} series converted, {summary.released_images} BIDS image(s) released, "
+        f"{sum(s.deface == 'PASS' for s in summary.series)} series defaced, "
+        f"{sum(s.redaction == 'PASS' for s in summary.series)} redacted",
+        f"checks: {vc['PASS']} PASS, {vc['WARN']} WARN, {vc['FAIL']} FAIL",
+        f"{len(summary.withheld)} series withheld, {len(summary.quarantined)} file(s) quarantined",
+        "release audit: " + ("not run" if not a.ran else f"{a.hits} hit(s) in {a.files_scanned} file(s)"),
+    ]
+
+
+def render_summary_rst(summary: DatasetSummary) -> str:
+    """The verdict and the headline counts as reStructuredText, short enough for the
+    report's landing page (which includes it); the full table is in ``summary.html``."""
+    verdict, reasons = summary.verdict()
+    lines = [f"**{_rst_escape(TITLE)}** **{_rst_escape(VERDICT_TEXT[verdict])}**", ""]
+    lines += [f"- {_rst_escape(r)}" for r in reasons] + [""]
+    lines += ["*" + _rst_escape("; ".join(headline_counts(summary))) + ".*", ""]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Writing (thin I/O) and the command line
+# ---------------------------------------------------------------------------
+
+
+def write_report_pages(summary: DatasetSummary, out_dir: str | os.PathLike,
+                       subjects_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write the summary, table and subject pages into ``out_dir``; return the paths written."""
+    out = Path(out_dir)
+    pages = {
+        "summary.html": render_summary_html(summary),
+        "summary_counts.rst": render_summary_rst(summary),
+        "quarantine.html": render_quarantine_html(summary),
+        "withheld.html": render_withheld_html(summary),
+        "audit.html": render_audit_html(summary),
+    }
+    written = []
+    for name, text in pages.items():
+        write_text_atomic(out / name, text)
+        written.append(out / name)
+    sdir = Path(subjects_dir) if subjects_dir is not None else out / "subjects"
+    sdir.mkdir(parents=True, exist_ok=True)
+    for sub in summary.subjects:
+        write_text_atomic(sdir / f"sub-{sub}.html", render_subject_html(summary, sub))
+        written.append(sdir / f"sub-{sub}.html")
+    return written
+
+
+def is_demo_fingerprint(fp: str) -> bool:
+    """Whether a key fingerprint is the public demo key's."""
+    from . import keys
+
+    return bool(fp) and fp == keys.fingerprint(keys.DEMO_KEY)
+
+
+def add_summary_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments of ``neurodeid report-summary`` / ``python -m neurodeid.report``."""
+    p.add_argument("private_dir", help="results/private of a run")
+    p.add_argument("--out-dir", required=True, help="where summary.html, summary_counts.rst and the tables go")
+    p.add_argument("--subjects-dir", default=None, help="where sub-<label>.html go (default: OUT_DIR/subjects)")
+    p.add_argument("--morphometry", default="", help="morphometry summary TSV (image, verdict, reasons)")
+    p.add_argument("--deface-results", nargs="*", default=[], help="one JSON per series planned for defacing")
+    p.add_argument("--key-fingerprint", default="", help="the run's key fingerprint (flags the demo key)")
+    return p
+
+
+def summary_main(args: argparse.Namespace) -> int:
+    """Run the summary for parsed arguments; 0 on success, 1 with one message on stderr."""
+    try:
+        summary = collect(args.private_dir, morphometry=args.morphometry or None,
+                          deface_results=args.deface_results,
+                          demo_key=is_demo_fingerprint(args.key_fingerprint))
+        write_report_pages(summary, args.out_dir, args.subjects_dir)
+    except (ReportError, OSError) as exc:
+        print(f"report-summary: {exc}", file=sys.stderr)
+        return 1
+    verdict, reasons = summary.verdict()
+    print(f"report-summary: {len(summary.series)} series of {len(summary.subjects)} subject(s); "
+          f"may I press send? {verdict} ({'; '.join(reasons)})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m neurodeid.report",
+                                description="write the review report's summary and table pages (private)")
+    return summary_main(add_summary_arguments(p).parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
