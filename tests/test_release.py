@@ -79,3 +79,51 @@ def test_quarantine_gathers_index_and_deid(tmp_path):
     out = tmp_path / "q.tsv"
     quarantine.write_quarantine(out, rows)
     assert out.read_text().splitlines()[0] == "file\tstatus\tstage\treason"
+
+
+def _session_fixture(tmp_path, verdict: str):
+    import nibabel as nib
+    import numpy as np
+
+    from neurodeid import morphometry as mm
+
+    src = tmp_path / "deface" / "s003"
+    src.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), dtype=np.int16), np.eye(4)), src / "image.nii.gz")
+    conv = tmp_path / "convert" / "s003"
+    conv.mkdir(parents=True)
+    (conv / "image.json").write_text('{"RepetitionTime": 2.3}')
+    morph = tmp_path / "morph" / "s003"
+    morph.mkdir(parents=True)
+    reasons = ["FAIL brain_voxels_changed = 812 (> 0)"] if verdict == "FAIL" else []
+    mm.write_image_tsv(morph / "image.tsv", {"brain_voxels_changed": 812 if reasons else 0},
+                       {"verdict": verdict, "reasons": reasons}, image="s003/image.nii.gz")
+    deface = tmp_path / "deface.json"
+    deface.write_text(json.dumps({"images": [{"image": "image.nii.gz", "status": "ok", "reason": ""}]}))
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"s003": [{"image": "image.nii.gz", "datatype": "anat",
+                                           "bids": "sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w"}]}))
+    return ["release-session", str(names), "--subject", "ab12", "--session", "1",
+            "--source", f"s003={src}", "--converted", f"s003={conv}", "--deface-result", f"s003={deface}",
+            "--morphometry", f"s003={morph}", "--release-dir", str(tmp_path / "release"),
+            "--tmp-dir", str(tmp_path / "tmp"), "--listing", str(tmp_path / "listing.tsv"), "--no-nrrd"]
+
+
+def test_morphometry_fail_keeps_the_image_out_of_the_release(tmp_path):
+    from neurodeid.cli import main
+
+    assert main(_session_fixture(tmp_path, "FAIL")) == 0
+    assert not list((tmp_path / "release").rglob("*.nii.gz"))
+    listing = (tmp_path / "listing.tsv").read_text()
+    assert "morphometry FAIL" in listing and "brain_voxels_changed" in listing
+
+
+def test_morphometry_pass_releases_image_and_its_table(tmp_path):
+    from neurodeid.cli import main
+
+    assert main(_session_fixture(tmp_path, "PASS")) == 0
+    rel = tmp_path / "release"
+    assert (rel / "sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w.nii.gz").is_file()
+    assert (rel / "sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w.json").read_text() == '{"RepetitionTime": 2.3}'
+    table = rel / "derivatives/neurodeid/morphometry/sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w_morphometry.tsv"
+    assert "PASS" in table.read_text()
