@@ -49,7 +49,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -72,41 +71,19 @@ __all__ = [
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (its own inverse)
-_TEMPLATE = {
-    "template": "deface_template_3mm.nii.gz",
-    "brain": "deface_brainmask_3mm.nii.gz",
-    "face": "deface_facemask_3mm.nii.gz",
-}
-
-
 class MorphometryError(RuntimeError):
     """Morphometry could not be measured (unreadable input, grids that differ, failed
     registration). The message names the file and what to do."""
 
 
 # --------------------------------------------------------------------------- helpers
-def _load_template():
-    import nibabel as nib
-
-    base = resources.files("neurodeid") / "data"
-    out = {}
-    aff = None
-    for key, name in _TEMPLATE.items():
-        with resources.as_file(base / name) as p:
-            img = nib.load(str(p))
-            a = np.asanyarray(img.dataobj).astype(np.float32)
-            aff = img.affine
-        out[key] = a if key == "template" else a / 255.0
-    return out, aff
-
-
-_TPL_CACHE: dict = {}
-
-
 def _template():
-    if "t" not in _TPL_CACHE:
-        _TPL_CACHE["t"] = _load_template()
-    return _TPL_CACHE["t"]
+    """The vendored template (shared with, and cached by, the defacing package):
+    ``({"template", "brain", "face"} arrays, affine RAS+ mm)``."""
+    from .deface.template import load_template
+
+    t = load_template()
+    return {"template": t.image, "brain": t.brain, "face": t.face}, t.affine
 
 
 def _zooms(affine) -> np.ndarray:
