@@ -195,3 +195,11 @@ def test_split_pieces_are_chunks():
     names = assign_bids_names([row], load_heuristics())
     paths = [bids_name("a1", "1", n) for n in names["s002"]]
     assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]
+
+
+def test_pilot_series_are_localizers():
+    from neurodeid.convert import classify_series, load_heuristics
+
+    row = {"SeriesDescription": "T/S/C RF FAST PILOT", "ProtocolName": "", "ImageType": "ORIGINAL\\PRIMARY\\OTHER",
+           "Modality": "MR", "SeriesNumber": "1", "n_images": 3}
+    assert classify_series(row, load_heuristics())["skip"] == "localizer or calibration scan"

@@ -178,8 +178,8 @@ def read_header(path: str | os.PathLike) -> dict:
         raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
     for required in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
         if not fields[required]:
-            what = "not DICOM (no preamble and" if not preamble else "unusable DICOM ("
-            raise NotDicomError(f"{what} no {required})")
+            what = "not DICOM (no preamble and no" if not preamble else "unusable DICOM (no"
+            raise NotDicomError(f"{what} {required})")
     fields["_preamble"] = "yes" if preamble else "no"
     fields["_transfer_syntax"] = transfer_syntax
     return fields
