@@ -463,3 +463,17 @@ def test_transfer_syntaxes_and_pixels_preserved(tmp_path):
         assert b.PixelData == a.PixelData
         syntaxes.add(str(a.file_meta.TransferSyntaxUID))
     assert len(syntaxes) >= 7
+
+
+def test_ge_user_define_data_text_is_blanked(tmp_path):
+    """GE (0043,xx2A) is kept for dcm2niix, but the text inside it (the raw acquisition date
+    as 09/18/118, times, station 'CT01', product name) must not survive."""
+    from pydicom.data import get_testdata_file
+
+    cfg = DeidConfig(key=b"k" * 20, subject_label="ab12", date_shift_days=-3)
+    (r,) = deidentify_series([Path(get_testdata_file("CT_small.dcm"))], tmp_path / "ct", cfg)
+    data = Path(r["output"]).read_bytes()
+    assert b"CT01" not in data and b"HiSpeed" not in data
+    ds = pydicom.dcmread(r["output"])
+    blob = next(e for e in ds if e.tag.group == 0x0043 and (e.tag.element & 0xFF) == 0x2A)
+    assert len(blob.value) == 40  # length (and so every offset dcm2niix reads) unchanged

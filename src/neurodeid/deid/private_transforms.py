@@ -182,8 +182,28 @@ def sanitize_siemens_csa(value: bytes) -> bytes | None:
     return data
 
 
+#: Printable text inside a binary block: 4 or more printable ASCII bytes in a row.
+_TEXT_RUN = re.compile(rb"[\x20-\x7e]{4,}")
+
+
+def blank_text_runs(value: bytes) -> bytes | None:
+    """Overwrite every run of 4+ printable ASCII bytes of a binary block with zeros.
+
+    GE's UserDefineData (0043,xx2A) is a binary structure that dcm2niix reads at
+    fixed offsets (numbers and flags, e.g. the phase-encoding polarity), but it
+    also carries text: the acquisition date as ``09/18/118``, the time, the
+    exam number, the station ("CT01") and product names, which the date shift
+    and the table never see. Blanking the text keeps every offset (the length
+    is unchanged) and every number that is not spelled as 4+ printable bytes.
+    """
+    if not isinstance(value, (bytes, bytearray)):
+        return None
+    return _TEXT_RUN.sub(lambda m: b"\x00" * len(m.group(0)), bytes(value))
+
+
 #: ``{(private_creator, group, element_low_byte): transform}``.
 TRANSFORMS = {
+    ("GEMS_PARM_01", 0x0043, 0x2A): blank_text_runs,
     ("GEMS_SERS_01", 0x0025, 0x1B): sanitize_ge_protocol_block,
     ("SIEMENS CSA HEADER", 0x0029, 0x10): sanitize_siemens_csa,
     ("SIEMENS CSA HEADER", 0x0029, 0x20): sanitize_siemens_csa,
