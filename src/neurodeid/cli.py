@@ -15,22 +15,27 @@ from pathlib import Path
 from . import __version__
 
 
-def _cmd_needles(args: argparse.Namespace) -> int:
+def _series_needles(files, options, min_length: int, out) -> None:
+    """Collect and save the needles of a raw series (private); unreadable files are reported."""
     from . import audit
-    from .index import read_manifest
-    from .profile import check_options
 
-    options = check_options(args.options)
     needles: set = set()
     failed = 0
-    for path in read_manifest(args.manifest):
+    for path in files:
         try:
-            needles |= audit.read_file_needles(path, options, min_length=args.min_length)
+            needles |= audit.read_file_needles(path, options, min_length=min_length)
         except Exception as exc:  # a file the index accepted but that cannot be parsed fully
             failed += 1
             print(f"needles: {path}: header cannot be read in full ({type(exc).__name__}: {exc})", file=sys.stderr)
-    audit.save_needles(args.out, needles)
-    print(f"needles: {len(needles)} needle(s) from {args.manifest} ({failed} file(s) unreadable)")
+    audit.save_needles(out, needles)
+    print(f"needles: {len(needles)} needle(s) from {len(files)} file(s) ({failed} unreadable)")
+
+
+def _cmd_needles(args: argparse.Namespace) -> int:
+    from .index import read_manifest
+    from .profile import check_options
+
+    _series_needles(read_manifest(args.manifest), check_options(args.options), args.min_length, args.out)
     return 0
 
 
@@ -88,6 +93,8 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         options=frozenset(args.options),
     )
     files = read_manifest(args.manifest)
+    if args.needles_out:  # the audit's needles, from the same raw files, in the same job
+        _series_needles(files, cfg.options, args.min_length, args.needles_out)
     try:
         results = deidentify_series(files, args.out_dir, cfg)
     except DeidError as exc:
@@ -356,6 +363,17 @@ def _cmd_morphometry_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_done(args: argparse.Namespace) -> int:
+    from .fileio import write_text_atomic
+
+    missing = [p for p in args.inputs if not Path(p).exists()]
+    if missing:
+        raise RuntimeError(f"done: {len(missing)} expected output(s) missing, e.g. {missing[0]}")
+    write_text_atomic(args.out, f"{len(args.inputs)} outputs present\n")
+    print(f"done: {len(args.inputs)} output(s) of this subject present")
+    return 0
+
+
 def _cmd_release_dir(args: argparse.Namespace) -> int:
     from .release import copy_dir_atomic, write_listing
 
@@ -392,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--options", nargs="*", default=[])
     s.add_argument("--key-file", default="")
     s.add_argument("--allow-demo-key", action="store_true")
+    s.add_argument("--needles-out", default="", help="also write the raw series' audit needles here (private)")
+    s.add_argument("--min-length", type=int, default=3, help="shortest needle (characters)")
     s.set_defaults(func=_cmd_deid)
 
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
@@ -481,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_summary_arguments(s)
     s.set_defaults(func=summary_main)
+
+    s = sub.add_parser("done", help="record that all of a subject's outputs exist (the subject's join job)")
+    s.add_argument("out")
+    s.add_argument("inputs", nargs="*")
+    s.set_defaults(func=_cmd_done)
 
     s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
     s.add_argument("src")

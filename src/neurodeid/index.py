@@ -224,11 +224,13 @@ def _load_cache(cache_path: Path, input_dir: Path) -> dict:
     return data.get("entries", {})
 
 
-def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = None) -> list[FileEntry]:
+def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = None,
+         write_cache: bool = True) -> list[FileEntry]:
     """Scan ``input_dir`` recursively; read the headers of new or changed files.
 
     A file whose (path, size, mtime_ns) is in the cache is not opened. The cache
-    is rewritten (atomically) only when something changed.
+    is rewritten (atomically) only when something changed, and never when
+    ``write_cache`` is False.
     """
     input_dir = Path(input_dir).resolve()
     if not input_dir.is_dir():
@@ -254,7 +256,7 @@ def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = No
                 record = [size, mtime_ns, "quarantined", f"cannot read file: {exc.strerror}", {}]
         new_cache[rel] = record
         entries.append(FileEntry(rel, record[0], record[1], record[2], record[3], record[4]))
-    if cache_path and (changed or len(new_cache) != len(cache)):
+    if cache_path and write_cache and (changed or len(new_cache) != len(cache)):
         payload = {"version": CACHE_VERSION, "input_dir": str(input_dir), "entries": new_cache}
         write_text_atomic(Path(cache_path), json.dumps(payload, separators=(",", ":")))
     return entries
@@ -553,12 +555,18 @@ def build_index(
     key: bytes,
     crosswalk: str | os.PathLike | None = None,
     pixel_cleaning_modalities=DEFAULT_PIXEL_CLEANING_MODALITIES,
+    write: bool = True,
 ) -> DatasetIndex:
-    """Scan, group, label and write the private index files. The one call the workflow makes."""
+    """Scan, group, label and write the private index files. The one call the workflow makes.
+
+    ``write=False`` (a cluster job re-reading the workflow) only reads: the
+    cache and the private files are left as the main process wrote them.
+    """
     private_dir = Path(private_dir)
-    entries = scan(input_dir, private_dir / "index_cache.json")
+    entries = scan(input_dir, private_dir / "index_cache.json", write_cache=write)
     cw = read_crosswalk(crosswalk) if crosswalk else None
     series, subjects = group(entries, key, cw, pixel_cleaning_modalities)
     index = DatasetIndex(Path(input_dir).resolve(), series, entries, subjects)
-    write_outputs(index, private_dir)
+    if write:
+        write_outputs(index, private_dir)
     return index

@@ -40,6 +40,8 @@ try:
         KEY,
         crosswalk=config.get("crosswalk") or None,
         pixel_cleaning_modalities=tuple(config["index"]["pixel_cleaning_modalities"]),
+        # Cluster jobs parse the workflow again: only the main process writes.
+        write=workflow.is_main_process,
     )
 except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
@@ -68,7 +70,14 @@ PLAN = nd_plan.make_plan(
 REDACT_JSON = json.dumps(
     {k: v for k, v in config["redact"].items() if k != "enabled"}, sort_keys=True
 )
-nd_plan.write_plan(PLAN, PRIVATE, INDEX)
+if workflow.is_main_process:
+    nd_plan.write_plan(PLAN, PRIVATE, INDEX)
+# Plans by (subject, session, series) and by (subject, session): dict lookups, so input
+# functions stay O(1) per job at thousands of subjects.
+PLAN_BY_SERIES = {(p.subject, p.session, p.series): p for p in PLAN}
+PLANS_BY_SESSION = {}
+for _p in PLAN:
+    PLANS_BY_SESSION.setdefault((_p.subject, _p.session), []).append(_p)
 DEFACE = config["deface"]["enabled"]
 # Defacing parameters as JSON: a parameter, so a change reruns defacing and what follows.
 DEFACE_PARAMS_JSON = json.dumps(config["deface"]["params"], sort_keys=True)
@@ -105,11 +114,7 @@ def get_needle_files():
 
 
 def _plan_of(w):
-    return next(
-        p
-        for p in PLAN
-        if (p.subject, p.session, p.series) == (w.subject, w.session, w.series)
-    )
+    return PLAN_BY_SERIES[(w.subject, w.session, w.series)]
 
 
 def released_dicom_source(w):
@@ -136,11 +141,7 @@ def released_dicom_listings():
 
 
 def _session_plans(w):
-    return [
-        p
-        for p in PLAN
-        if p.subject == w.subject and p.session == w.session and p.convert
-    ]
+    return [p for p in PLANS_BY_SESSION.get((w.subject, w.session), []) if p.convert]
 
 
 def session_series_json(w):
@@ -237,7 +238,7 @@ def get_release_files():
 
 def get_final_output():
     out = get_release_files() + [f"{PRIVATE}/audit.ok", f"{PRIVATE}/quarantine.tsv"]
-    return out + morphometry_summary() + report_outputs()
+    return out + morphometry_summary() + report_outputs() + subject_done_flags()
 
 
 def deface_results():
@@ -275,3 +276,33 @@ def report_summary_inputs(wildcards):
 def report_outputs():
     """The report's summary page, for `rule all` (so that `snakemake --report` finds every page)."""
     return [f"{PRIVATE}/report/summary.html"]
+
+
+def subject_outputs(w):
+    """Every per-series and per-session output of one subject: the inputs of the
+    subject's join job, which ties them into one cluster job (group "subject")."""
+    out = []
+    for p in PLAN:
+        if p.subject != w.subject:
+            continue
+        base = f"sub-{p.subject}/ses-{p.session}/{p.series}"
+        out += [f"{PRIVATE}/needles/{base}.json", f"{PRIVATE}/deid/{base}.tsv"]
+        if p.release_dicom:
+            out.append(f"{PRIVATE}/released/sourcedata/dicom/{base}.tsv")
+        if p.redact:
+            out.append(f"{PRIVATE}/redact/{base}.json")
+        if p.deface and DEFACE:
+            out += [
+                f"{PRIVATE}/deface/{base}.json",
+                f"{PRIVATE}/morphometry/{base}.tsv",
+            ]
+    out += [
+        f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
+        for sub, ses in CONVERT_SESSIONS
+        if sub == w.subject
+    ]
+    return out
+
+
+def subject_done_flags():
+    return [f"{PRIVATE}/done/sub-{s}.ok" for s in INDEX.subject_labels()]

@@ -3,12 +3,14 @@
 
 
 rule deid_series:
-    """De-identify one series: every element at every depth, UIDs remapped, dates shifted."""
+    """De-identify one series (every element at every depth, UIDs remapped, dates shifted);
+    also collect the raw series' identifying values as the audit's needles (private)."""
     input:
         manifest=series_manifest,
     output:
         dicom=directory(f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}"),
         report=f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
+        needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
     log:
         f"{LOGS}/deid_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
     benchmark:
@@ -23,12 +25,14 @@ rule deid_series:
         runtime=30,
     params:
         options=DEID_OPTIONS,
+        min_length=config["audit"]["min_needle_length"],
         key=KEY_ARGS,
         key_fingerprint=KEY_FINGERPRINT,
     shell:
         "neurodeid deid {input.manifest:q} --out-dir {output.dicom:q} --report {output.report:q}"
         " --subject {wildcards.subject} --session {wildcards.session}"
-        " --options {params.options} {params.key} > {log:q} 2>&1"
+        " --options {params.options} {params.key} --needles-out {output.needles:q}"
+        " --min-length {params.min_length} > {log:q} 2>&1"
 
 
 rule release_dicom:

@@ -30,3 +30,25 @@ rule release_skeleton:
         "neurodeid release-skeleton {input.subjects:q} --release-dir {params.release_dir:q}"
         " --name {params.name:q} --license {params.license:q} --authors {params.authors}"
         " --options {params.options} > {log:q} 2>&1"
+
+
+rule subject_done:
+    """Join of one subject's jobs: on a cluster they run as one job (group "subject")."""
+    input:
+        subject_outputs,
+    output:
+        f"{PRIVATE}/done/sub-{{subject}}.ok",
+    log:
+        f"{LOGS}/subject_done/sub-{{subject}}.log",
+    benchmark:
+        f"{BENCH}/subject_done/sub-{{subject}}.tsv"
+    group:
+        "subject"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=5,
+    shell:
+        "neurodeid done {output:q} {input:q} > {log:q} 2>&1"
