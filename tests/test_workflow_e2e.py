@@ -152,16 +152,21 @@ def test_lint_is_clean():
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_released_dicom_is_deidentified_and_faces_withheld(example_run):
+def test_released_dicom_is_deidentified_and_faces_removed(example_run):
     import pydicom
 
     rel = example_run["out"] / "release"
     plan_rows = (example_run["out"] / "private" / "release_plan.tsv").read_text().splitlines()[1:]
     released = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "yes"]
     withheld = [r.split("\t") for r in plan_rows if r.split("\t")[4] == "no"]
-    assert {r[3] for r in released} == {"CT", "US"} and {r[3] for r in withheld} == {"MR"}
-    for sub, ses, series, *_ in withheld:
-        assert not (rel / "sourcedata" / "dicom" / sub / ses / series).exists()
+    assert {r[3] for r in released} == {"CT", "US", "MR"} and not withheld
+    # the head's DICOM is the defaced rewrite: derived, new UIDs, 113102 recorded
+    sub, ses, series, *_ = next(r for r in released if r[3] == "MR")
+    mr = sorted((rel / "sourcedata" / "dicom" / sub / ses / series).iterdir())
+    assert len(mr) == 177
+    ds = pydicom.dcmread(mr[0])
+    assert ds.ImageType[0] == "DERIVED"
+    assert "113102" in {c.CodeValue for c in ds.DeidentificationMethodCodeSequence}
     sub, ses, series, *_ = next(r for r in released if r[3] == "CT")
     files = sorted((rel / "sourcedata" / "dicom" / sub / ses / series).iterdir())
     assert [f.name for f in files] == [f"{i:05d}.dcm" for i in range(1, 6)]

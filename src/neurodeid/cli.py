@@ -363,6 +363,45 @@ def _cmd_morphometry_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deface_dicom(args: argparse.Namespace) -> int:
+    import json
+
+    from . import keys
+    from .deface_dicom import DefacedDicomError, write_defaced_series
+    from .fileio import write_text_atomic
+    from .morphometry import read_tsv
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = sorted(Path(args.convert_dir).glob("*.nii.gz"))
+    masks = [Path(args.deface_dir) / f"{im.name[: -len('.nii.gz')]}_removal.nii.gz" for im in images]
+    reason = ""
+    if not images:
+        reason = "no converted image"
+    elif any(not m.is_file() for m in masks):
+        reason = "defacing failed for an image of this series: its DICOM keeps the face and is withheld"
+    else:
+        for table in sorted(Path(args.morphometry_dir).glob("*.tsv")):
+            rows = read_tsv(table)
+            if rows and rows[0].get("verdict") == "FAIL":
+                reason = f"morphometry FAIL for {table.stem}: the defaced DICOM is withheld"
+    result: dict = {"status": "failed", "reason": reason}
+    if not reason:
+        key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
+        try:
+            summary = write_defaced_series(sorted(Path(args.deid_dir).glob("*.dcm")), images, masks, out_dir, key)
+            result = {"status": "ok", "reason": "", "summary": summary}
+        except DefacedDicomError as exc:  # the series is withheld, loudly; the run goes on
+            result = {"status": "failed", "reason": f"DefacedDicomError: {exc}"}
+    if result["status"] != "ok":
+        for f in out_dir.glob("*.dcm"):
+            f.unlink()
+        print(f"deface-dicom: withheld: {result['reason']}", file=sys.stderr)
+    write_text_atomic(args.result, json.dumps(result, indent=1, default=str) + "\n")
+    print(f"deface-dicom: {result['status']}")
+    return 0
+
+
 def _cmd_done(args: argparse.Namespace) -> int:
     from .fileio import write_text_atomic
 
@@ -501,6 +540,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_summary_arguments(s)
     s.set_defaults(func=summary_main)
+
+    s = sub.add_parser("deface-dicom", help="write a de-identified DICOM series again with the defaced pixels")
+    s.add_argument("deid_dir")
+    s.add_argument("convert_dir")
+    s.add_argument("deface_dir")
+    s.add_argument("--morphometry-dir", required=True, help="per-image morphometry TSVs: a FAIL withholds the series")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--result", required=True)
+    s.add_argument("--key-file", default="")
+    s.add_argument("--allow-demo-key", action="store_true")
+    s.set_defaults(func=_cmd_deface_dicom)
 
     s = sub.add_parser("done", help="record that all of a subject's outputs exist (the subject's join job)")
     s.add_argument("out")

@@ -43,6 +43,7 @@ class SeriesPlan:
     target: dict = field(default_factory=dict)
     deface: bool = False
     redact: bool = False  # pixels cleaned of burned-in text before the DICOM is released
+    defaced_dicom: bool = False  # the DICOM is released as rewritten with the defaced pixels
 
     @property
     def convert(self) -> bool:
@@ -84,7 +85,7 @@ def classification_fields(s: Series) -> dict:
 
 
 def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None = None,
-                redact: bool = True) -> SeriesPlan:
+                redact: bool = True, deface_enabled: bool = True) -> SeriesPlan:
     """Plan one series; ``rules`` are the BIDS heuristics (None: no conversion).
 
     With ``redact``, a series flagged for pixel cleaning is redacted and its
@@ -102,22 +103,24 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
         reason = "deid.release_dicom is off"
     elif s.pixel_cleaning and not redact:
         reason = f"pixels may carry burned-in text ({s.pixel_cleaning}): withheld (redaction is off)"
-    elif not s.pixel_cleaning:
+    elif not s.pixel_cleaning and not (deface and deface_enabled):
         reason = face
     return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
-                      deface, redact=bool(s.pixel_cleaning) and redact)
+                      deface, redact=bool(s.pixel_cleaning) and redact,
+                      defaced_dicom=bool(release_dicom and deface and deface_enabled))
 
 
 def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None,
-              redact: bool = True) -> list[SeriesPlan]:
-    return [plan_series(s, release_dicom, rules, redact) for s in index.series]
+              redact: bool = True, deface_enabled: bool = True) -> list[SeriesPlan]:
+    return [plan_series(s, release_dicom, rules, redact, deface_enabled) for s in index.series]
 
 
 def target_text(p: SeriesPlan) -> str:
     t = p.target
     if "datatype" in t:
         ent = "".join(f"_{k}-{v}" for k, v in sorted(t.get("entities", {}).items()))
-        return f"{t['datatype']}/{t['suffix']}{ent}" + (" (defaced)" if p.deface else "")
+        return f"{t['datatype']}/{t['suffix']}{ent}" + (" (defaced; DICOM rewritten defaced)" if p.defaced_dicom
+                                                          else " (defaced)" if p.deface else "")
     if "skip" in t:
         return f"skipped: {t['skip']}"
     if "unmatched" in t:

@@ -65,6 +65,7 @@ PLAN = nd_plan.make_plan(
     release_dicom=config["deid"]["release_dicom"],
     rules=BIDS_RULES,
     redact=config["redact"]["enabled"],
+    deface_enabled=config["deface"]["enabled"],
 )
 # Redaction settings as JSON: a parameter, so a change reruns redaction.
 REDACT_JSON = json.dumps(
@@ -118,8 +119,10 @@ def _plan_of(w):
 
 
 def released_dicom_source(w):
-    """The redacted folder for series with burned-in text, the de-identified one otherwise."""
-    stage = "redact" if _plan_of(w).redact else "deid"
+    """The redacted folder for series with burned-in text, the defaced DICOM for defaced
+    head series, the de-identified one otherwise."""
+    p = _plan_of(w)
+    stage = "redact" if p.redact else "deface_dicom" if p.defaced_dicom else "deid"
     return f"{WORK}/{stage}/sub-{w.subject}/ses-{w.session}/{w.series}"
 
 
@@ -296,6 +299,8 @@ def subject_outputs(w):
                 f"{PRIVATE}/deface/{base}.json",
                 f"{PRIVATE}/morphometry/{base}.tsv",
             ]
+        if p.defaced_dicom:
+            out.append(f"{PRIVATE}/deface_dicom/{base}.json")
     out += [
         f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
         for sub, ses in CONVERT_SESSIONS

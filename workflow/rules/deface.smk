@@ -53,3 +53,36 @@ rule deface_series:
         "neurodeid deface-series {input:q} --out-dir {output.images:q} --result {output.result:q}"
         " --qc-dir {output.qc_dir:q} --triplanar {output.triplanar:q} --render {output.render:q}"
         " --method {params.method} --params-json {params.params:q} > {log:q} 2>&1"
+
+
+rule deface_dicom:
+    """The de-identified DICOM series again, with the defaced pixels (new keyed UIDs, marked derived)."""
+    input:
+        deid=f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
+        converted=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
+        defaced=f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}",
+        morphometry=f"{WORK}/morphometry/sub-{{subject}}/ses-{{session}}/{{series}}",
+    output:
+        dicom=directory(
+            f"{WORK}/deface_dicom/sub-{{subject}}/ses-{{session}}/{{series}}"
+        ),
+        result=f"{PRIVATE}/deface_dicom/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+    log:
+        f"{LOGS}/deface_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+    benchmark:
+        f"{BENCH}/deface_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+    group:
+        "subject"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        key=KEY_ARGS,
+        key_fingerprint=KEY_FINGERPRINT,
+    shell:
+        "neurodeid deface-dicom {input.deid:q} {input.converted:q} {input.defaced:q}"
+        " --morphometry-dir {input.morphometry:q} --out-dir {output.dicom:q}"
+        " --result {output.result:q} {params.key} > {log:q} 2>&1"
