@@ -196,3 +196,12 @@ def test_dicom_pixel_data_is_a_payload(tmp_path):
     assert data[a:b] == ds.PixelData
     hits, _ = _scan(tmp_path, [audit.Needle("ROE", "PatientName")], {"x.dcm": data})
     assert hits == []
+
+
+def test_needle_lists_are_filtered_by_the_audit_min_length(tmp_path):
+    f = tmp_path / "n.json"
+    audit.save_needles(f, {audit.Needle("Li", "PatientName"), audit.Needle("Lee", "PatientName"),
+                           audit.Needle("Quorna", "PatientName")})
+    assert [n.text for n in audit.load_needles([f], 3)] == ["Lee", "Quorna"]
+    assert [n.text for n in audit.load_needles([f], 4)] == ["Quorna"]
+    assert len(audit.load_needles([f])) == 3

@@ -235,10 +235,14 @@ def save_needles(path: str | os.PathLike, needles: set[Needle]) -> None:
     write_text_atomic(path, json.dumps(rows, ensure_ascii=False, indent=0) + "\n")
 
 
-def load_needles(paths) -> list[Needle]:
+def load_needles(paths, min_length: int | None = None) -> list[Needle]:
+    """Needles from saved lists; with ``min_length``, only those the audit looks for
+    at that length (the lists are collected with a lower bound, the config decides)."""
     out: set[Needle] = set()
     for p in paths:
         out.update(Needle(t, s) for t, s in json.loads(Path(p).read_text(encoding="utf-8")))
+    if min_length is not None:
+        out = {n for n in out if _keep_needle(n.text, min_length)}
     return sorted(out, key=lambda n: (n.text, n.source))
 
 
@@ -436,9 +440,9 @@ def read_audit_table(path: str | os.PathLike) -> list[dict]:
     return list(csv.DictReader(rows, delimiter="\t"))
 
 
-def audit_release(release_dir, needle_files, audit_tsv) -> list[Hit]:
+def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None) -> list[Hit]:
     """Scan ``release_dir`` against the needles in ``needle_files``; write ``audit_tsv``."""
-    needles = load_needles(needle_files)
+    needles = load_needles(needle_files, min_length)
     hits, n_files = scan_release(release_dir, Matcher(needles))
     write_audit_table(audit_tsv, hits, n_files, len(needles))
     return hits

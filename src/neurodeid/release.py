@@ -76,6 +76,7 @@ def write_skeleton(
     options: list[str],
     edition: str,
     authors: list[str] | None = None,
+    keep: set[str] | None = None,
 ) -> list[Path]:
     """Write the skeleton files (dataset_description.json, participants.tsv, README,
     .bidsignore) into ``release_dir``; return their paths.
@@ -88,6 +89,8 @@ def write_skeleton(
     if not lines or lines[0].split("\t")[0] != "participant_id":
         raise ValueError(f"{subjects_tsv}: expected a header 'participant_id'")
     participants = sorted({ln.split("\t")[0] for ln in lines[1:] if ln.strip()})
+    if keep is not None:  # only subjects with something released (see neurodeid.review.subjects_with_items)
+        participants = [p for p in participants if p in keep]
     for p in participants:
         if not (p.startswith("sub-") and p[4:].isalnum()):
             raise ValueError(f"{subjects_tsv}: {p!r} is not a BIDS participant label")
@@ -111,7 +114,8 @@ def write_skeleton(
 
 
 
-def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: str | os.PathLike) -> list[Path]:
+def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: str | os.PathLike,
+                    only: list[str] | None = None) -> list[Path]:
     """Copy the files of folder ``src`` into a new folder ``dst``, atomically.
 
     The copy is built in a temporary folder under ``tmp_root`` (outside the
@@ -129,7 +133,7 @@ def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: st
     try:
         names = []
         for p in sorted(src.iterdir()):
-            if p.is_file() and not p.name.startswith("."):
+            if p.is_file() and not p.name.startswith(".") and (only is None or p.name in only):
                 shutil.copyfile(p, tmp / p.name)
                 names.append(p.name)
         os.chmod(tmp, 0o755)

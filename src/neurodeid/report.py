@@ -120,6 +120,8 @@ class DatasetSummary:
     audit: AuditSummary
     demo_key: bool = False
     released_files: int = 0
+    # neurodeid.review.report_tables: {"decisions": rows, "changelog": rows}
+    review: dict = field(default_factory=dict)
 
     # -- counts ---------------------------------------------------------------
     @property
@@ -456,8 +458,10 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     quarantine = read_tsv(priv / "quarantine.tsv") if (priv / "quarantine.tsv").is_file() else []
     audit = read_audit(priv / "audit.tsv")
     n_released = sum(len(v[0]) for v in listing_cache.values())
+    from .review import report_tables
+
     return DatasetSummary(series=series, quarantine=quarantine, audit=audit, demo_key=demo_key,
-                          released_files=n_released)
+                          released_files=n_released, review=report_tables(priv))
 
 
 # ---------------------------------------------------------------------------
@@ -608,6 +612,24 @@ def render_audit_html(summary: DatasetSummary) -> str:
     return _page("Release audit", body, "neurodeid-audit-page")
 
 
+def render_review_html(summary: DatasetSummary) -> str:
+    """Every reviewer's decision beside the automatic verdict, and the release changelog."""
+    from .review import CHANGELOG_HEADER, DECISION_HEADER
+
+    t = summary.review or {}
+    dec = [[_e(r[0]), _badge(r[1]), _e(r[2]), _e(r[3]), _e(r[4]), _e(r[5])] for r in t.get("decisions", [])]
+    log = [[_e(r[0]), _e(r[1]), _e(r[2]), _badge(r[3]), _e(r[4]), _e(r[5])] for r in t.get("changelog", [])]
+    body = ("<h1>Review decisions and release changelog</h1>"
+            "<p>Decisions come from the file named by config <code>review.decisions</code> (an edited copy of "
+            "private/review.tsv); no reviewer is named. <em>refused</em>: an accept that cannot release the item "
+            "(no defaced or redacted image exists); the release audit still gates everything.</p>"
+            "<h2>Decisions</h2>"
+            + _table(list(DECISION_HEADER), dec, raw=True, empty="no decision: the automatic verdicts decide")
+            + "<h2>Changelog: items that entered or left the release, newest run first</h2>"
+            + _table(list(CHANGELOG_HEADER), log, raw=True, empty="the release log is empty"))
+    return _page("Review decisions", body, "neurodeid-review-page")
+
+
 def _rst_escape(text: str) -> str:
     return re.sub(r"([\\`*_|])", r"\\\1", str(text))
 
@@ -653,6 +675,7 @@ def write_report_pages(summary: DatasetSummary, out_dir: str | os.PathLike,
         "quarantine.html": render_quarantine_html(summary),
         "withheld.html": render_withheld_html(summary),
         "audit.html": render_audit_html(summary),
+        "review.html": render_review_html(summary),
     }
     written = []
     for name, text in pages.items():

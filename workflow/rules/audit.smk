@@ -20,9 +20,10 @@ rule audit:
         runtime=60,
     params:
         release_dir=lambda w, input: Path(input.release[0]).parent,
+        min_length=config["audit"]["min_needle_length"],
     shell:
         "neurodeid audit {params.release_dir:q} --needles {input.needles:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --min-length {params.min_length} --out {output:q} > {log:q} 2>&1"
 
 
 rule audit_gate:

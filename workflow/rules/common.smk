@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from neurodeid import index as nd_index
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
+from neurodeid import review as nd_review
 from neurodeid.convert import load_heuristics
 from neurodeid.profile import ProfileError, check_options
 
@@ -85,6 +86,34 @@ DEFACE_PARAMS_JSON = json.dumps(config["deface"]["params"], sort_keys=True)
 MORPHOMETRY_JSON = json.dumps(config["morphometry"]["thresholds"], sort_keys=True)
 # Sessions with at least one series to convert, as (subject, session).
 CONVERT_SESSIONS = sorted({(p.subject, p.session) for p in PLAN if p.convert})
+
+# The reviewer's decisions (config review.decisions: an edited copy of review.tsv),
+# checked against the last review sheet and split into one small file per session and
+# per DICOM series, each rewritten only when its content changes: editing a decision
+# reruns only the release job it concerns.
+REVIEW_SHEET = f"{PRIVATE}/review.tsv"
+REVIEW_DECISIONS = f"{PRIVATE}/review/decisions"
+REVIEW_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "review.schema.yaml"
+# Cluster jobs parse the workflow again: only the main process reads and writes.
+if workflow.is_main_process:
+    try:
+        DECISIONS = (
+            nd_review.read_decisions(
+                config["review"]["decisions"],
+                nd_review.read_sheet(REVIEW_SHEET),
+                schema=REVIEW_SCHEMA,
+            )
+            if config.get("review", {}).get("decisions")
+            else {}
+        )
+    except nd_review.ReviewError as exc:
+        raise WorkflowError(f"review.decisions: {exc}") from None
+    nd_review.split_decisions(
+        DECISIONS,
+        REVIEW_DECISIONS,
+        sessions=CONVERT_SESSIONS,
+        series=[(p.subject, p.session, p.series) for p in PLAN if p.release_dicom],
+    )
 
 
 wildcard_constraints:
@@ -218,6 +247,33 @@ def session_converted_args(w):
     return " ".join(f"{p.series}={_convert_dir(w, p)}" for p in _session_plans(w))
 
 
+def session_decisions(w):
+    return nd_review.session_decisions_path(REVIEW_DECISIONS, w.subject, w.session)
+
+
+def series_decisions(w):
+    return nd_review.series_decisions_path(
+        REVIEW_DECISIONS, w.subject, w.session, w.series
+    )
+
+
+def released_listings():
+    """Every private listing of released files (DICOM series and BIDS sessions)."""
+    return released_dicom_listings() + released_session_listings()
+
+
+def applied_decisions():
+    """What every release job did with the reviewer's decisions (private JSON)."""
+    return [
+        f"{PRIVATE}/review/applied/dicom/sub-{p.subject}/ses-{p.session}/{p.series}.json"
+        for p in PLAN
+        if p.release_dicom
+    ] + [
+        f"{PRIVATE}/review/applied/bids/sub-{sub}/ses-{ses}.json"
+        for sub, ses in CONVERT_SESSIONS
+    ]
+
+
 def released_session_listings():
     return [
         f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
@@ -240,7 +296,12 @@ def get_release_files():
 
 
 def get_final_output():
-    out = get_release_files() + [f"{PRIVATE}/audit.ok", f"{PRIVATE}/quarantine.tsv"]
+    out = get_release_files() + [
+        f"{PRIVATE}/audit.ok",
+        f"{PRIVATE}/quarantine.tsv",
+        REVIEW_SHEET,
+        f"{PRIVATE}/review/release_state.tsv",
+    ]
     return out + morphometry_summary() + report_outputs() + subject_done_flags()
 
 
@@ -273,6 +334,7 @@ def report_summary_inputs(wildcards):
         "audit": f"{PRIVATE}/audit.tsv",
         "deface": deface_results(),
         "morphometry": morphometry_summary(),
+        "review": [REVIEW_SHEET, f"{PRIVATE}/review/release_state.tsv"],
     }
 
 
@@ -311,3 +373,12 @@ def subject_outputs(w):
 
 def subject_done_flags():
     return [f"{PRIVATE}/done/sub-{s}.ok" for s in INDEX.subject_labels()]
+
+
+def deface_dicom_results():
+    """Result (JSON) of every defaced-DICOM rewrite (status and reason)."""
+    return [
+        f"{PRIVATE}/deface_dicom/sub-{p.subject}/ses-{p.session}/{p.series}.json"
+        for p in PLAN
+        if p.defaced_dicom
+    ]

@@ -59,8 +59,10 @@ rule release_session:
     input:
         names=f"{PRIVATE}/bids/sub-{{subject}}/ses-{{session}}.names.json",
         sources=session_release_sources,
+        decisions=session_decisions,
     output:
         listing=f"{PRIVATE}/released/bids/sub-{{subject}}/ses-{{session}}.tsv",
+        applied=f"{PRIVATE}/review/applied/bids/sub-{{subject}}/ses-{{session}}.json",
     log:
         f"{LOGS}/release_session/sub-{{subject}}_ses-{{session}}.log",
     benchmark:
@@ -86,4 +88,5 @@ rule release_session:
         " --session {wildcards.session} --source {params.sources} --converted {params.converted}"
         " --deface-result {params.deface} --morphometry {params.morphometry}"
         " --release-dir {params.release_dir:q} --tmp-dir {params.tmp_dir:q}"
-        " --listing {output.listing:q} {params.nrrd} > {log:q} 2>&1"
+        " --listing {output.listing:q} {params.nrrd}"
+        " --decisions {input.decisions:q} --applied {output.applied:q} > {log:q} 2>&1"

@@ -25,22 +25,23 @@ rule deid_series:
         runtime=30,
     params:
         options=DEID_OPTIONS,
-        min_length=config["audit"]["min_needle_length"],
         key=KEY_ARGS,
         key_fingerprint=KEY_FINGERPRINT,
     shell:
         "neurodeid deid {input.manifest:q} --out-dir {output.dicom:q} --report {output.report:q}"
         " --subject {wildcards.subject} --session {wildcards.session}"
         " --options {params.options} {params.key} --needles-out {output.needles:q}"
-        " --min-length {params.min_length} > {log:q} 2>&1"
+        " --min-length 2 > {log:q} 2>&1"
 
 
 rule release_dicom:
     """Copy a de-identified (and, for 2D images, redacted) series into release/sourcedata/dicom."""
     input:
-        released_dicom_source,
+        src=released_dicom_source,
+        decisions=series_decisions,
     output:
         listing=f"{PRIVATE}/released/sourcedata/dicom/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
+        applied=f"{PRIVATE}/review/applied/dicom/sub-{{subject}}/ses-{{session}}/{{series}}.json",
     log:
         f"{LOGS}/release_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.log",
     benchmark:
@@ -58,8 +59,9 @@ rule release_dicom:
         release_root=RELEASE,
         tmp_dir=f"{WORK}/tmp",
     shell:
-        "neurodeid release-dir {input:q} {params.dst:q} --release-root {params.release_root:q}"
-        " --listing {output.listing:q} --tmp-dir {params.tmp_dir:q} > {log:q} 2>&1"
+        "neurodeid release-dir {input.src:q} {params.dst:q} --release-root {params.release_root:q}"
+        " --listing {output.listing:q} --tmp-dir {params.tmp_dir:q}"
+        " --decisions {input.decisions:q} --applied {output.applied:q} > {log:q} 2>&1"
 
 
 rule quarantine:

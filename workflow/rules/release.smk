@@ -5,6 +5,7 @@ rule release_skeleton:
     """BIDS skeleton: dataset_description.json, participants.tsv (pseudonyms), README, .bidsignore."""
     input:
         subjects=f"{PRIVATE}/index/subjects.tsv",
+        listings=released_listings(),
     output:
         description=f"{RELEASE}/dataset_description.json",
         participants=f"{RELEASE}/participants.tsv",
@@ -29,7 +30,7 @@ rule release_skeleton:
     shell:
         "neurodeid release-skeleton {input.subjects:q} --release-dir {params.release_dir:q}"
         " --name {params.name:q} --license {params.license:q} --authors {params.authors}"
-        " --options {params.options} > {log:q} 2>&1"
+        " --options {params.options} --listings {input.listings:q} > {log:q} 2>&1"
 
 
 rule subject_done:

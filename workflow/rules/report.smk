@@ -36,6 +36,12 @@ rule report_summary:
             category="0 Summary",
             labels={"page": "4 release audit"},
         ),
+        review=report(
+            f"{PRIVATE}/report/review.html",
+            caption="../report/review.rst",
+            category="0 Summary",
+            labels={"page": "5 review decisions and release changelog"},
+        ),
         subjects=report(
             directory(f"{PRIVATE}/report/subjects"),
             patterns=["sub-{subject}.html"],
