@@ -143,15 +143,10 @@ def _from_sitk(img) -> np.ndarray:
 
 
 def _otsu(values, bins=256) -> float:
-    v = np.asarray(values, float).ravel()
-    h, e = np.histogram(v, bins)
-    c = (e[:-1] + e[1:]) / 2
-    w0 = np.cumsum(h).astype(float)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(h * c)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    return float(c[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
+    """Otsu threshold (the defacing package's, so both stages threshold alike)."""
+    from .deface.template import otsu
+
+    return otsu(values, bins)
 
 
 def _kmeans_1d(v, k=3, iters=100, bins=1024) -> np.ndarray:
