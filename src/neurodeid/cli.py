@@ -412,6 +412,35 @@ def _cmd_done(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_redact_image(args: argparse.Namespace) -> int:
+    """A plain 2D image (JPEG/PNG) listed in config: redact, verify by OCR, release only on PASS."""
+    import json
+
+    from . import audit
+    from .fileio import write_text_atomic
+    from .redact import RedactionError, redact_image_file
+
+    cfg = _redaction_config(args.config_json)
+    needles = [[n.text, n.source] for n in audit.load_needles(args.needles)] if args.needles else []
+    dst = Path(args.release_out)
+    try:
+        r = redact_image_file(args.image, dst, cfg, needles, qc_png=args.qc)
+    except RedactionError as exc:
+        r = {"status": "FAIL", "reasons": [f"{type(exc).__name__}: {exc}"]}
+    if r["status"] != "PASS":
+        dst.unlink(missing_ok=True)  # never a FAIL in the release
+        print(f"redact-image: {args.image} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
+              file=sys.stderr)
+    if not Path(args.qc).is_file():
+        from PIL import Image
+
+        Image.new("RGB", (64, 64)).save(args.qc, format="PNG")
+    keep = ("status", "reasons", "method", "boxes", "pixels_changed")
+    write_text_atomic(args.result, json.dumps({k: r.get(k) for k in keep} | {"output": dst.name}, indent=1) + "\n")
+    print(f"redact-image: {r['status']}")
+    return 0
+
+
 def _cmd_release_dir(args: argparse.Namespace) -> int:
     from . import review
     from .release import copy_dir_atomic, write_listing
@@ -592,6 +621,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out")
     s.add_argument("inputs", nargs="*")
     s.set_defaults(func=_cmd_done)
+
+    s = sub.add_parser("redact-image", help="remove burned-in text from a plain JPEG/PNG listed in config")
+    s.add_argument("image")
+    s.add_argument("--release-out", required=True, help="where the redacted image goes in the release (PASS only)")
+    s.add_argument("--result", required=True)
+    s.add_argument("--qc", required=True, help="before/after picture (private)")
+    s.add_argument("--needles", nargs="*", default=[])
+    s.add_argument("--config-json", default="{}")
+    s.set_defaults(func=_cmd_redact_image)
 
     s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
     s.add_argument("src")

@@ -70,7 +70,12 @@ PLAN = nd_plan.make_plan(
 )
 # Redaction settings as JSON: a parameter, so a change reruns redaction.
 REDACT_JSON = json.dumps(
-    {k: v for k, v in config["redact"].items() if k != "enabled"}, sort_keys=True
+    {k: v for k, v in config["redact"].items() if k not in ("enabled", "images")},
+    sort_keys=True,
+)
+# Plain 2D images (JPEG/PNG) to redact, by position in config redact.images.
+REDACT_IMAGES = (
+    list(config["redact"].get("images", [])) if config["redact"]["enabled"] else []
 )
 if workflow.is_main_process:
     nd_plan.write_plan(PLAN, PRIVATE, INDEX)
@@ -120,6 +125,7 @@ wildcard_constraints:
     subject="[0-9a-zA-Z]+",
     session="[0-9a-zA-Z]+",
     series="s[0-9a-z]+",
+    n="[0-9]{2}",
 
 
 def series_manifest(wildcards):
@@ -292,6 +298,7 @@ def get_release_files():
         ]
         + released_dicom_listings()
         + released_session_listings()
+        + redacted_image_results()
     )
 
 
@@ -381,4 +388,16 @@ def deface_dicom_results():
         f"{PRIVATE}/deface_dicom/sub-{p.subject}/ses-{p.session}/{p.series}.json"
         for p in PLAN
         if p.defaced_dicom
+    ]
+
+
+def image_suffix(w):
+    """The released file's extension: the listed image's own (.png stays lossless)."""
+    suffix = Path(REDACT_IMAGES[int(w.n)]).suffix.lower()
+    return suffix if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") else ".png"
+
+
+def redacted_image_results():
+    return [
+        f"{PRIVATE}/redact/images/image{n:02d}.json" for n in range(len(REDACT_IMAGES))
     ]

@@ -38,3 +38,35 @@ rule redact_series:
         "neurodeid redact {input.dicom:q} --out-dir {output.images:q} --result {output.result:q}"
         " --needles {input.needles:q} --qc-dir {output.qc_dir:q} --qc {output.qc:q}"
         " --config-json {params.config:q} > {log:q} 2>&1"
+
+
+rule redact_image:
+    """A plain 2D image listed in config (redact.images): redacted, OCR-verified, released on PASS."""
+    input:
+        image=lambda w: REDACT_IMAGES[int(w.n)],
+        needles=f"{PRIVATE}/needles/paths.json",
+    output:
+        result=f"{PRIVATE}/redact/images/image{{n}}.json",
+        qc=report(
+            f"{PRIVATE}/qc/redact/images/image{{n}}.png",
+            caption="../report/redact.rst",
+            category="Burned-in text",
+            subcategory="All subjects",
+            labels={"image": "listed image {n}"},
+        ),
+    log:
+        f"{LOGS}/redact_image/image{{n}}.log",
+    benchmark:
+        f"{BENCH}/redact_image/image{{n}}.tsv"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        config=REDACT_JSON,
+        dst=lambda w: f"{RELEASE}/sourcedata/images/image{w.n}{image_suffix(w)}",
+    shell:
+        "neurodeid redact-image {input.image:q} --release-out {params.dst:q} --result {output.result:q}"
+        " --qc {output.qc:q} --needles {input.needles:q} --config-json {params.config:q} > {log:q} 2>&1"
