@@ -19,7 +19,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .fileio import write_text_atomic
 
 #: Files of one converted image that follow the NIfTI into the release.
 SIDECAR_EXTENSIONS = (".json", ".bval", ".bvec")
@@ -204,11 +203,6 @@ def _swap_in(build: Path, release_dir: Path, parts: list[str], tmp_root: Path) -
 
 def write_session_listing(path: str | os.PathLike, files: list[Path], notes: list[dict], release_dir) -> None:
     """Private listing of a released session: files with sha256, then notes."""
-    import hashlib
+    from .release import write_listing
 
-    lines = ["file\tsha256"]
-    for f in files:
-        lines.append(f"{Path(f).relative_to(release_dir).as_posix()}\t{hashlib.sha256(Path(f).read_bytes()).hexdigest()}")
-    for n in notes:
-        lines.append(f"# {n['series']}\t{n['status']}: {n['reason']}")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_listing(path, files, release_dir, notes)

@@ -31,14 +31,6 @@ def _series_needles(files, options, min_length: int, out) -> None:
     print(f"needles: {len(needles)} needle(s) from {len(files)} file(s) ({failed} unreadable)")
 
 
-def _cmd_needles(args: argparse.Namespace) -> int:
-    from .index import read_manifest
-    from .profile import check_options
-
-    _series_needles(read_manifest(args.manifest), check_options(args.options), args.min_length, args.out)
-    return 0
-
-
 def _cmd_path_needles(args: argparse.Namespace) -> int:
     from . import audit
 
@@ -213,6 +205,13 @@ def _cmd_release_session(args: argparse.Namespace) -> int:
     return 0
 
 
+def _placeholder_png(path) -> None:
+    """A black picture where a QC picture could not be made, so the report shows the gap."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(path, format="PNG")
+
+
 def _redaction_config(text: str):
     import json
 
@@ -253,9 +252,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     if first_qc is not None:
         shutil.copyfile(first_qc, args.qc)
     else:  # no picture could be made: a black placeholder, so the report shows the gap
-        from PIL import Image
-
-        Image.new("RGB", (64, 64)).save(args.qc, format="PNG")
+        _placeholder_png(args.qc)
     status = "PASS" if rows and all(r["status"] == "PASS" for r in rows) else "FAIL"
     write_text_atomic(args.result, json.dumps({"status": status, "files": rows}, indent=1) + "\n")
     print(f"redact: {sum(r['status'] == 'PASS' for r in rows)} of {len(rows)} image(s) PASS")
@@ -299,9 +296,7 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
         if first is not None:
             shutil.copyfile(first, declared)
         else:
-            from PIL import Image
-
-            Image.new("RGB", (64, 64)).save(declared, format="PNG")
+            _placeholder_png(declared)
     write_text_atomic(args.result, json.dumps({"method": args.method, "images": rows}, indent=1) + "\n")
     ok = sum(r["status"] == "ok" for r in rows)
     print(f"deface: {ok} of {len(rows)} image(s) defaced with {args.method}")
@@ -432,9 +427,7 @@ def _cmd_redact_image(args: argparse.Namespace) -> int:
         print(f"redact-image: {args.image} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
               file=sys.stderr)
     if not Path(args.qc).is_file():
-        from PIL import Image
-
-        Image.new("RGB", (64, 64)).save(args.qc, format="PNG")
+        _placeholder_png(args.qc)
     keep = ("status", "reasons", "method", "boxes", "pixels_changed")
     write_text_atomic(args.result, json.dumps({k: r.get(k) for k in keep} | {"output": dst.name}, indent=1) + "\n")
     print(f"redact-image: {r['status']}")
@@ -489,13 +482,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neurodeid", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"neurodeid {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("needles", help="collect the identifying values of one raw series (private)")
-    s.add_argument("manifest", help="series manifest TSV written by the index")
-    s.add_argument("--out", required=True)
-    s.add_argument("--options", nargs="*", default=[])
-    s.add_argument("--min-length", type=int, default=3)
-    s.set_defaults(func=_cmd_needles)
 
     s = sub.add_parser("path-needles", help="collect the words of raw file and folder names (private)")
     s.add_argument("paths", help="paths TSV written by the index")

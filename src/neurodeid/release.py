@@ -149,11 +149,14 @@ def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: st
     return [dst / n for n in names]
 
 
-def write_listing(path: str | os.PathLike, files: list[Path], root: str | os.PathLike) -> None:
-    """A private listing of released files: path relative to ``root`` and sha256."""
+def write_listing(path: str | os.PathLike, files: list[Path], root: str | os.PathLike, notes=()) -> None:
+    """A private listing of released files: path relative to ``root`` and sha256, then
+    one ``#`` comment line per note (``{"series", "status", "reason"}``)."""
     import hashlib
 
     lines = ["file\tsha256"]
     for f in files:
         lines.append(f"{Path(f).relative_to(root).as_posix()}\t{hashlib.sha256(Path(f).read_bytes()).hexdigest()}")
+    for n in notes:
+        lines.append(f"# {n['series']}\t{n['status']}: {n['reason']}")
     write_text_atomic(path, "\n".join(lines) + "\n")
