@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from neurodeid import index
@@ -70,6 +70,9 @@ def test_header_reader_never_crashes(tmp_path, ops):
 
 @SETTINGS
 @given(ops=st.lists(mutation, min_size=1, max_size=4))
+# found by this test: one byte inserted turns PatientAge's VR into 'AA', whose read swallows
+# the address and private elements behind it; kept verbatim it leaked them (now quarantined)
+@example(ops=[("insert", 1236, 65)])
 def test_deid_never_crashes_and_never_leaks(tmp_path, ops):
     planted = _planted_here()
     assert len(planted) >= 5

@@ -61,6 +61,37 @@ def _check_complete(ds, src: Path) -> None:
         )
 
 
+#: Every VR of DICOM PS3.5 (what pydicom knows); any other two letters mean a corrupt file.
+_KNOWN_VRS = frozenset(v.value for v in pydicom.valuerep.VR)
+#: Short-text VRs whose value never holds a NUL or control byte (except trailing NUL padding):
+#: one that does has swallowed the elements after it (its length is corrupt).
+_SHORT_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"})
+_CONTROL = frozenset(range(0x20)) - {0x1B}  # ESC starts ISO 2022 code extensions
+
+
+def _check_structure(ds, src: Path, where: str = "") -> None:
+    """Raise :class:`NotAnInstanceError` when an element's VR is unknown or a short text
+    value holds control bytes: the element boundaries cannot be trusted (a byte inserted
+    or lost), and a kept element could carry the bytes of removed ones."""
+    for tag, raw in list(ds._dict.items()):
+        vr = raw.VR
+        if vr is not None and vr not in _KNOWN_VRS:
+            raise NotAnInstanceError(
+                f"{src}: element {where}{tag} has an unknown VR {vr!r}: the file is corrupt "
+                "(element boundaries cannot be trusted); re-export it from the source")
+        is_sq = vr == "SQ" or (
+            vr is None and pydicom.datadict.dictionary_has_tag(tag) and pydicom.datadict.dictionary_VR(tag) == "SQ")
+        if is_sq:
+            for i, item in enumerate(ds[tag].value or []):
+                _check_structure(item, src, f"{where}{tag}[{i}] ")
+            continue
+        value = raw.value if getattr(raw, "is_raw", False) else None
+        if vr in _SHORT_TEXT_VRS and isinstance(value, bytes) and _CONTROL & set(value.rstrip(b"\x00 ")):
+            raise NotAnInstanceError(
+                f"{src}: element {where}{tag} ({vr}) holds control bytes over {len(value)} bytes: the file "
+                "is corrupt (a length field is wrong); re-export it from the source")
+
+
 def _resolve_missing_vrs(ds) -> None:
     """Give raw elements read without a VR (an implicit-VR body under an
     explicit-VR transfer syntax) their dictionary VR so they can be written."""
@@ -101,6 +132,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         what = "a DICOMDIR" if "DirectoryRecordSequence" in ds else "not a composite SOP instance"
         raise NotAnInstanceError(f"{src}: {what} (no SOPClassUID/SOPInstanceUID); nothing to de-identify")
     _check_complete(ds, src)
+    _check_structure(ds, src)
     has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     if "Rows" in ds and "Columns" in ds and not has_pixels:
         raise NotAnInstanceError(
