@@ -221,7 +221,7 @@ def test_needle_length_change_reruns_only_needles_and_downstream(base_run, tmp_p
     length = int(cfg["audit"]["min_needle_length"])
     ran = assert_params_rerun_only_downstream(base_run, {"audit": {"min_needle_length": length + 1}}, tmp_path)
     assert "audit" in ran  # the audit consumes the needles
-    assert "release_skeleton" not in ran or "release_dicom" in ran  # participants.tsv follows the released listings
+    assert "release_skeleton" not in ran or "release_subject" in ran  # participants.tsv follows the released listings
 
 
 # ---- defacing: becomes a real test as soon as the workflow has a deface rule

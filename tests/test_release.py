@@ -82,31 +82,40 @@ def test_quarantine_gathers_index_and_deid(tmp_path):
 
 
 def _session_fixture(tmp_path, verdict: str):
+    """One subject with one defaced T1w series (work and private folders as the workflow
+    lays them out) and a morphometry verdict; returns the `neurodeid release-subject` call."""
     import nibabel as nib
     import numpy as np
 
     from neurodeid import morphometry as mm
+    from neurodeid.publish import stage_path
 
-    src = tmp_path / "deface" / "s003"
+    work, private = tmp_path / "work", tmp_path / "private"
+    src = stage_path(work, "deface", "ab12", "1", "s003")
     src.mkdir(parents=True)
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), dtype=np.int16), np.eye(4)), src / "image.nii.gz")
-    conv = tmp_path / "convert" / "s003"
+    conv = stage_path(work, "convert", "ab12", "1", "s003")
     conv.mkdir(parents=True)
     (conv / "image.json").write_text('{"RepetitionTime": 2.3}')
-    morph = tmp_path / "morph" / "s003"
+    conv.with_suffix(".json").write_text(json.dumps(
+        {"status": "ok", "reason": "", "images": [{"nifti": "image.nii.gz", "suffix_hint": ""}]}))
+    morph = stage_path(work, "morphometry", "ab12", "1", "s003")
     morph.mkdir(parents=True)
     reasons = ["FAIL brain_voxels_changed = 812 (> 0)"] if verdict == "FAIL" else []
     mm.write_image_tsv(morph / "image.tsv", {"brain_voxels_changed": 812 if reasons else 0},
                        {"verdict": verdict, "reasons": reasons}, image="s003/image.nii.gz")
-    deface = tmp_path / "deface.json"
+    deface = stage_path(private, "deface", "ab12", "1", "s003").with_suffix(".json")
+    deface.parent.mkdir(parents=True)
     deface.write_text(json.dumps({"images": [{"image": "image.nii.gz", "status": "ok", "reason": ""}]}))
-    names = tmp_path / "names.json"
-    names.write_text(json.dumps({"s003": [{"image": "image.nii.gz", "datatype": "anat",
-                                           "bids": "sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w"}]}))
-    return ["release-session", str(names), "--subject", "ab12", "--session", "1",
-            "--source", f"s003={src}", "--converted", f"s003={conv}", "--deface-result", f"s003={deface}",
-            "--morphometry", f"s003={morph}", "--release-dir", str(tmp_path / "release"),
-            "--tmp-dir", str(tmp_path / "tmp"), "--listing", str(tmp_path / "listing.tsv"), "--no-nrrd"]
+    row = {"SeriesDescription": "t1_mprage", "ProtocolName": "t1_mprage", "ImageType": "ORIGINAL\\PRIMARY\\M",
+           "Modality": "MR", "SeriesNumber": "3", "n_images": 176, "series_label": "s003"}
+    plan_json = tmp_path / "plan.json"
+    plan_json.write_text(json.dumps({"subject": "ab12", "deface_enabled": True, "sessions": {"1": {
+        "classification": [row], "series": {"s003": {"convert": True, "deface": True, "dicom_stage": ""}}}}}))
+    return ["release-subject", str(plan_json), "--work-dir", str(work), "--private-dir", str(private),
+            "--release-dir", str(tmp_path / "release"), "--tmp-dir", str(tmp_path / "tmp"),
+            "--names", str(tmp_path / "names.json"), "--listing", str(tmp_path / "listing.tsv"),
+            "--applied", str(tmp_path / "applied.json"), "--no-nrrd"]
 
 
 def test_morphometry_fail_keeps_the_image_out_of_the_release(tmp_path):

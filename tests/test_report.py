@@ -49,7 +49,7 @@ def test_counts_of_the_example(private):
     assert len(s.skipped_files) >= 2 and not s.quarantined
     assert s.audit.ran and s.audit.hits == 0 and s.audit.files_scanned > 0
     # every released NIfTI of the listings is attributed to one series
-    listed = [ln.split("\t")[0] for p in (private / "released" / "bids").rglob("*.tsv")
+    listed = [ln.split("\t")[0] for p in (private / "released").glob("sub-*.tsv")
               for ln in p.read_text().splitlines()[1:] if not ln.startswith("#")]
     assert s.released_images == len([f for f in listed if f.endswith(".nii.gz")])
 
@@ -96,10 +96,11 @@ def test_defacing_and_morphometry_join(private):
     """Results of the defacing and morphometry steps show in the counts and the verdict."""
     s0 = report.collect(private)
     names = {}
-    for p in (private / "bids").rglob("*.names.json"):
-        for label, entries in json.loads(p.read_text()).items():
-            if isinstance(entries, list):
-                names[(p.parent.name[4:], p.name.split(".")[0][4:], label)] = entries
+    for p in (private / "bids").glob("sub-*.names.json"):
+        for ses, ses_names in json.loads(p.read_text()).items():
+            for label, entries in ses_names.items():
+                if isinstance(entries, list):
+                    names[(p.name.split(".")[0][4:], ses, label)] = entries
     mr = next(x for x in s0.series if x.modality == "MR")
     result = private / "deface" / f"sub-{mr.subject}" / f"ses-{mr.session}" / f"{mr.series}.json"
     result.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The review loop's library (neurodeid.review): sheet, decisions, application, changelog.
 
 Small synthetic private folders shaped like the workflow's (release_plan.tsv,
-bids/*.names.json, deface/*.json, morphometry/*.tsv, redact/*.json); no workflow run.
+bids/sub-*.names.json, deface/*.json, morphometry/*.tsv, redact/*.json); no workflow run.
 """
 
 from __future__ import annotations
@@ -56,14 +56,14 @@ def private(tmp_path: Path) -> Path:
     _tsv(p / "index.tsv", ["subject", "session", "series", "pixel_cleaning"],
          [[A, "1", "s001", ""], [A, "1", "s004", ""], [A, "1", "s005", "Modality US"], [A, "1", "s006", ""],
           [B, "1", "s001", ""]])
-    _json(p / "bids" / f"sub-{A}" / "ses-1.names.json", {
+    _json(p / "bids" / f"sub-{A}.names.json", {"1": {
         "s001": [{"image": "a.nii.gz", "bids": T1, "datatype": "anat"},
                  {"image": "b.nii.gz", "bids": T1_DF, "datatype": "anat"},
                  {"image": "c.nii.gz", "bids": T1_MF, "datatype": "anat"}],
         "s004": [{"image": "image.nii.gz", "bids": CT, "datatype": "ct"}],
-        "s006": {"failed": "dcm2niix wrote no image"}})
-    _json(p / "bids" / f"sub-{B}" / "ses-1.names.json",
-          {"s001": [{"image": "image.nii.gz", "bids": B_T1, "datatype": "anat"}]})
+        "s006": {"failed": "dcm2niix wrote no image"}}})
+    _json(p / "bids" / f"sub-{B}.names.json",
+          {"1": {"s001": [{"image": "image.nii.gz", "bids": B_T1, "datatype": "anat"}]}})
     _json(p / "deface" / f"sub-{A}" / "ses-1" / "s001.json", {"images": [
         {"image": "a.nii.gz", "status": "ok", "reason": ""},
         {"image": "b.nii.gz", "status": "failed", "reason": "registration metric 0.41 < 0.85"},
@@ -308,31 +308,25 @@ def test_session_exclusions_match_the_sheet(private: Path, tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------
-# Per-session decision files
+# Per-subject decision files
 # ---------------------------------------------------------------------------
 
 
 def test_split_decisions_writes_only_changed_files(tmp_path: Path):
     out = tmp_path / "decisions"
-    sessions = [(A, "1"), (B, "1")]
-    series = [(A, "1", "s004"), (A, "1", "s005")]
+    subjects = [A, B]
     d = {CT: ("reject", "x"), f"{US}/00001": ("reject", "text"), B_T1: ("default", "only a note")}
-    written = review.split_decisions(d, out, sessions, series)
-    files = {p.relative_to(out).as_posix() for p in written}
-    assert files == {f"sub-{A}/ses-1.json", f"sub-{B}/ses-1.json", f"sub-{A}/ses-1/s004.json",
-                     f"sub-{A}/ses-1/s005.json"}
-    assert review.load_session_decisions(review.session_decisions_path(out, A, "1")) == {CT: ("reject", "x")}
-    assert review.load_session_decisions(review.session_decisions_path(out, B, "1")) == {}
-    assert review.load_session_decisions(review.series_decisions_path(out, A, "1", "s005")) == {
-        f"{US}/00001": ("reject", "text")}
+    written = review.split_decisions(d, out, subjects)
+    assert {p.name for p in written} == {f"sub-{A}.json", f"sub-{B}.json"}
+    assert review.load_decisions_file(review.subject_decisions_path(out, A)) == {
+        CT: ("reject", "x"), f"{US}/00001": ("reject", "text")}
+    assert review.load_decisions_file(review.subject_decisions_path(out, B)) == {}  # a note alone is no decision
     for p in written:
         os.utime(p, (1_000_000, 1_000_000))
-    assert review.split_decisions(dict(d), out, sessions, series) == []
+    assert review.split_decisions(dict(d), out, subjects) == []
     d[B_T1] = ("reject", "wrong series")
-    assert review.split_decisions(d, out, sessions, series) == [review.session_decisions_path(out, B, "1")]
-    for p in written:
-        if p != review.session_decisions_path(out, B, "1"):
-            assert p.stat().st_mtime == 1_000_000, p
+    assert review.split_decisions(d, out, subjects) == [review.subject_decisions_path(out, B)]
+    assert review.subject_decisions_path(out, A).stat().st_mtime == 1_000_000
 
 
 # ---------------------------------------------------------------------------
@@ -383,7 +377,7 @@ def test_release_log_entered_and_left(tmp_path: Path):
 
 def test_report_tables_show_decisions_beside_verdicts_and_newest_run_first(private: Path):
     _sheet(private)
-    review.write_applied(private / "review" / "applied" / "bids" / f"sub-{A}" / "ses-1.json",
+    review.write_applied(private / "review" / "applied" / f"sub-{A}.json",
                          review.apply_decisions(NAMES, AUTO, {T1_MF: ("accept", "neck only"),
                                                               T1_DF: ("accept", "")})[1])
     log = private / "release_log.tsv"

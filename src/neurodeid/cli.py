@@ -142,66 +142,43 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bids_names(args: argparse.Namespace) -> int:
-    import json
+def _cmd_import_bids(args: argparse.Namespace) -> int:
+    """One image of a BIDS input: imported like a conversion (sanitised), needles collected."""
+    from .bids_input import import_series, write_bids_needles
+    from .index import read_manifest
 
-    from .bids import name_session, read_conversion
-    from .convert import load_heuristics
-    from .fileio import write_text_atomic
-
-    rows = json.loads(Path(args.series).read_text(encoding="utf-8"))
-    conversions = {Path(p).name[: -len(".json")]: read_conversion(p) for p in args.conversions}
-    try:
-        names = name_session(args.subject, args.session, rows, conversions, load_heuristics(args.heuristics or None))
-    except ValueError as exc:  # e.g. two series named alike: this session is withheld, the run goes on
-        print(f"bids-names: sub-{args.subject} ses-{args.session}: {exc}; fix convert.heuristics", file=sys.stderr)
-        names = {r["series_label"]: {"failed": f"BIDS naming: {exc}"} for r in rows}
-    write_text_atomic(args.out, json.dumps(names, indent=1, sort_keys=True) + "\n")
-    print(f"bids-names: {sum(len(v) for v in names.values() if isinstance(v, list))} image name(s)")
+    files = read_manifest(args.manifest)
+    # the input labels come from the manifest's paths: never on a command line (logs keep those)
+    n = write_bids_needles(args.needles_out, files, None, None, args.bids_dir, min_length=args.min_length)
+    result = import_series(files, args.out_dir, args.result)
+    print(f"import-bids: status {result['status']}; {len(result.get('images', []))} image(s); {n} needle(s)")
+    if result["status"] != "ok":
+        print(f"import-bids: {result.get('reason', '')}", file=sys.stderr)
     return 0
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        label, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{what}: expected LABEL=PATH, got {item!r}")
-        out[label] = value
-    return out
-
-
-def _cmd_release_session(args: argparse.Namespace) -> int:
+def _cmd_release_subject(args: argparse.Namespace) -> int:
     import json
 
     from . import review
-    from .bids import release_session, write_session_listing
+    from .convert import load_heuristics
+    from .fileio import write_text_atomic
+    from .publish import read_subject_plan, release_subject
+    from .release import write_listing
 
-    names = json.loads(Path(args.names).read_text(encoding="utf-8"))
-    # automatic exclusions (defacing failed, morphometry FAIL), then the reviewer's decisions
-    auto, extras, verdicts = review.session_exclusions(
-        names, _pairs(args.deface_result, "--deface-result"), _pairs(args.morphometry, "--morphometry"))
-    excluded, applied = review.apply_decisions(names, auto, review.load_session_decisions(args.decisions),
-                                               verdicts)
-    for a in applied:
-        print(f"release-session: {a['item']}: {a['record']}")
-    files, notes = release_session(
-        names,
-        _pairs(args.source, "--source"),
-        args.release_dir,
-        args.tmp_dir,
-        args.subject,
-        args.session,
-        converted=_pairs(args.converted, "--converted"),
-        withheld={},
-        nrrd=args.nrrd,
-        excluded=excluded,
-        extras=extras,
-    )
-    write_session_listing(args.listing, files, notes, args.release_dir)
-    if args.applied:
-        review.write_applied(args.applied, applied)
-    print(f"release-session: {len(files)} file(s) released; {len(notes)} series withheld or failed")
+    plan = read_subject_plan(args.plan)
+    r = release_subject(plan, work_dir=args.work_dir, private_dir=args.private_dir, release_dir=args.release_dir,
+                        tmp_dir=args.tmp_dir, rules=load_heuristics(args.heuristics or None),
+                        decisions=review.load_decisions_file(args.decisions), nrrd=args.nrrd)
+    for a in r.applied:
+        print(f"release-subject: {a['item']}: {a['record']}")
+    for n in r.notes:
+        print(f"release-subject: sub-{plan['subject']}/{n['series']}: {n['status']}: {n['reason']}", file=sys.stderr)
+    write_text_atomic(args.names, json.dumps(r.names, indent=1, sort_keys=True) + "\n")
+    write_listing(args.listing, r.files, args.release_dir, r.notes)
+    review.write_applied(args.applied, r.applied)
+    print(f"release-subject: sub-{plan['subject']}: {len(r.files)} file(s) released; "
+          f"{len(r.notes)} series or image(s) withheld or failed")
     return 0
 
 
@@ -396,17 +373,6 @@ def _cmd_deface_dicom(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_done(args: argparse.Namespace) -> int:
-    from .fileio import write_text_atomic
-
-    missing = [p for p in args.inputs if not Path(p).exists()]
-    if missing:
-        raise RuntimeError(f"done: {len(missing)} expected output(s) missing, e.g. {missing[0]}")
-    write_text_atomic(args.out, f"{len(args.inputs)} outputs present\n")
-    print(f"done: {len(args.inputs)} output(s) of this subject present")
-    return 0
-
-
 def _cmd_redact_image(args: argparse.Namespace) -> int:
     """A plain 2D image (JPEG/PNG) listed in config: redact, verify by OCR, release only on PASS."""
     import json
@@ -431,23 +397,6 @@ def _cmd_redact_image(args: argparse.Namespace) -> int:
     keep = ("status", "reasons", "method", "boxes", "pixels_changed")
     write_text_atomic(args.result, json.dumps({k: r.get(k) for k in keep} | {"output": dst.name}, indent=1) + "\n")
     print(f"redact-image: {r['status']}")
-    return 0
-
-
-def _cmd_release_dir(args: argparse.Namespace) -> int:
-    from . import review
-    from .release import copy_dir_atomic, write_listing
-
-    names = sorted(p.name for p in Path(args.src).iterdir() if p.is_file() and not p.name.startswith("."))
-    item = Path(args.dst).resolve().relative_to(Path(args.release_root).resolve()).as_posix()
-    keep, applied = review.apply_dicom_decisions(item, names, review.load_session_decisions(args.decisions))
-    for a in applied:
-        print(f"release-dir: {a['item']}: {a['record']}")
-    files = copy_dir_atomic(args.src, args.dst, args.tmp_dir, only=keep)
-    write_listing(args.listing, files, args.release_root)
-    if args.applied:
-        review.write_applied(args.applied, applied)
-    print(f"release-dir: {len(files)} file(s) released into {args.dst}")
     return 0
 
 
@@ -516,31 +465,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dcm2niix", default="", help="a dcm2niix binary (default: the one on PATH / the pip wheel)")
     s.set_defaults(func=_cmd_convert)
 
-    s = sub.add_parser("bids-names", help="name the converted images of one session")
-    s.add_argument("series", help="the session's classification JSON (private plan)")
-    s.add_argument("--conversions", nargs="*", default=[])
-    s.add_argument("--subject", required=True)
-    s.add_argument("--session", required=True)
-    s.add_argument("--heuristics", default="")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_cmd_bids_names)
+    s = sub.add_parser("import-bids", help="import one image of a BIDS input (sanitised) and collect its needles")
+    s.add_argument("manifest", help="the image's manifest (private: names input paths)")
+    s.add_argument("--bids-dir", required=True, help="the input BIDS dataset")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--result", required=True, help="conversion-shaped result JSON")
+    s.add_argument("--needles-out", required=True)
+    s.add_argument("--min-length", type=int, default=2)
+    s.set_defaults(func=_cmd_import_bids)
 
-    s = sub.add_parser("release-session", help="put one session's images into the release (atomic swap)")
-    s.add_argument("names")
-    s.add_argument("--subject", required=True)
-    s.add_argument("--session", required=True)
-    s.add_argument("--source", nargs="*", default=[], help="LABEL=DIR of the images to release")
-    s.add_argument("--converted", nargs="*", default=[], help="LABEL=DIR of the conversion (sidecars)")
-    s.add_argument("--deface-result", nargs="*", default=[], help="LABEL=JSON: images whose defacing failed stay out")
-    s.add_argument("--morphometry", nargs="*", default=[],
-                   help="LABEL=DIR of per-image morphometry TSVs: FAIL images stay out, others carry their table")
+    s = sub.add_parser("release-subject", help="put one subject's images and DICOM series into the release")
+    s.add_argument("plan", help="the subject's plan (private JSON written when the workflow is parsed)")
+    s.add_argument("--work-dir", required=True, help="where the stage outputs are (convert/, deface/, ...)")
+    s.add_argument("--private-dir", required=True, help="where the defacing results are (deface/)")
     s.add_argument("--release-dir", required=True)
-    s.add_argument("--tmp-dir", required=True)
-    s.add_argument("--listing", required=True)
+    s.add_argument("--tmp-dir", required=True, help="where each folder is built before it is renamed into place")
+    s.add_argument("--heuristics", default="", help="BIDS naming heuristics (YAML; default: the bundled ones)")
+    s.add_argument("--decisions", default="", help="the subject's review decisions (JSON from split_decisions)")
+    s.add_argument("--names", required=True, help="private JSON: the BIDS names of every converted image")
+    s.add_argument("--listing", required=True, help="private TSV of the released files and their sha256")
+    s.add_argument("--applied", required=True, help="private JSON of the decisions applied")
     s.add_argument("--nrrd", action=argparse.BooleanOptionalAction, default=True)
-    s.add_argument("--decisions", default="", help="the session's review decisions (JSON from split_decisions)")
-    s.add_argument("--applied", default="", help="private JSON of the decisions applied")
-    s.set_defaults(func=_cmd_release_session)
+    s.set_defaults(func=_cmd_release_subject)
 
     s = sub.add_parser("redact", help="remove burned-in text from one de-identified series (OCR-verified)")
     s.add_argument("dicom_dir")
@@ -603,11 +549,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-demo-key", action="store_true")
     s.set_defaults(func=_cmd_deface_dicom)
 
-    s = sub.add_parser("done", help="record that all of a subject's outputs exist (the subject's join job)")
-    s.add_argument("out")
-    s.add_argument("inputs", nargs="*")
-    s.set_defaults(func=_cmd_done)
-
     s = sub.add_parser("redact-image", help="remove burned-in text from a plain JPEG/PNG listed in config")
     s.add_argument("image")
     s.add_argument("--release-out", required=True, help="where the redacted image goes in the release (PASS only)")
@@ -616,16 +557,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--needles", nargs="*", default=[])
     s.add_argument("--config-json", default="{}")
     s.set_defaults(func=_cmd_redact_image)
-
-    s = sub.add_parser("release-dir", help="copy a folder's files into the release atomically")
-    s.add_argument("src")
-    s.add_argument("dst")
-    s.add_argument("--release-root", required=True)
-    s.add_argument("--listing", required=True, help="private TSV of the released files and their sha256")
-    s.add_argument("--tmp-dir", required=True, help="where the copy is built (outside the release)")
-    s.add_argument("--decisions", default="", help="the series' review decisions (JSON from split_decisions)")
-    s.add_argument("--applied", default="", help="private JSON of the decisions applied")
-    s.set_defaults(func=_cmd_release_dir)
 
     s = sub.add_parser("review-sheet", help="write the review sheet: one row per released or withheld item")
     s.add_argument("private_dir")

@@ -19,6 +19,10 @@ from .index import DatasetIndex, Series
 #: BIDS datatypes whose head images are defaced before release.
 DEFACE_DATATYPES = ("anat", "ct")
 
+#: The withheld reason of a series that has no DICOM at all (an image of a BIDS input):
+#: the review sheet and the report list no DICOM item for it.
+NO_DICOM_REASON = "input is BIDS: no DICOM"
+
 #: Modalities whose volumes can show a face when rendered in 3D.
 FACE_MODALITIES = ("MR", "CT", "PT", "NM")
 
@@ -131,25 +135,46 @@ def target_text(p: SeriesPlan) -> str:
 PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")
 
 
-def session_series_path(private_dir, subject: str, session: str) -> Path:
-    """Where the classification fields of a session's converted series are kept (private)."""
-    return Path(private_dir) / "plan" / f"sub-{subject}" / f"ses-{session}.json"
+def subject_plan_path(private_dir, subject: str) -> Path:
+    """Where one subject's plan is kept (private: it holds series descriptions)."""
+    return Path(private_dir) / "plan" / f"sub-{subject}.json"
 
 
-def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: DatasetIndex | None = None) -> Path:
-    """Write ``private/release_plan.tsv`` and, with ``index``, one JSON per session with
-    the classification fields of its converted series (each only when it changed)."""
+def dicom_stage(p: SeriesPlan) -> str:
+    """The stage whose DICOM output is released (``''``: the DICOM is withheld)."""
+    if not p.release_dicom:
+        return ""
+    return "redact" if p.redact else "deface_dicom" if p.defaced_dicom else "deid"
+
+
+def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: bool = True) -> dict[str, dict]:
+    """One plan per subject, for its release job (:func:`neurodeid.publish.release_subject`).
+
+    ``{"subject", "deface_enabled", "sessions": {session: {"classification": [the
+    classification fields of its converted series], "series": {label: {"convert",
+    "deface", "dicom_stage"}}}}}``.
+    """
+    by_label = {(s.subject, s.session, s.series): s for s in index.series}
+    out: dict[str, dict] = {}
+    for p in plan:
+        subj = out.setdefault(p.subject, {"subject": p.subject, "deface_enabled": bool(deface_enabled),
+                                          "sessions": {}})
+        ses = subj["sessions"].setdefault(p.session, {"classification": [], "series": {}})
+        if p.convert:
+            ses["classification"].append(classification_fields(by_label[(p.subject, p.session, p.series)]))
+        ses["series"][p.series] = {"convert": p.convert, "deface": p.deface, "dicom_stage": dicom_stage(p)}
+    return out
+
+
+def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: DatasetIndex | None = None,
+               deface_enabled: bool = True) -> Path:
+    """Write ``private/release_plan.tsv`` and, with ``index``, one JSON per subject
+    (:func:`subject_plans`), each only when it changed."""
     import json
 
     if index is not None:
-        by_label = {(s.subject, s.session, s.series): s for s in index.series}
-        sessions: dict[tuple[str, str], list] = {}
-        for p in plan:
-            rows = sessions.setdefault((p.subject, p.session), [])
-            if p.convert:
-                rows.append(classification_fields(by_label[(p.subject, p.session, p.series)]))
-        for (sub, ses), rows in sessions.items():
-            write_text_if_changed(session_series_path(private_dir, sub, ses), json.dumps(rows, indent=1) + "\n")
+        for sub, content in subject_plans(plan, index, deface_enabled).items():
+            write_text_if_changed(subject_plan_path(private_dir, sub), json.dumps(content, indent=1) + "\n")
     path = Path(private_dir) / "release_plan.tsv"
     lines = ["\t".join(PLAN_COLUMNS)]
     for p in plan:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fileio import write_text_atomic
+from .plan import NO_DICOM_REASON
 
 #: The verdicts of the send check, worst first.
 VERDICT_NO = "NO"
@@ -71,7 +72,7 @@ class SeriesStatus:
     modality: str = ""
     n_files: int = 0
     bids: str = ""  # planned BIDS target, or "unmatched: ..."/"skipped: ..."
-    dicom: str = ""  # "released" | "withheld" | "partly released"
+    dicom: str = ""  # "released" | "withheld" | "partly released" | "none" (a BIDS input)
     dicom_reason: str = ""
     conversion: str = ""  # "" (not planned) | "ok" | "failed"
     images: list = field(default_factory=list)  # released BIDS paths (relative to release/)
@@ -159,7 +160,7 @@ class DatasetSummary:
     @property
     def withheld(self) -> list[SeriesStatus]:
         """Series some of whose data stays out of the release (DICOM or images)."""
-        return [s for s in self.series if s.dicom != "released" or s.images_note]
+        return [s for s in self.series if s.dicom not in ("released", "none") or s.images_note]
 
     @property
     def quarantined(self) -> list[dict]:
@@ -267,7 +268,7 @@ def _strip(prefix: str, value: str) -> str:
 
 
 def read_session_listing(path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
-    """A released session's listing: (released files, {series: "withheld: reason"})."""
+    """A subject's release listing: (released files, {"ses-T/<series>": "withheld: reason"})."""
     files, notes = [], {}
     for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
         if line.startswith("# "):
@@ -392,43 +393,46 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     morph = read_morphometry(morphometry) if morphometry and Path(morphometry).is_file() else {}
 
     series: list[SeriesStatus] = []
-    names_cache: dict[tuple[str, str], dict] = {}
-    listing_cache: dict[tuple[str, str], tuple[list[str], dict[str, str]]] = {}
+    names_cache: dict[str, dict] = {}
+    listing_cache: dict[str, tuple[list[str], dict[str, str]]] = {}
     for r in index:
         s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
                          int(r.get("n_files") or 0))
         p = plan.get(s.key, {})
         s.bids = p.get("bids", "")
-        # DICOM: released when its private listing exists
-        dicom_listing = priv / "released" / "sourcedata" / "dicom" / f"sub-{s.subject}" / f"ses-{s.session}" / f"{s.series}.tsv"
-        if p.get("release_dicom") == "yes" and dicom_listing.is_file():
-            n_rel = len(read_session_listing(dicom_listing)[0])
+        # the subject's release listing: every released file, and notes on what was withheld
+        listing = priv / "released" / f"sub-{s.subject}.tsv"
+        if s.subject not in listing_cache:
+            listing_cache[s.subject] = read_session_listing(listing) if listing.is_file() else ([], {})
+        files, notes = listing_cache[s.subject]
+        # DICOM: released when the subject's release job listed it
+        if p.get("release_dicom") == "yes" and listing.is_file():
+            prefix = f"sourcedata/dicom/sub-{s.subject}/ses-{s.session}/{s.series}/"
+            n_rel = sum(f.startswith(prefix) for f in files)
             s.dicom = "released" if n_rel >= s.n_files else "partly released"
             if n_rel < s.n_files:
                 s.dicom_reason = f"{n_rel} of {s.n_files} file(s) released"
+        elif p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input
+            s.dicom = "none"
         else:
             s.dicom = "withheld"
             s.dicom_reason = p.get("withheld_reason", "") or ("not released yet" if p.get("release_dicom") == "yes" else "")
         # conversion and BIDS names
-        sk = (s.subject, s.session)
-        names_path = priv / "bids" / f"sub-{s.subject}" / f"ses-{s.session}.names.json"
-        if sk not in names_cache:
-            names_cache[sk] = _read_json(names_path) if names_path.is_file() else {}
-        entry = names_cache[sk].get(s.series)
+        names_path = priv / "bids" / f"sub-{s.subject}.names.json"
+        if s.subject not in names_cache:
+            names_cache[s.subject] = _read_json(names_path) if names_path.is_file() else {}
+        entry = names_cache[s.subject].get(s.session, {}).get(s.series)
         if isinstance(entry, list):
             s.conversion = "ok"
         elif isinstance(entry, dict) and "failed" in entry:
             s.conversion = "failed"
             s.images_note = f"failed: {entry['failed']}"
-        listing = priv / "released" / "bids" / f"sub-{s.subject}" / f"ses-{s.session}.tsv"
-        if sk not in listing_cache:
-            listing_cache[sk] = read_session_listing(listing) if listing.is_file() else ([], {})
-        files, notes = listing_cache[sk]
         if isinstance(entry, list):
             stems = [e["bids"] for e in entry if "bids" in e]
             s.images = [f for f in files if any(f.startswith(st + ".") for st in stems)]
-            if s.series in notes:
-                s.images_note = notes[s.series]
+            note = notes.get(f"ses-{s.session}/{s.series}")
+            if note:
+                s.images_note = note
             elif not s.images:
                 s.images_note = "withheld: not released yet"
         # burned-in text

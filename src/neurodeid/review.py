@@ -64,6 +64,7 @@ import re
 from pathlib import Path
 
 from .fileio import write_text_atomic, write_text_if_changed
+from .plan import NO_DICOM_REASON
 
 # ---------------------------------------------------------------------------
 # Vocabulary
@@ -256,8 +257,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
         if target and not target.startswith(("skipped", "unmatched", "not converted")):
             key = (sub, ses)
             if key not in names_cache:
-                npath = private / "bids" / f"sub-{sub}" / f"ses-{ses}.names.json"
-                names_cache[key] = _read_json(npath) if npath.is_file() else None
+                npath = private / "bids" / f"sub-{sub}.names.json"
+                names_cache[key] = _read_json(npath).get(ses) if npath.is_file() else None
             names = names_cache[key]
             entry = None if names is None else names.get(series)
             defaced = "(defaced" in target
@@ -286,6 +287,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
+        if p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input: there is no DICOM
+            continue
         if p.get("release_dicom") != "yes":
             add(sub, ses, series, item, "WITHHELD", f"withheld: {p.get('withheld_reason', '')}")
         elif pixel_cleaning.get((sub, ses, series)):
@@ -494,23 +497,18 @@ def read_decisions(path: str | os.PathLike, sheet_rows: list[dict], schema=None)
 
 
 # ---------------------------------------------------------------------------
-# Per-session decision files (written at parse time)
+# Per-subject decision files (written at parse time)
 # ---------------------------------------------------------------------------
 
 
-def session_decisions_path(out_dir: str | os.PathLike, subject: str, session: str) -> Path:
-    """Decisions on the BIDS images of one session: ``<out_dir>/sub-S/ses-T.json``."""
-    return Path(out_dir) / f"sub-{subject}" / f"ses-{session}.json"
-
-
-def series_decisions_path(out_dir: str | os.PathLike, subject: str, session: str, series: str) -> Path:
-    """Decisions on one DICOM series (and its images): ``<out_dir>/sub-S/ses-T/<series>.json``."""
-    return Path(out_dir) / f"sub-{subject}" / f"ses-{session}" / f"{series}.json"
+def subject_decisions_path(out_dir: str | os.PathLike, subject: str) -> Path:
+    """Decisions on the items of one subject (BIDS images and DICOM series): ``<out_dir>/sub-S.json``."""
+    return Path(out_dir) / f"sub-{subject}.json"
 
 
 def split_decisions(decisions: dict[str, tuple[str, str]], out_dir: str | os.PathLike,
-                    sessions=(), series=()) -> list[Path]:
-    """Write one small JSON per session and per DICOM series; return the files (re)written.
+                    subjects=()) -> list[Path]:
+    """Write one small JSON per subject; return the files (re)written.
 
     Parameters
     ----------
@@ -519,38 +517,29 @@ def split_decisions(decisions: dict[str, tuple[str, str]], out_dir: str | os.Pat
         without a decision reruns nothing.
     out_dir : path-like
         e.g. ``results/private/review/decisions``.
-    sessions : iterable of (subject, session)
-        Sessions with a ``release_session`` job: each gets its file, ``{}`` when no
+    subjects : iterable of str
+        Subjects with a ``release_subject`` job: each gets its file, ``{}`` when no
         decision concerns it (so it can be a job input).
-    series : iterable of (subject, session, series)
-        DICOM series with a ``release_dicom`` job, likewise.
 
     Every file is written only when its content changes (its mtime is kept
     otherwise), so Snakemake reruns only the release jobs whose decisions changed.
     Call it when the workflow is parsed.
     """
-    by_session: dict[tuple[str, str], dict] = {tuple(s): {} for s in sessions}
-    by_series: dict[tuple[str, str, str], dict] = {tuple(s): {} for s in series}
+    by_subject: dict[str, dict] = {s: {} for s in subjects}
     for item, (decision, note) in sorted(decisions.items()):
         if decision not in ("accept", "reject"):
             continue
-        sub, ses, dicom = item_session(item)
-        entry = {"decision": decision, "note": _clean(note)}
-        if dicom:
-            label = item.split("/")[4]
-            by_series.setdefault((sub, ses, label), {})[item] = entry
-        else:
-            by_session.setdefault((sub, ses), {})[item] = entry
+        sub, _, _ = item_session(item)
+        by_subject.setdefault(sub, {})[item] = {"decision": decision, "note": _clean(note)}
     written = []
-    targets = [(session_decisions_path(out_dir, *k), v) for k, v in by_session.items()]
-    targets += [(series_decisions_path(out_dir, *k), v) for k, v in by_series.items()]
-    for p, content in sorted(targets, key=lambda t: str(t[0])):
+    for sub, content in sorted(by_subject.items()):
+        p = subject_decisions_path(out_dir, sub)
         if write_text_if_changed(p, json.dumps(content, indent=1, sort_keys=True) + "\n"):
             written.append(p)
     return written
 
 
-def load_session_decisions(path: str | os.PathLike | None) -> dict[str, tuple[str, str]]:
+def load_decisions_file(path: str | os.PathLike | None) -> dict[str, tuple[str, str]]:
     """A file written by :func:`split_decisions`, as ``{item: (decision, note)}`` (None: empty)."""
     if not path:
         return {}
@@ -588,7 +577,7 @@ def apply_decisions(names: dict, excluded: dict[str, dict[str, str]], decisions:
         starting with a kind of :data:`ACCEPT_RULES` (``defacing failed: ...``,
         ``morphometry FAIL: ...``). Not modified.
     decisions : dict
-        item -> (decision, note) (:func:`load_session_decisions`); items of other
+        item -> (decision, note) (:func:`load_decisions_file`); items of other
         sessions are ignored.
     verdicts : dict, optional
         item -> automatic verdict, for items that are not excluded (e.g. WARN);

@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from neurodeid import bids_input as nd_bids_input
 from neurodeid import index as nd_index
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
@@ -24,9 +25,14 @@ LOGS = f"{PRIVATE}/logs"
 BENCH = f"{PRIVATE}/benchmarks"
 EXAMPLE_DIR = (Path(workflow.basedir) / "example" / "dicom").resolve()
 
+# An existing BIDS dataset (config input_bids) replaces the DICOM input: its images are
+# imported (sanitised) in place of de-identification and conversion.
+INPUT_BIDS = config.get("input_bids") or ""
 try:
     DEID_OPTIONS = sorted(check_options(config["deid"]["options"]))
-    ALLOW_DEMO_KEY = Path(config["input_dir"]).resolve() == EXAMPLE_DIR
+    ALLOW_DEMO_KEY = (
+        not INPUT_BIDS and Path(config["input_dir"]).resolve() == EXAMPLE_DIR
+    )
     # The key stays in memory: rules get its public fingerprint, never the key.
     KEY = nd_keys.load_key(
         config.get("key_file") or None,
@@ -34,16 +40,27 @@ try:
     )
     # Parse-time index: a header scan cached by (path, size, mtime), so every
     # snakemake call (dry runs included) sees the current tree. Its files are
-    # rewritten only when their content changes.
-    INDEX = nd_index.build_index(
-        config["input_dir"],
-        PRIVATE,
-        KEY,
-        crosswalk=config.get("crosswalk") or None,
-        pixel_cleaning_modalities=tuple(config["index"]["pixel_cleaning_modalities"]),
-        # Cluster jobs parse the workflow again: only the main process writes.
-        write=workflow.is_main_process,
-    )
+    # rewritten only when their content changes. Cluster jobs parse the workflow
+    # again: only the main process writes.
+    if INPUT_BIDS:
+        INDEX = nd_bids_input.build_bids_index(
+            INPUT_BIDS,
+            PRIVATE,
+            KEY,
+            crosswalk=config.get("crosswalk") or None,
+            write=workflow.is_main_process,
+        )
+    else:
+        INDEX = nd_index.build_index(
+            config["input_dir"],
+            PRIVATE,
+            KEY,
+            crosswalk=config.get("crosswalk") or None,
+            pixel_cleaning_modalities=tuple(
+                config["index"]["pixel_cleaning_modalities"]
+            ),
+            write=workflow.is_main_process,
+        )
 except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -61,12 +78,16 @@ try:
     BIDS_RULES = load_heuristics(config["convert"]["heuristics"])
 except (OSError, ValueError) as exc:
     raise WorkflowError(f"convert.heuristics: {exc}") from None
-PLAN = nd_plan.make_plan(
-    INDEX,
-    release_dicom=config["deid"]["release_dicom"],
-    rules=BIDS_RULES,
-    redact=config["redact"]["enabled"],
-    deface_enabled=config["deface"]["enabled"],
+PLAN = (
+    nd_bids_input.plan_bids(INDEX)
+    if INPUT_BIDS
+    else nd_plan.make_plan(
+        INDEX,
+        release_dicom=config["deid"]["release_dicom"],
+        rules=BIDS_RULES,
+        redact=config["redact"]["enabled"],
+        deface_enabled=config["deface"]["enabled"],
+    )
 )
 # Redaction settings as JSON: a parameter, so a change reruns redaction.
 REDACT_JSON = json.dumps(
@@ -77,25 +98,23 @@ REDACT_JSON = json.dumps(
 REDACT_IMAGES = (
     list(config["redact"].get("images", [])) if config["redact"]["enabled"] else []
 )
-if workflow.is_main_process:
-    nd_plan.write_plan(PLAN, PRIVATE, INDEX)
-# Plans by (subject, session, series) and by (subject, session): dict lookups, so input
-# functions stay O(1) per job at thousands of subjects.
-PLAN_BY_SERIES = {(p.subject, p.session, p.series): p for p in PLAN}
-PLANS_BY_SESSION = {}
-for _p in PLAN:
-    PLANS_BY_SESSION.setdefault((_p.subject, _p.session), []).append(_p)
 DEFACE = config["deface"]["enabled"]
+if workflow.is_main_process:
+    nd_plan.write_plan(PLAN, PRIVATE, INDEX, deface_enabled=DEFACE)
+# Plans by subject: a dict lookup, so input functions stay O(1) per job at thousands
+# of subjects.
+PLANS_BY_SUBJECT = {}
+for _p in PLAN:
+    PLANS_BY_SUBJECT.setdefault(_p.subject, []).append(_p)
+SUBJECTS = sorted(PLANS_BY_SUBJECT)
 # Defacing parameters as JSON: a parameter, so a change reruns defacing and what follows.
 DEFACE_PARAMS_JSON = json.dumps(config["deface"]["params"], sort_keys=True)
 MORPHOMETRY_JSON = json.dumps(config["morphometry"]["thresholds"], sort_keys=True)
-# Sessions with at least one series to convert, as (subject, session).
-CONVERT_SESSIONS = sorted({(p.subject, p.session) for p in PLAN if p.convert})
 
 # The reviewer's decisions (config review.decisions: an edited copy of review.tsv),
-# checked against the last review sheet and split into one small file per session and
-# per DICOM series, each rewritten only when its content changes: editing a decision
-# reruns only the release job it concerns.
+# checked against the last review sheet and split into one small file per subject,
+# each rewritten only when its content changes: editing a decision reruns only the
+# release job of the subject it concerns.
 REVIEW_SHEET = f"{PRIVATE}/review.tsv"
 REVIEW_DECISIONS = f"{PRIVATE}/review/decisions"
 REVIEW_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "review.schema.yaml"
@@ -113,12 +132,7 @@ if workflow.is_main_process:
         )
     except nd_review.ReviewError as exc:
         raise WorkflowError(f"review.decisions: {exc}") from None
-    nd_review.split_decisions(
-        DECISIONS,
-        REVIEW_DECISIONS,
-        sessions=CONVERT_SESSIONS,
-        series=[(p.subject, p.session, p.series) for p in PLAN if p.release_dicom],
-    )
+    nd_review.split_decisions(DECISIONS, REVIEW_DECISIONS, subjects=SUBJECTS)
 
 
 wildcard_constraints:
@@ -143,22 +157,20 @@ def all_series(pattern):
 
 
 def get_needle_files():
+    """Needles of every series, and of the raw path words (DICOM input only: a BIDS
+    input's path words are its entities, and its labels are in the series' needles)."""
     series_needles = (
         f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json"
     )
-    return all_series(series_needles) + [f"{PRIVATE}/needles/paths.json"]
+    paths = [] if INPUT_BIDS else [f"{PRIVATE}/needles/paths.json"]
+    return all_series(series_needles) + paths
 
 
-def _plan_of(w):
-    return PLAN_BY_SERIES[(w.subject, w.session, w.series)]
-
-
-def released_dicom_source(w):
-    """The redacted folder for series with burned-in text, the defaced DICOM for defaced
-    head series, the de-identified one otherwise."""
-    p = _plan_of(w)
-    stage = "redact" if p.redact else "deface_dicom" if p.defaced_dicom else "deid"
-    return f"{WORK}/{stage}/sub-{w.subject}/ses-{w.session}/{w.series}"
+def deid_reports():
+    """The de-identification report of every series (none for a BIDS input)."""
+    if INPUT_BIDS:
+        return []
+    return all_series(f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv")
 
 
 def redaction_results():
@@ -169,122 +181,47 @@ def redaction_results():
     ]
 
 
-def released_dicom_listings():
-    """Private listings of the released DICOM series (the copies live in release/)."""
-    return [
-        f"{PRIVATE}/released/sourcedata/dicom/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
-        for p in PLAN
-        if p.release_dicom
-    ]
+def subject_release_inputs(w):
+    """What one subject's release job reads: every series' de-identification report
+    (so that all the subject's jobs form one cluster job, group "subject"), the
+    conversions, the defaced images with their results and morphometry, and the
+    DICOM folders to release (de-identified, redacted or defaced)."""
+    out = []
+    for p in PLANS_BY_SUBJECT[w.subject]:
+        base = f"sub-{p.subject}/ses-{p.session}/{p.series}"
+        if not INPUT_BIDS:
+            out.append(f"{PRIVATE}/deid/{base}.tsv")
+        if p.convert:
+            out += [f"{WORK}/convert/{base}", f"{WORK}/convert/{base}.json"]
+            if p.deface and DEFACE:
+                out += [
+                    f"{WORK}/deface/{base}",
+                    f"{PRIVATE}/deface/{base}.json",
+                    f"{WORK}/morphometry/{base}",
+                ]
+        stage = nd_plan.dicom_stage(p)
+        if stage:
+            out.append(f"{WORK}/{stage}/{base}")
+    return out
 
 
-def _session_plans(w):
-    return [p for p in PLANS_BY_SESSION.get((w.subject, w.session), []) if p.convert]
-
-
-def session_series_json(w):
-    return nd_plan.session_series_path(PRIVATE, w.subject, w.session)
-
-
-def _convert_dir(w, p):
-    return f"{WORK}/convert/sub-{w.subject}/ses-{w.session}/{p.series}"
-
-
-def session_conversions(w):
-    return [f"{_convert_dir(w, p)}.json" for p in _session_plans(w)]
-
-
-def _released_plans(w):
-    """Series of the session whose images may be released: no face, or defaced."""
-    return [p for p in _session_plans(w) if DEFACE or not p.deface]
-
-
-def _deface_dir(w, p):
-    return f"{WORK}/deface/sub-{w.subject}/ses-{w.session}/{p.series}"
-
-
-def _source_dir(w, p):
-    return _deface_dir(w, p) if p.deface else _convert_dir(w, p)
-
-
-def _deface_result(w, p):
-    return f"{PRIVATE}/deface/sub-{w.subject}/ses-{w.session}/{p.series}.json"
-
-
-def session_release_sources(w):
-    out = [_source_dir(w, p) for p in _released_plans(w)]
-    defaced = [p for p in _released_plans(w) if p.deface]
-    return (
-        out
-        + [_deface_result(w, p) for p in defaced]
-        + [_morphometry_dir(w, p) for p in defaced]
-    )
-
-
-def session_source_args(w):
-    return " ".join(f"{p.series}={_source_dir(w, p)}" for p in _released_plans(w))
-
-
-def _morphometry_dir(w, p):
-    return f"{WORK}/morphometry/sub-{w.subject}/ses-{w.session}/{p.series}"
-
-
-def session_morphometry_args(w):
-    return " ".join(
-        f"{p.series}={_morphometry_dir(w, p)}" for p in _released_plans(w) if p.deface
-    )
-
-
-def morphometry_tables():
-    return [
-        f"{PRIVATE}/morphometry/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
-        for p in PLAN
-        if p.deface and DEFACE
-    ]
-
-
-def session_deface_args(w):
-    return " ".join(
-        f"{p.series}={_deface_result(w, p)}" for p in _released_plans(w) if p.deface
-    )
-
-
-def session_converted_args(w):
-    return " ".join(f"{p.series}={_convert_dir(w, p)}" for p in _session_plans(w))
-
-
-def session_decisions(w):
-    return nd_review.session_decisions_path(REVIEW_DECISIONS, w.subject, w.session)
-
-
-def series_decisions(w):
-    return nd_review.series_decisions_path(
-        REVIEW_DECISIONS, w.subject, w.session, w.series
-    )
+def subject_decisions(w):
+    return nd_review.subject_decisions_path(REVIEW_DECISIONS, w.subject)
 
 
 def released_listings():
-    """Every private listing of released files (DICOM series and BIDS sessions)."""
-    return released_dicom_listings() + released_session_listings()
+    """Every private listing of released files (one per subject)."""
+    return [f"{PRIVATE}/released/sub-{s}.tsv" for s in SUBJECTS]
 
 
 def applied_decisions():
     """What every release job did with the reviewer's decisions (private JSON)."""
-    return [
-        f"{PRIVATE}/review/applied/dicom/sub-{p.subject}/ses-{p.session}/{p.series}.json"
-        for p in PLAN
-        if p.release_dicom
-    ] + [
-        f"{PRIVATE}/review/applied/bids/sub-{sub}/ses-{ses}.json"
-        for sub, ses in CONVERT_SESSIONS
-    ]
+    return [f"{PRIVATE}/review/applied/sub-{s}.json" for s in SUBJECTS]
 
 
-def released_session_listings():
-    return [
-        f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
-        for sub, ses in CONVERT_SESSIONS
-    ]
+def bids_names():
+    """The BIDS names of every subject's converted images (private JSON)."""
+    return [f"{PRIVATE}/bids/sub-{s}.names.json" for s in SUBJECTS]
 
 
 def get_release_files():
@@ -296,8 +233,7 @@ def get_release_files():
             f"{RELEASE}/README",
             f"{RELEASE}/.bidsignore",
         ]
-        + released_dicom_listings()
-        + released_session_listings()
+        + released_listings()
         + redacted_image_results()
     )
 
@@ -309,7 +245,15 @@ def get_final_output():
         REVIEW_SHEET,
         f"{PRIVATE}/review/release_state.tsv",
     ]
-    return out + morphometry_summary() + report_outputs() + subject_done_flags()
+    return out + morphometry_summary() + report_outputs()
+
+
+def morphometry_tables():
+    return [
+        f"{PRIVATE}/morphometry/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
+        for p in PLAN
+        if p.deface and p.convert and DEFACE
+    ]
 
 
 def deface_results():
@@ -331,10 +275,7 @@ def report_summary_inputs(wildcards):
     return {
         "index": f"{PRIVATE}/index.tsv",
         "plan": f"{PRIVATE}/release_plan.tsv",
-        "names": [
-            f"{PRIVATE}/bids/sub-{sub}/ses-{ses}.names.json"
-            for sub, ses in CONVERT_SESSIONS
-        ],
+        "names": bids_names(),
         "release": get_release_files(),
         "redact": redaction_results(),
         "quarantine": f"{PRIVATE}/quarantine.tsv",
@@ -348,38 +289,6 @@ def report_summary_inputs(wildcards):
 def report_outputs():
     """The report's summary page, for `rule all` (so that `snakemake --report` finds every page)."""
     return [f"{PRIVATE}/report/summary.html"]
-
-
-def subject_outputs(w):
-    """Every per-series and per-session output of one subject: the inputs of the
-    subject's join job, which ties them into one cluster job (group "subject")."""
-    out = []
-    for p in PLAN:
-        if p.subject != w.subject:
-            continue
-        base = f"sub-{p.subject}/ses-{p.session}/{p.series}"
-        out += [f"{PRIVATE}/needles/{base}.json", f"{PRIVATE}/deid/{base}.tsv"]
-        if p.release_dicom:
-            out.append(f"{PRIVATE}/released/sourcedata/dicom/{base}.tsv")
-        if p.redact:
-            out.append(f"{PRIVATE}/redact/{base}.json")
-        if p.deface and DEFACE:
-            out += [
-                f"{PRIVATE}/deface/{base}.json",
-                f"{PRIVATE}/morphometry/{base}.tsv",
-            ]
-        if p.defaced_dicom:
-            out.append(f"{PRIVATE}/deface_dicom/{base}.json")
-    out += [
-        f"{PRIVATE}/released/bids/sub-{sub}/ses-{ses}.tsv"
-        for sub, ses in CONVERT_SESSIONS
-        if sub == w.subject
-    ]
-    return out
-
-
-def subject_done_flags():
-    return [f"{PRIVATE}/done/sub-{s}.ok" for s in INDEX.subject_labels()]
 
 
 def deface_dicom_results():

@@ -1,5 +1,4 @@
-# DICOM de-identification (PS3.15 Annex E) per series, and the release of the
-# de-identified DICOM that carries no identifying pixels.
+# DICOM de-identification (PS3.15 Annex E) per series, and the quarantine list.
 
 
 rule deid_series:
@@ -34,43 +33,11 @@ rule deid_series:
         " --min-length 2 > {log:q} 2>&1"
 
 
-rule release_dicom:
-    """Copy a de-identified (and, for 2D images, redacted) series into release/sourcedata/dicom."""
-    input:
-        src=released_dicom_source,
-        decisions=series_decisions,
-    output:
-        listing=f"{PRIVATE}/released/sourcedata/dicom/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
-        applied=f"{PRIVATE}/review/applied/dicom/sub-{{subject}}/ses-{{session}}/{{series}}.json",
-    log:
-        f"{LOGS}/release_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.log",
-    benchmark:
-        f"{BENCH}/release_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
-    group:
-        "subject"
-    conda:
-        "../envs/neurodeid.yaml"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
-    params:
-        dst=lambda w: f"{RELEASE}/sourcedata/dicom/sub-{w.subject}/ses-{w.session}/{w.series}",
-        release_root=RELEASE,
-        tmp_dir=f"{WORK}/tmp",
-    shell:
-        "neurodeid release-dir {input.src:q} {params.dst:q} --release-root {params.release_root:q}"
-        " --listing {output.listing:q} --tmp-dir {params.tmp_dir:q}"
-        " --decisions {input.decisions:q} --applied {output.applied:q} > {log:q} 2>&1"
-
-
 rule quarantine:
     """One private list of every input file that did not make it, with stage and reason."""
     input:
         index=f"{PRIVATE}/index/quarantine.tsv",
-        deid=all_series(
-            f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv"
-        ),
+        deid=deid_reports(),
         redact=redaction_results(),
     output:
         f"{PRIVATE}/quarantine.tsv",

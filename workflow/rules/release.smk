@@ -33,23 +33,40 @@ rule release_skeleton:
         " --options {params.options} --listings {input.listings:q} > {log:q} 2>&1"
 
 
-rule subject_done:
-    """Join of one subject's jobs: on a cluster they run as one job (group "subject")."""
+rule release_subject:
+    """Name one subject's images, apply the exclusions and the reviewer's decisions, and
+    swap its BIDS sessions and DICOM series into the release (each folder atomically).
+    """
     input:
-        subject_outputs,
+        plan=f"{PRIVATE}/plan/sub-{{subject}}.json",
+        heuristics=config["convert"]["heuristics"],
+        decisions=subject_decisions,
+        sources=subject_release_inputs,
     output:
-        f"{PRIVATE}/done/sub-{{subject}}.ok",
+        listing=f"{PRIVATE}/released/sub-{{subject}}.tsv",
+        applied=f"{PRIVATE}/review/applied/sub-{{subject}}.json",
+        names=f"{PRIVATE}/bids/sub-{{subject}}.names.json",
     log:
-        f"{LOGS}/subject_done/sub-{{subject}}.log",
+        f"{LOGS}/release_subject/sub-{{subject}}.log",
     benchmark:
-        f"{BENCH}/subject_done/sub-{{subject}}.tsv"
+        f"{BENCH}/release_subject/sub-{{subject}}.tsv"
     group:
         "subject"
     conda:
         "../envs/neurodeid.yaml"
     threads: 1
     resources:
-        mem_mb=200,
-        runtime=5,
+        mem_mb=2000,
+        runtime=15,
+    params:
+        work_dir=WORK,
+        private_dir=lambda w, input: Path(input.plan).parent.parent,
+        release_dir=RELEASE,
+        tmp_dir=f"{WORK}/tmp",
+        nrrd="--nrrd" if config["convert"]["nrrd"] else "--no-nrrd",
     shell:
-        "neurodeid done {output:q} {input:q} > {log:q} 2>&1"
+        "neurodeid release-subject {input.plan:q} --work-dir {params.work_dir:q}"
+        " --private-dir {params.private_dir:q} --release-dir {params.release_dir:q}"
+        " --tmp-dir {params.tmp_dir:q} --heuristics {input.heuristics:q}"
+        " --decisions {input.decisions:q} --names {output.names:q} --listing {output.listing:q}"
+        " --applied {output.applied:q} {params.nrrd} > {log:q} 2>&1"

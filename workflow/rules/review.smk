@@ -7,10 +7,7 @@ rule review_sheet:
     """One row per released or withheld item: automatic verdict, reasons, QC pictures (private)."""
     input:
         plan=f"{PRIVATE}/release_plan.tsv",
-        names=[
-            f"{PRIVATE}/bids/sub-{sub}/ses-{ses}.names.json"
-            for sub, ses in CONVERT_SESSIONS
-        ],
+        names=bids_names(),
         deface=deface_results(),
         morphometry=morphometry_tables(),
         redact=redaction_results(),

@@ -1,0 +1,147 @@
+"""One subject's release: name its images, apply the exclusions and the reviewer's
+decisions, and put its BIDS sessions and DICOM series into the release folder.
+
+The workflow runs this once per subject (one ``release_subject`` job) from a private
+*subject plan* written when the workflow is parsed (:func:`neurodeid.plan.write_plan`):
+for every session, the classification fields of its converted series and, for every
+series, which stage's output is released. Folder layout of the stage outputs (all
+private)::
+
+    <work>/convert/sub-S/ses-T/<series>/        converted images (+ <series>.json result)
+    <work>/deface/sub-S/ses-T/<series>/         defaced images
+    <work>/morphometry/sub-S/ses-T/<series>/    per-image morphometry TSVs
+    <work>/{deid,redact,deface_dicom}/sub-S/ses-T/<series>/   DICOM to release
+    <private>/deface/sub-S/ses-T/<series>.json  defacing result
+
+Only pseudonymous labels and fixed text are handled here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import review
+from .bids import name_session, read_conversion, release_session
+from .release import copy_dir_atomic
+
+#: Stages whose DICOM output may be released, as named in a subject plan.
+DICOM_STAGES = ("deid", "redact", "deface_dicom")
+
+
+def stage_path(root: str | os.PathLike, stage: str, subject: str, session: str, series: str) -> Path:
+    """``<root>/<stage>/sub-<subject>/ses-<session>/<series>``: one series' output of one stage."""
+    return Path(root) / stage / f"sub-{subject}" / f"ses-{session}" / series
+
+
+@dataclass
+class SubjectRelease:
+    """What :func:`release_subject` did: released files, notes, names and decisions applied."""
+
+    files: list[Path] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)  # {"series": "ses-T/<label>", "status", "reason"}
+    names: dict = field(default_factory=dict)  # session -> name_session() output
+    applied: list[dict] = field(default_factory=list)
+
+
+def read_subject_plan(path: str | os.PathLike) -> dict:
+    """A subject plan written by :func:`neurodeid.plan.write_plan` (private JSON)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _session_names(subject: str, session: str, ses_plan: dict, work: Path, rules: list[dict]) -> dict:
+    rows = ses_plan.get("classification", [])
+    conversions = {}
+    for r in rows:
+        result = stage_path(work, "convert", subject, session, r["series_label"]).with_suffix(".json")
+        if result.is_file():
+            conversions[r["series_label"]] = read_conversion(result)
+    if conversions and all(c.get("source") == "bids" for c in conversions.values()):
+        from .bids_input import session_names  # a BIDS input: the names are the input's own
+
+        return session_names(subject, session, conversions)
+    try:
+        return name_session(subject, session, rows, conversions, rules)
+    except ValueError as exc:  # e.g. two series named alike: the session is withheld, the run goes on
+        return {r["series_label"]: {"failed": f"BIDS naming: {exc}; fix convert.heuristics"} for r in rows}
+
+
+def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, rules: list[dict],
+                    decisions: dict[str, tuple[str, str]] | None = None, nrrd: bool = True) -> SubjectRelease:
+    """Release every session and DICOM series of one subject.
+
+    Parameters
+    ----------
+    plan : dict
+        :func:`read_subject_plan` output: ``{"subject", "deface_enabled", "sessions":
+        {session: {"classification": [...], "series": {label: {"convert", "deface",
+        "dicom_stage"}}}}}``; ``dicom_stage`` is one of :data:`DICOM_STAGES`, or empty
+        when the series' DICOM is withheld.
+    work_dir, private_dir : path-like
+        Where the stage outputs are (layout in the module docstring).
+    release_dir, tmp_dir : path-like
+        The release folder, and a folder outside it (same file system) where each
+        session and series is built before it is renamed into place.
+    rules : list of dict
+        The BIDS heuristics (:func:`neurodeid.convert.load_heuristics`).
+    decisions : dict, optional
+        item -> (decision, note): the reviewer's decisions on this subject's items.
+    nrrd : bool
+        Also write NRRD copies of anat/ct images.
+
+    Returns
+    -------
+    SubjectRelease
+    """
+    subject = plan["subject"]
+    work, private = Path(work_dir), Path(private_dir)
+    decisions = decisions or {}
+    out = SubjectRelease()
+    for session in sorted(plan["sessions"]):
+        ses_plan = plan["sessions"][session]
+        series = ses_plan.get("series", {})
+        ses_decisions, dicom_decisions = {}, {}
+        for item, d in decisions.items():
+            sub, ses, dicom = review.item_session(item)
+            if (sub, ses) == (subject, session):
+                (dicom_decisions if dicom else ses_decisions)[item] = d
+        # -- BIDS images -------------------------------------------------------
+        if ses_plan.get("classification"):
+            names = _session_names(subject, session, ses_plan, work, rules)
+            out.names[session] = names
+            sources, converted, deface, morph = {}, {}, {}, {}
+            for label, s in series.items():
+                if not s.get("convert"):
+                    continue
+                converted[label] = stage_path(work, "convert", subject, session, label)
+                if not s.get("deface"):
+                    sources[label] = converted[label]
+                elif plan.get("deface_enabled", True):
+                    sources[label] = stage_path(work, "deface", subject, session, label)
+                    deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
+                    morph[label] = stage_path(work, "morphometry", subject, session, label)
+            auto, extras, verdicts = review.session_exclusions(names, deface, morph)
+            excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
+            files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
+                                           converted=converted, nrrd=nrrd, excluded=excluded, extras=extras)
+            out.files += files
+            out.notes += [dict(n, series=f"ses-{session}/{n['series']}") for n in notes]
+            out.applied += applied
+        # -- DICOM series --------------------------------------------------------
+        for label in sorted(series):
+            stage = series[label].get("dicom_stage", "")
+            if not stage:
+                continue
+            if stage not in DICOM_STAGES:
+                raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
+            src = stage_path(work, stage, subject, session, label)
+            item = review.dicom_series_item(subject, session, label)
+            files = sorted(p.name for p in src.iterdir() if p.is_file() and not p.name.startswith(".")) \
+                if src.is_dir() else []
+            keep, applied = review.apply_dicom_decisions(item, files, dicom_decisions)
+            if src.is_dir():
+                out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
+            out.applied += applied
+    return out
