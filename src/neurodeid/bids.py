@@ -199,10 +199,3 @@ def _swap_in(build: Path, release_dir: Path, parts: list[str], tmp_root: Path) -
         while parent != release_dir and parent.exists() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-
-
-def write_session_listing(path: str | os.PathLike, files: list[Path], notes: list[dict], release_dir) -> None:
-    """Private listing of a released session: files with sha256, then notes."""
-    from .release import write_listing
-
-    write_listing(path, files, release_dir, notes)

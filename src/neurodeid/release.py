@@ -160,3 +160,16 @@ def write_listing(path: str | os.PathLike, files: list[Path], root: str | os.Pat
     for n in notes:
         lines.append(f"# {n['series']}\t{n['status']}: {n['reason']}")
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_listing(path: str | os.PathLike) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """A listing written by :func:`write_listing`: ``([(file, sha256)], {series: "status: reason"})``."""
+    files, notes = [], {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        if line.startswith("#"):
+            label, _, note = line[1:].lstrip(" ").partition("\t")
+            notes[label] = note
+        elif line.strip():
+            f, _, sha = line.partition("\t")
+            files.append((f, sha))
+    return files, notes

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .fileio import write_text_atomic
 from .plan import NO_DICOM_REASON
+from .release import read_listing
 
 #: The verdicts of the send check, worst first.
 VERDICT_NO = "NO"
@@ -267,18 +268,6 @@ def _strip(prefix: str, value: str) -> str:
     return value[len(prefix):] if value.startswith(prefix) else value
 
 
-def read_session_listing(path: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
-    """A subject's release listing: (released files, {"ses-T/<series>": "withheld: reason"})."""
-    files, notes = [], {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
-        if line.startswith("# "):
-            label, _, note = line[2:].partition("\t")
-            notes[label] = note
-        elif line.strip():
-            files.append(line.split("\t")[0])
-    return files, notes
-
-
 def read_audit(audit_tsv: str | os.PathLike) -> AuditSummary:
     """The audit table summarised: counts per (file, location, attribute), values masked.
 
@@ -403,7 +392,8 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         # the subject's release listing: every released file, and notes on what was withheld
         listing = priv / "released" / f"sub-{s.subject}.tsv"
         if s.subject not in listing_cache:
-            listing_cache[s.subject] = read_session_listing(listing) if listing.is_file() else ([], {})
+            listed, listed_notes = read_listing(listing) if listing.is_file() else ([], {})
+            listing_cache[s.subject] = ([f for f, _ in listed], listed_notes)
         files, notes = listing_cache[s.subject]
         # DICOM: released when the subject's release job listed it
         if p.get("release_dicom") == "yes" and listing.is_file():

@@ -65,6 +65,7 @@ from pathlib import Path
 
 from .fileio import write_text_atomic, write_text_if_changed
 from .plan import NO_DICOM_REASON
+from .release import read_listing
 
 # ---------------------------------------------------------------------------
 # Vocabulary
@@ -769,16 +770,8 @@ def read_applied(paths) -> list[dict]:
 
 
 def _listing_files(paths) -> list[tuple[str, str]]:
-    out = []
-    for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            continue
-        for line in p.read_text(encoding="utf-8").splitlines()[1:]:
-            if line.strip() and not line.startswith("#"):
-                f, _, sha = line.partition("\t")
-                out.append((f, sha))
-    return out
+    """``(file, sha256)`` of every existing listing (:func:`neurodeid.release.read_listing`)."""
+    return [f for p in paths if Path(p).is_file() for f in read_listing(p)[0]]
 
 
 def released_items(listing_paths, sheet_items=None) -> set[str]:
