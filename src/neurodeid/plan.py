@@ -140,6 +140,10 @@ def subject_plan_path(private_dir, subject: str) -> Path:
     return Path(private_dir) / "plan" / f"sub-{subject}.json"
 
 
+#: Stages whose DICOM output may be released (:func:`dicom_stage`).
+DICOM_STAGES = ("deid", "redact", "deface_dicom")
+
+
 def dicom_stage(p: SeriesPlan) -> str:
     """The stage whose DICOM output is released (``''``: the DICOM is withheld)."""
     if not p.release_dicom:

@@ -25,11 +25,8 @@ from pathlib import Path
 
 from . import review
 from .bids import name_session, read_conversion, release_session
-from .release import copy_dir_atomic
-
-#: Stages whose DICOM output may be released, as named in a subject plan.
-DICOM_STAGES = ("deid", "redact", "deface_dicom")
-
+from .plan import DICOM_STAGES
+from .release import copy_dir_atomic, folder_files
 
 def stage_path(root: str | os.PathLike, stage: str, subject: str, session: str, series: str) -> Path:
     """``<root>/<stage>/sub-<subject>/ses-<session>/<series>``: one series' output of one stage."""
@@ -138,9 +135,7 @@ def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, 
                 raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
             src = stage_path(work, stage, subject, session, label)
             item = review.dicom_series_item(subject, session, label)
-            files = sorted(p.name for p in src.iterdir() if p.is_file() and not p.name.startswith(".")) \
-                if src.is_dir() else []
-            keep, applied = review.apply_dicom_decisions(item, files, dicom_decisions)
+            keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)
             if src.is_dir():
                 out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
             out.applied += applied

@@ -114,6 +114,15 @@ def write_skeleton(
 
 
 
+def folder_files(folder: str | os.PathLike) -> list[str]:
+    """Names of the files of ``folder`` that a release copies: regular, not hidden, sorted
+    (``[]`` when the folder does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: str | os.PathLike,
                     only: list[str] | None = None) -> list[Path]:
     """Copy the files of folder ``src`` into a new folder ``dst``, atomically.
@@ -127,15 +136,15 @@ def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike, tmp_root: st
     import tempfile
 
     src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: no such folder to release")
     dst.parent.mkdir(parents=True, exist_ok=True)
     Path(tmp_root).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="copy-", dir=tmp_root))
     try:
-        names = []
-        for p in sorted(src.iterdir()):
-            if p.is_file() and not p.name.startswith(".") and (only is None or p.name in only):
-                shutil.copyfile(p, tmp / p.name)
-                names.append(p.name)
+        names = [n for n in folder_files(src) if only is None or n in only]
+        for n in names:
+            shutil.copyfile(src / n, tmp / n)
         os.chmod(tmp, 0o755)
         if dst.exists():
             shutil.rmtree(dst)

@@ -242,7 +242,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             pixel_cleaning[(r["subject"], r["session"], r["series"])] = bool(r.get("pixel_cleaning", "").strip())
     decisions = decisions or {}
     rows: list[dict] = []
-    names_cache: dict[tuple[str, str], dict | None] = {}
+    names_cache: dict[str, dict | None] = {}
 
     def add(sub, ses, series, item, verdict, reasons="", qc=""):
         d, n = decisions.get(item, ("", ""))
@@ -256,11 +256,10 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
         rel = f"sub-{sub}/ses-{ses}/{series}"
         # -- BIDS images of a converted series --------------------------------
         if target and not target.startswith(("skipped", "unmatched", "not converted")):
-            key = (sub, ses)
-            if key not in names_cache:
+            if sub not in names_cache:  # one file per subject: {session: {series: names}}
                 npath = private / "bids" / f"sub-{sub}.names.json"
-                names_cache[key] = _read_json(npath).get(ses) if npath.is_file() else None
-            names = names_cache[key]
+                names_cache[sub] = _read_json(npath) if npath.is_file() else None
+            names = None if names_cache[sub] is None else names_cache[sub].get(ses)
             entry = None if names is None else names.get(series)
             defaced = "(defaced" in target
             if entry is None:
