@@ -42,7 +42,8 @@ from pathlib import Path
 
 from . import audit
 from .fileio import write_text_atomic, write_text_if_changed
-from .index import DatasetIndex, FileEntry, IndexError_, Series, assign_subject_labels, read_crosswalk, write_outputs
+from .index import (DatasetIndex, FileEntry, IndexError_, Series, assign_subject_labels, load_cache, read_crosswalk,
+                    write_outputs)
 from .plan import DEFACE_DATATYPES, FACE_MIN_SLICES, FACE_MODALITIES, NO_DICOM_REASON, SeriesPlan
 
 __all__ = [
@@ -546,6 +547,9 @@ class _Walker:
 
 # --------------------------------------------------------------------------- indexing
 
+#: Format of ``index_cache_bids.json`` (header fields per image).
+BIDS_CACHE_VERSION = 1
+
 _DATE_IN_TEXT = re.compile(
     r"(?<!\d)((?:19|20)\d\d)([-/.]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)"
     r"|(?<!\d)(0[1-9]|[12]\d|3[01])([./])(0[1-9]|1[0-2])\6((?:19|20)\d\d)(?!\d)"
@@ -575,16 +579,6 @@ def _applies(meta: _Meta, img_entities: dict, suffix: str, img_rel: str) -> bool
     if folder and not (img_rel.startswith(folder + "/")):
         return False
     return all(img_entities.get(k) == v for k, v in meta.entities.items())
-
-
-def _load_cache(path: Path, root: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if data.get("version") != 1 or data.get("input_dir") != str(root):
-        return {}
-    return data.get("entries", {})
 
 
 def build_bids_index(
@@ -643,7 +637,7 @@ def build_bids_index(
     walker = _Walker(root, rules)
     walker.walk()
     cache_path = private_dir / "index_cache_bids.json"
-    cache = _load_cache(cache_path, root)
+    cache = load_cache(cache_path, root, BIDS_CACHE_VERSION)
     new_cache: dict[str, list] = {}
     entries: dict[str, FileEntry] = dict(walker.other)
 
@@ -763,7 +757,7 @@ def build_bids_index(
     index = BidsIndex(root, series, [entries[k] for k in sorted(entries)], subjects)
     if write:
         if new_cache != cache:
-            payload = {"version": 1, "input_dir": str(root), "entries": new_cache}
+            payload = {"version": BIDS_CACHE_VERSION, "input_dir": str(root), "entries": new_cache}
             write_text_if_changed(cache_path, json.dumps(payload, separators=(",", ":"), sort_keys=True))
         write_outputs(index, private_dir)
     return index

@@ -214,12 +214,14 @@ def walk_files(input_dir: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def _load_cache(cache_path: Path, input_dir: Path) -> dict:
+def load_cache(cache_path: Path, input_dir: Path, version: int = CACHE_VERSION) -> dict:
+    """The entries of a header cache written for ``input_dir`` in format ``version``
+    (``{}`` when the file is missing, unreadable, or of another input or format)."""
     try:
-        data = json.loads(cache_path.read_text())
+        data = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if data.get("version") != CACHE_VERSION or data.get("input_dir") != str(input_dir):
+    if data.get("version") != version or data.get("input_dir") != str(input_dir):
         return {}
     return data.get("entries", {})
 
@@ -235,7 +237,7 @@ def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = No
     input_dir = Path(input_dir).resolve()
     if not input_dir.is_dir():
         raise IndexError_(f"input_dir {str(input_dir)!r} is not a folder; set `input_dir` in the config")
-    cache = _load_cache(Path(cache_path), input_dir) if cache_path else {}
+    cache = load_cache(Path(cache_path), input_dir) if cache_path else {}
     new_cache: dict[str, list] = {}
     entries: list[FileEntry] = []
     changed = False
