@@ -60,7 +60,7 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
 
         keep = set(subjects_with_items(args.listings))
     for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition,
-                            authors=args.authors, keep=keep):
+                            authors=args.authors, keep=keep, listings=args.listings):
         print(f"release-skeleton: wrote {p}")
     return 0
 
