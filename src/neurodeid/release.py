@@ -28,7 +28,7 @@ This dataset was de-identified and prepared for sharing by neurodeid {version}
 """
 
 README_AUDIT = """
-Release audit: before this folder is shared, neurodeid scans every file and file name in
+Release audit: before release, neurodeid scans every file and file name in
 it for the identifying values of the original data. This README is written before that
 scan and cannot state its result: share the folder only if the run that made it reports
 "release audit passed" (a run whose audit found anything stops with an error).
