@@ -9,6 +9,7 @@ a user can run by hand. Errors a user can act on are printed as one message
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def _cmd_check_audit(args: argparse.Namespace) -> int:
 def _cmd_deid(args: argparse.Namespace) -> int:
     from . import keys
     from .deid import DeidConfig, DeidError, deidentify_series
+    from .deid.quasi import QuasiPolicy
     from .fileio import write_text_atomic
     from .index import read_manifest
 
@@ -88,6 +90,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         session_label=args.session,
         date_shift_days=keys.date_shift_days(key, args.subject),
         options=frozenset(args.options),
+        quasi=QuasiPolicy.from_mapping(json.loads(args.quasi) if args.quasi else None),
     )
     files = read_manifest(args.manifest)
     if args.needles_out:  # the audit's needles, from the same raw files, in the same job
@@ -449,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-demo-key", action="store_true")
     s.add_argument("--needles-out", default="", help="also write the raw series' audit needles here (private)")
     s.add_argument("--min-length", type=int, default=3, help="shortest needle (characters)")
+    s.add_argument("--quasi", default="", help="config section quasi as JSON (age cap, generalisation); default: cap 090Y")
     s.set_defaults(func=_cmd_deid)
 
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")

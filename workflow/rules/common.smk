@@ -13,6 +13,7 @@ from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
 from neurodeid import review as nd_review
 from neurodeid.convert import load_heuristics
+from neurodeid.deid.quasi import QuasiError, QuasiPolicy
 from neurodeid.profile import ProfileError, check_options
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -65,6 +66,13 @@ except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
 
 KEY_FINGERPRINT = nd_keys.fingerprint(KEY)
+# Safe Harbor age cap and generalisation (config quasi), passed to every deid job as JSON.
+QUASI_CONFIG = config.get("quasi") or {}
+try:
+    QUASI = QuasiPolicy.from_mapping(QUASI_CONFIG)
+except QuasiError as exc:
+    raise WorkflowError(str(exc)) from None
+QUASI_ARG = shlex.quote(json.dumps(QUASI.to_mapping(), sort_keys=True))
 # How jobs find the key themselves (NEURODEID_KEY is inherited from the environment).
 KEY_ARGS = " ".join(
     (
