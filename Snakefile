@@ -20,6 +20,7 @@ include: "workflow/rules/deface.smk"
 include: "workflow/rules/morphometry.smk"
 include: "workflow/rules/release.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/quasi.smk"
 include: "workflow/rules/review.smk"
 include: "workflow/rules/report.smk"
 

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from neurodeid import bids_input as nd_bids_input
 from neurodeid import index as nd_index
+from neurodeid import kanon as nd_kanon
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
 from neurodeid import review as nd_review
@@ -253,7 +254,13 @@ def get_final_output():
         REVIEW_SHEET,
         f"{PRIVATE}/review/release_state.tsv",
     ]
-    return out + morphometry_summary() + report_outputs()
+    return out + morphometry_summary() + report_outputs() + quasi_outputs()
+
+
+def quasi_outputs():
+    """The k-anonymity page and summary, and its gate when quasi.gate is on."""
+    out = [f"{PRIVATE}/report/quasi.html", f"{PRIVATE}/quasi/k_anonymity.json"]
+    return out + ([f"{PRIVATE}/quasi.ok"] if QUASI_CONFIG.get("gate", False) else [])
 
 
 def morphometry_tables():
