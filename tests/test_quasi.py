@@ -232,3 +232,20 @@ def test_vendor_files_keep_no_characteristic_without_the_option():
                             if options == NO_CHARS and name == "UsedPatientWeight":
                                 assert item["items"] == [0]
     assert n_files >= 20 and n_csa >= 4
+
+
+def test_ge_user_define_data_holds_no_weight():
+    """GE UserDefineData (kept, text blanked) is a binary structure of undocumented layout:
+    none of its numbers, at any offset and in any common width, equals the patient's weight
+    (90 kg in dcm_qa_nih GE; its age is 000Y there)."""
+    path = sorted(_need(SHARED_DATA / "dicom" / "dcm_qa_nih" / "In" / "20180918GE" / "mr_0005").glob("*.dcm"))[0]
+    ds = pydicom.dcmread(path)
+    weight = float(ds.PatientWeight)
+    deidentify_dataset(ds, _cfg())
+    blocks = [e.value for e in ds.iterall() if e.tag.group == 0x0043 and (e.tag.element & 0xFF) == 0x2A]
+    assert blocks and len(blocks[0]) > 1000
+    v = blocks[0]
+    for fmt, size in (("<h", 2), ("<i", 4), ("<f", 4), ("<d", 8)):
+        for off in range(len(v) - size + 1):
+            x = struct.unpack_from(fmt, v, off)[0]
+            assert not abs(x - weight) < 0.01, f"{fmt} at byte {off} equals the weight"
