@@ -12,6 +12,7 @@ listings the workflow writes; the k-anonymity report reads that folder.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import warnings
@@ -132,7 +133,7 @@ def _released_ages(release: Path) -> list[float]:
             if "age" in lines[0]:
                 ages += [float(r[lines[0].index("age")]) for r in lines[1:] if r[lines[0].index("age")] != "n/a"]
         elif p.suffix == ".json":
-            ages += [float(v) for k, v in json.loads(p.read_text()).items() if "age" in k.lower()]
+            ages += [float(v) for k, v in json.loads(p.read_text()).items() if re.fullmatch(r"(?i)(patient_?)?age", k)]
     return ages
 
 

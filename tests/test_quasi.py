@@ -218,6 +218,7 @@ def test_vendor_files_keep_no_characteristic_without_the_option():
             ds = pydicom.dcmread(path, force=True)
             deidentify_dataset(ds, _cfg(options))
             for elem in ds.iterall():
+                assert elem.keyword not in ("PatientBirthDate", "PatientBirthTime") or not elem.value, path
                 if options == NO_CHARS:
                     assert elem.keyword not in _CHAR_KEYWORDS or not elem.value, (path, elem.keyword)
                 if elem.VR == "AS" and elem.value:
