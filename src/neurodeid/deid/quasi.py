@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -269,37 +270,65 @@ def _bump(counts, key):
     counts[key] = counts.get(key, 0) + 1
 
 
+_VR_CACHE: dict[int, str] = {}
+
+
+def _vr(tag: int, raw) -> str:
+    """The element's VR without converting a raw element (dictionary VR when read implicitly)."""
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    vr = _VR_CACHE.get(tag)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = ""
+        _VR_CACHE[tag] = vr
+    return vr
+
+
 def _walk(ds: Dataset, policy, retain, remove_tags, counts, creators) -> None:
+    """Only the elements that can matter are converted from their raw form: sequences, ages,
+    the listed tags, dates when reduced, and private elements of a listed creator."""
+    blocks = _listed_blocks()
+    elems = ds._dict
     local_creators = {}
-    for tag in list(ds._dict):
+    for tag in elems:
         group, el = tag >> 16, tag & 0xFFFF
         if group & 1 and 0x10 <= el <= 0xFF:
             v = ds[tag].value
-            local_creators[(group, el)] = v.strip() if isinstance(v, str) else ""
-    for tag in list(ds._dict):
-        elem = ds[tag]
-        vr = elem.VR
-        if vr == "SQ":
-            for item in elem.value or []:
-                _walk(item, policy, retain, remove_tags, counts, creators)
-            continue
+            v = v.strip() if isinstance(v, str) else ""
+            if v in blocks:
+                local_creators[(group, el)] = v
+    special = remove_tags | _SPECIAL_TAGS | (FREE_TEXT_TAGS if policy.drop_free_text else frozenset())
+    for tag in list(elems):
         group, el = tag >> 16, tag & 0xFFFF
         if group & 1:
-            if el >= 0x1000:
-                creator = local_creators.get((group, el >> 8), "")
-                if creator and isinstance(elem.value, (bytes, bytearray)):
-                    clean = generalise_csa(elem.value, creator, policy, retain)
-                    if clean is None:
-                        del ds[tag]
-                        _bump(counts, "private_items")
-                    elif clean != elem.value:
-                        elem.value = clean
-                        _bump(counts, "private_items")
+            if el < 0x1000 or (group, el >> 8) not in local_creators:
+                continue
+            elem = ds[tag]
+            if isinstance(elem.value, (bytes, bytearray)):
+                clean = generalise_csa(elem.value, local_creators[(group, el >> 8)], policy, retain)
+                if clean is None:
+                    del ds[tag]
+                    _bump(counts, "private_items")
+                elif clean != elem.value:
+                    elem.value = clean
+                    _bump(counts, "private_items")
+            continue
+        vr = _vr(tag, elems[tag])
+        if vr == "SQ":
+            for item in ds[tag].value or []:
+                _walk(item, policy, retain, remove_tags, counts, creators)
+            continue
+        if not (vr == "AS" or tag in special or (policy.dates_to_year and vr in ("DA", "DT"))):
             continue
         if tag in remove_tags or (policy.drop_free_text and tag in FREE_TEXT_TAGS):
             del ds[tag]
             _bump(counts, "removed" if tag in remove_tags else "free_text")
             continue
+        elem = ds[tag]
         if elem.value in (None, "", b""):
             continue
         if vr == "AS":
@@ -316,6 +345,14 @@ def _walk(ds: Dataset, policy, retain, remove_tags, counts, creators) -> None:
         elif policy.dates_to_year and vr in ("DA", "DT"):
             elem.value = _map(elem.value, _year_of_da if vr == "DA" else _year_of_dt)
             _bump(counts, "date")
+
+
+_SPECIAL_TAGS = frozenset({PATIENT_SIZE, PATIENT_WEIGHT})
+
+
+@lru_cache(maxsize=1)
+def _listed_blocks() -> frozenset[str]:
+    return frozenset(block for block, _ in load_private_items())
 
 
 # --------------------------------------------------------------------------- vendor private items
