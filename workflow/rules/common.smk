@@ -298,6 +298,7 @@ def report_summary_inputs(wildcards):
         "deface": deface_results(),
         "morphometry": morphometry_summary(),
         "review": [REVIEW_SHEET, f"{PRIVATE}/review/release_state.tsv"],
+        "quasi": f"{PRIVATE}/quasi/k_anonymity.json",
     }
 
 
