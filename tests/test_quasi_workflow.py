@@ -84,7 +84,7 @@ def cohort_run(tmp_path_factory):
     )
     if proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return {"out": out, "raw": raw}
+    return {"out": out, "raw": raw, "root": root, "env": env}
 
 
 def _ages_in(path: Path) -> list[float]:
@@ -135,3 +135,23 @@ def test_k_table_matches_a_brute_force_count(cohort_run):
     assert ages.count("090Y") == 3 and "097Y" not in ages
     page = (private / "report" / "quasi.html").read_text()
     assert "Distribution of k" in page and "k_min = 2" in page
+
+
+def test_gate_fails_the_run_naming_the_subjects(cohort_run):
+    """quasi.gate: true turns the WARN into a failed run whose message names the subjects
+    below k_min and the way out; only the report and its gate run again."""
+    out, root = cohort_run["out"], cohort_run["root"]
+    override = root / "gate.yaml"
+    override.write_text("quasi:\n  k_min: 2\n  gate: true\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", str(out / "private" / "quasi.ok"), "--cores", "1", "--configfile",
+         str(override), "--config", f"input_dir={cohort_run['raw']}", f"output_dir={out}"],
+        cwd=REPO, env=cohort_run["env"], capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode != 0
+    rows = list(csv.DictReader((out / "private" / "quasi" / "k_anonymity.tsv").open(), delimiter="\t"))
+    unique = [r["participant_id"] for r in rows if r["k"] == "1"]
+    assert unique and all(u in proc.stdout + proc.stderr for u in unique)
+    assert "k-anonymity" in proc.stderr + proc.stdout and "quasi.gate: false" in proc.stderr + proc.stdout
+    assert not (out / "private" / "quasi.ok").exists()
+    assert json.loads((out / "private" / "quasi" / "k_anonymity.json").read_text())["status"] == "FAIL"
