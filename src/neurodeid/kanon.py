@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+import pydicom.errors
 
 from .fileio import write_text_atomic
 from .release import read_listing
@@ -205,12 +206,18 @@ def subject_attributes(release_dir: str | os.PathLike, files: list[str], partici
     root = Path(release_dir)
     for rel in files:
         p = root / rel
-        if rel.endswith(".dcm"):
-            vals = dicom_values(p)
-        elif rel.endswith(".json"):
-            vals = sidecar_values(p)
-        else:
-            continue
+        try:
+            if rel.endswith(".dcm"):
+                vals = dicom_values(p)
+            elif rel.endswith(".json"):
+                vals = sidecar_values(p)
+            else:
+                continue
+        except (OSError, ValueError, pydicom.errors.InvalidDicomError) as exc:
+            raise KAnonymityError(
+                f"{p}: a released file cannot be read for the k-anonymity report ({exc}); "
+                "the release is incomplete or was changed by hand: rerun the release"
+            ) from None
         for ident, v in vals.items():
             if ident in found:
                 found[ident].add(v)
