@@ -30,7 +30,7 @@ ALT_SNAKEFILE = os.environ.get("NEURODEID_REPORT_SNAKEFILE", "")
 def report_is_wired() -> bool:
     """Whether the Snakefile includes the report rules."""
     return bool(ALT_SNAKEFILE) or \
-        'include: "workflow/rules/report.smk"' in (REPO / "Snakefile").read_text(encoding="utf-8")
+        'include: "rules/report.smk"' in (REPO / "workflow" / "Snakefile").read_text(encoding="utf-8")
 
 
 def _snakemake(*args: str) -> subprocess.CompletedProcess:

@@ -203,3 +203,15 @@ def test_pilot_series_are_localizers():
     row = {"SeriesDescription": "T/S/C RF FAST PILOT", "ProtocolName": "", "ImageType": "ORIGINAL\\PRIMARY\\OTHER",
            "Modality": "MR", "SeriesNumber": "1", "n_images": 3}
     assert classify_series(row, load_heuristics())["skip"] == "localizer or calibration scan"
+
+
+def test_echoes_numbered_from_one_in_echo_order():
+    """dcm2niix names some enhanced fieldmap echoes by echo time (``e10``, ``e12.46``, seen on
+    Siemens XA30): they are magnitude1 and magnitude2, never magnitude10."""
+    from neurodeid.convert.naming import assign_bids_names, load_heuristics
+
+    row = {"series_label": "s008", "SeriesDescription": "gre_field_mapping", "ProtocolName": "gre_field_mapping",
+           "ImageType": "ORIGINAL\\PRIMARY\\M\\NONE", "Modality": "MR", "SeriesNumber": "8", "n_images": 2,
+           "outputs": ["e10", "e12.46"]}
+    names = assign_bids_names([row], load_heuristics())
+    assert [n["suffix"] for n in names["s008"]] == ["magnitude1", "magnitude2"]

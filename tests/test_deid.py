@@ -477,3 +477,68 @@ def test_ge_user_define_data_text_is_blanked(tmp_path):
     ds = pydicom.dcmread(r["output"])
     blob = next(e for e in ds if e.tag.group == 0x0043 and (e.tag.element & 0xFF) == 0x2A)
     assert len(blob.value) == 40  # length (and so every offset dcm2niix reads) unchanged
+
+
+# ---------------------------------------------------------------- corruption judged by structure
+
+US_EXAMPLE = Path(__file__).resolve().parents[1] / "example" / "dicom" / "ROE_JANE" / "US_20210102" / "US1.dcm"
+RIS_TEXT = "CHRONIC HEADACHE, R/O MASS\rRIS COMMENTS- PT STATES PAIN SINCE 2019. CALL DR BEFORE EXAM\r\n\tEND"
+
+
+def _with_raw_element(tmp_path, raw: bytes, name: str) -> Path:
+    """The example US with ``raw`` (explicit VR little endian element bytes) spliced in
+    before PatientName's group: what a RIS or a corrupt length writes, byte for byte."""
+    data = US_EXAMPLE.read_bytes()
+    ds = pydicom.dcmread(US_EXAMPLE)
+    at = ds._dict[0x00100010].value_tell - 8  # PatientName's header starts 8 bytes before its value
+    out = tmp_path / name
+    out.write_bytes(data[:at] + raw + data[at:])
+    return out
+
+
+def _lo(tag: tuple[int, int], text: bytes) -> bytes:
+    import struct
+
+    if len(text) % 2:
+        text += b" "
+    return struct.pack("<HH", *tag) + b"LO" + struct.pack("<H", len(text)) + text
+
+
+def test_ris_free_text_with_cr_is_not_corruption(tmp_path):
+    """A ReasonForStudy (LO, removed by the profile) holding CR/LF/TAB and over 64 characters, as
+    RIS systems write it, is removed and the file goes on (it was quarantined as corrupt)."""
+    assert len(RIS_TEXT) > 64
+    # (0008,1030) StudyDescription is kept (cleaned) by the default options; (0032,1030) removed
+    src = _with_raw_element(tmp_path, _lo((0x0008, 0x1030), RIS_TEXT.encode()[:60]), "a.dcm")
+    src2 = tmp_path / "b.dcm"
+    ds = pydicom.dcmread(src)
+    ds.ReasonForStudy = RIS_TEXT
+    ds.save_as(src2)
+    results = deidentify_series([src, src2], tmp_path / "out", _cfg())
+    assert [r["status"] for r in results] == ["ok", "ok"], [r["reason"] for r in results]
+    back = pydicom.dcmread(results[1]["output"])
+    assert "ReasonForStudy" not in back
+
+
+def test_kept_value_that_swallowed_elements_is_quarantined(tmp_path):
+    """A kept short text whose length field is too long holds the headers of the elements it
+    swallowed: the file is quarantined, naming the element, whatever bytes the text holds."""
+    swallowed = _lo((0x0010, 0x1040), b"12 MAIN STREET SPRINGFIELD")  # PatientAddress, removed
+    # PixelPresentation (CS, kept by the profile) whose length covers the address element
+    body = b"COLOR " + swallowed
+    import struct
+
+    raw = struct.pack("<HH", 0x0008, 0x9205) + b"CS" + struct.pack("<H", len(body)) + body
+    src = _with_raw_element(tmp_path, raw, "c.dcm")
+    (r,) = deidentify_series([src, US_EXAMPLE], tmp_path / "out", _cfg())[:1]
+    assert r["status"] == "quarantined"
+    assert "(0008,9205)" in r["reason"] and "following data element" in r["reason"]
+    assert "c.dcm" in r["reason"]
+
+
+def test_embedded_element_offset_ignores_text():
+    from neurodeid.deid.series import embedded_element_offset
+
+    assert embedded_element_offset(RIS_TEXT.encode()) is None
+    assert embedded_element_offset("山田^太郎\r\n".encode("utf-8")) is None
+    assert embedded_element_offset(b"AB" + _lo((0x0010, 0x1040), b"X STREET")) == 2

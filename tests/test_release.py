@@ -136,3 +136,31 @@ def test_morphometry_pass_releases_image_and_its_table(tmp_path):
     assert (rel / "sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w.json").read_text() == '{"RepetitionTime": 2.3}'
     table = rel / "derivatives/neurodeid/morphometry/sub-ab12/ses-1/anat/sub-ab12_ses-1_run-1_T1w_morphometry.tsv"
     assert "PASS" in table.read_text()
+
+
+def test_bold_sidecar_gets_task_name_and_readme_counts_what_was_released(tmp_path):
+    """A BOLD image named task-unknown gets ``TaskName`` (REQUIRED by BIDS); the README counts
+    what the listings hold and never claims the audit's result."""
+    import json
+
+    from neurodeid.bids import release_session
+    from neurodeid.release import readme_text, release_counts, write_listing
+
+    conv = tmp_path / "conv"
+    conv.mkdir()
+    (conv / "image.nii.gz").write_bytes(b"not read")
+    (conv / "image.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    names = {"s004": [{"image": "image.nii.gz", "datatype": "func",
+                       "bids": "sub-ab/ses-1/func/sub-ab_ses-1_task-unknown_run-1_bold"}]}
+    files, notes = release_session(names, {"s004": conv}, tmp_path / "rel", tmp_path / "tmp", "ab", "1", nrrd=False)
+    side = json.loads((tmp_path / "rel" / "sub-ab/ses-1/func/sub-ab_ses-1_task-unknown_run-1_bold.json").read_text())
+    assert side == {"RepetitionTime": 2.0, "TaskName": "unknown"}
+    assert json.loads((conv / "image.json").read_text()) == {"RepetitionTime": 2.0}  # the work copy untouched
+    listing = tmp_path / "sub-ab.tsv"
+    write_listing(listing, files, tmp_path / "rel", [{"series": "ses-1/s009", "status": "withheld", "reason": "x"}])
+    counts = release_counts([listing])
+    assert counts["images"] == 1 and counts["withheld"] == 1 and counts["dicom_series"] == 0
+    text = readme_text("Study", "2024b", [], counts)
+    assert "1 image(s) converted" in text and "1 series or image(s) withheld" in text
+    assert "found none" not in text and "cannot state its result" in text
+    assert "sourcedata/dicom" not in text and "derivatives" not in text  # only what is there

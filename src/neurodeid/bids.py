@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -168,6 +169,8 @@ def release_session(
                     if (side / f"{stem}{ext}").is_file():
                         shutil.copyfile(side / f"{stem}{ext}", f"{dst}{ext}")
                         released.append(f"{rel}{ext}")
+                if _with_task_name(Path(f"{dst}.json"), rel) and f"{rel}.json" not in released:
+                    released.append(f"{rel}.json")
                 if nrrd and e["datatype"] in NRRD_DATATYPES:
                     nrrd_rel = f"derivatives/neurodeid/nrrd/{rel}.nrrd"
                     (build / nrrd_rel).parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +182,21 @@ def release_session(
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return [release_dir / r for r in released], notes
+
+
+def _with_task_name(sidecar: Path, rel: str) -> bool:
+    """Give the sidecar of an image with a ``task`` entity the REQUIRED ``TaskName`` (BIDS:
+    the task label, ``unknown`` when the heuristics could not name the task); the sidecar is
+    created when there is none. Returns whether a sidecar was written."""
+    m = re.search(r"_task-([a-zA-Z0-9]+)_", Path(rel).name)
+    if not m:
+        return False
+    data = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    if data.get("TaskName"):
+        return sidecar.is_file()
+    data["TaskName"] = m.group(1)
+    sidecar.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return True
 
 
 def _swap_in(build: Path, release_dir: Path, parts: list[str], tmp_root: Path) -> None:

@@ -16,6 +16,14 @@ from pathlib import Path
 from . import __version__
 
 
+def _failure_reason(exc: BaseException, name: str = "") -> str:
+    """One line for a failed item: the error type and message, naming ``name`` once."""
+    msg = " ".join(str(exc).split()) or "no message"
+    if name and not msg.startswith(name):
+        msg = f"{name}: {msg}"
+    return f"{type(exc).__name__}: {msg}"
+
+
 def _series_needles(files, options, min_length: int, out) -> None:
     """Collect and save the needles of a raw series (private); unreadable files are reported."""
     from . import audit
@@ -79,7 +87,7 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
 
         keep = set(subjects_with_items(args.listings))
     for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition,
-                            authors=args.authors, keep=keep):
+                            authors=args.authors, keep=keep, listings=args.listings):
         print(f"release-skeleton: wrote {p}")
     return 0
 
@@ -162,9 +170,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         result["images"] = [
             {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images
         ]
-    except ConversionError as exc:  # GeometryError included: the series fails loudly, the run goes on
+    except Exception as exc:  # noqa: BLE001 - ConversionError, GeometryError or a crash: the series
+        # fails loudly and is withheld; the run goes on
         Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "images": []}
+        for stale in Path(args.out_dir).iterdir():  # nothing half-written is released
+            if stale.is_file():
+                stale.unlink()
+        result = {"status": "failed", "reason": _failure_reason(exc), "images": []}
         print(f"convert: FAILED {args.dicom_dir}: {exc}", file=sys.stderr)
     write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
     print(f"convert: {len(result['images'])} image(s) from {len(files)} file(s); status {result['status']}")
@@ -234,7 +246,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
 
     from . import audit
     from .fileio import write_text_atomic
-    from .redact import RedactionError, redact_dicom_file
+    from .redact import redact_dicom_file
 
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
@@ -246,8 +258,9 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     for f in files:
         try:
             r = redact_dicom_file(f, out_dir / f.name, cfg, needles, qc_png=qc_dir / f"{f.stem}.png")
-        except RedactionError as exc:
-            r = {"status": "FAIL", "reasons": [f"{type(exc).__name__}: {exc}"]}
+        except Exception as exc:  # noqa: BLE001 - RedactionError or a crash: the image stays out
+            (out_dir / f.name).unlink(missing_ok=True)
+            r = {"status": "FAIL", "reasons": [_failure_reason(exc, f.name)]}
         rows.append({"file": f.name, "status": r["status"], "reasons": r.get("reasons", []),
                      "method": r.get("method", ""), "boxes": r.get("boxes", 0),
                      "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
@@ -283,6 +296,7 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
     params = json.loads(args.params_json or "{}")
     out_dir, qc_root = Path(args.out_dir), Path(args.qc_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    qc_root.mkdir(parents=True, exist_ok=True)  # declared: exists even when every image fails
     images = sorted(Path(args.convert_dir).glob("*.nii.gz"))
     rows = []
     for im in images:
@@ -293,9 +307,14 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
                                   mask_out=out_dir / f"{stem}_removal.nii.gz",
                                   brain_mask_out=out_dir / f"{stem}_protected.nii.gz", qc_dir=qc_dir)
             rows.append({"image": im.name, "status": "ok", "reason": "", "summary": summary})
-        except DefaceError as exc:  # loud, and the image is withheld; the run goes on
-            rows.append({"image": im.name, "status": "failed", "reason": str(exc), "summary": {}})
-            print(f"deface: FAILED {im.name}: {exc}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - DefaceError or a crash: loud, the image is
+            # withheld; the run goes on
+            for partial in (out_dir / im.name, out_dir / f"{stem}_removal.nii.gz", out_dir / f"{stem}_protected.nii.gz"):
+                partial.unlink(missing_ok=True)
+            reason = str(exc) if isinstance(exc, DefaceError) else _failure_reason(exc, im.name)
+            rows.append({"image": im.name, "status": "failed", "reason": reason, "summary": {}})
+            print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
+                  file=sys.stderr)
     for declared, produced in ((args.triplanar, "deface_triplanar.png"), (args.render, "deface_render.png")):
         first = next((qc_root / r["image"][: -len(".nii.gz")] / produced for r in rows
                       if (qc_root / r["image"][: -len(".nii.gz")] / produced).is_file()), None)
@@ -328,8 +347,8 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
             m = mm.compare_images(Path(args.convert_dir) / name, Path(args.deface_dir) / name,
                                   Path(args.deface_dir) / f"{stem}_removal.nii.gz")
             v = mm.verdict(m, thresholds)
-        except mm.MorphometryError as exc:  # no measure, no release: FAIL with the reason
-            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {exc}"]}
+        except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
+            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {_failure_reason(exc, name)}"]}
         tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
         print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
     if tsvs:
@@ -367,7 +386,7 @@ def _cmd_deface_dicom(args: argparse.Namespace) -> int:
     import json
 
     from . import keys
-    from .deface_dicom import DefacedDicomError, write_defaced_series
+    from .deface_dicom import write_defaced_series
     from .fileio import write_text_atomic
     from .morphometry import read_tsv
 
@@ -391,8 +410,9 @@ def _cmd_deface_dicom(args: argparse.Namespace) -> int:
         try:
             summary = write_defaced_series(sorted(Path(args.deid_dir).glob("*.dcm")), images, masks, out_dir, key)
             result = {"status": "ok", "reason": "", "summary": summary}
-        except DefacedDicomError as exc:  # the series is withheld, loudly; the run goes on
-            result = {"status": "failed", "reason": f"DefacedDicomError: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - DefacedDicomError or a crash: the series is
+            # withheld, loudly; the run goes on
+            result = {"status": "failed", "reason": _failure_reason(exc)}
     if result["status"] != "ok":
         for f in out_dir.glob("*.dcm"):
             f.unlink()

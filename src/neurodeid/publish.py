@@ -97,46 +97,58 @@ def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, 
     decisions = decisions or {}
     out = SubjectRelease()
     for session in sorted(plan["sessions"]):
-        ses_plan = plan["sessions"][session]
-        series = ses_plan.get("series", {})
-        ses_decisions, dicom_decisions = {}, {}
-        for item, d in decisions.items():
-            sub, ses, dicom = review.item_session(item)
-            if (sub, ses) == (subject, session):
-                (dicom_decisions if dicom else ses_decisions)[item] = d
-        # -- BIDS images -------------------------------------------------------
-        if ses_plan.get("classification"):
-            names = _session_names(subject, session, ses_plan, work, rules)
-            out.names[session] = names
-            sources, converted, deface, morph = {}, {}, {}, {}
-            for label, s in series.items():
-                if not s.get("convert"):
-                    continue
-                converted[label] = stage_path(work, "convert", subject, session, label)
-                if not s.get("deface"):
-                    sources[label] = converted[label]
-                elif plan.get("deface_enabled", True):
-                    sources[label] = stage_path(work, "deface", subject, session, label)
-                    deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
-                    morph[label] = stage_path(work, "morphometry", subject, session, label)
-            auto, extras, verdicts = review.session_exclusions(names, deface, morph)
-            excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
-            files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
-                                           converted=converted, nrrd=nrrd, excluded=excluded, extras=extras)
-            out.files += files
-            out.notes += [dict(n, series=f"ses-{session}/{n['series']}") for n in notes]
-            out.applied += applied
-        # -- DICOM series --------------------------------------------------------
-        for label in sorted(series):
-            stage = series[label].get("dicom_stage", "")
-            if not stage:
-                continue
-            if stage not in DICOM_STAGES:
-                raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
-            src = stage_path(work, stage, subject, session, label)
-            item = review.dicom_series_item(subject, session, label)
-            keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)
-            if src.is_dir():
-                out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
-            out.applied += applied
+        try:
+            _release_session(plan, session, work, private, release_dir, tmp_dir, rules, decisions, nrrd, out)
+        except Exception as exc:  # noqa: BLE001 - one session that cannot be released is withheld
+            # with the reason; the subject's other sessions and the run go on
+            out.notes.append({"series": f"ses-{session}", "status": "failed",
+                              "reason": f"release failed: {type(exc).__name__}: {' '.join(str(exc).split())}"})
     return out
+
+
+def _release_session(plan: dict, session: str, work: Path, private: Path, release_dir, tmp_dir, rules: list[dict],
+                     decisions: dict, nrrd: bool, out: SubjectRelease) -> None:
+    """Release one session of :func:`release_subject` (its BIDS images and DICOM series) into ``out``."""
+    subject = plan["subject"]
+    ses_plan = plan["sessions"][session]
+    series = ses_plan.get("series", {})
+    ses_decisions, dicom_decisions = {}, {}
+    for item, d in decisions.items():
+        sub, ses, dicom = review.item_session(item)
+        if (sub, ses) == (subject, session):
+            (dicom_decisions if dicom else ses_decisions)[item] = d
+    # -- BIDS images -------------------------------------------------------
+    if ses_plan.get("classification"):
+        names = _session_names(subject, session, ses_plan, work, rules)
+        out.names[session] = names
+        sources, converted, deface, morph = {}, {}, {}, {}
+        for label, s in series.items():
+            if not s.get("convert"):
+                continue
+            converted[label] = stage_path(work, "convert", subject, session, label)
+            if not s.get("deface"):
+                sources[label] = converted[label]
+            elif plan.get("deface_enabled", True):
+                sources[label] = stage_path(work, "deface", subject, session, label)
+                deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
+                morph[label] = stage_path(work, "morphometry", subject, session, label)
+        auto, extras, verdicts = review.session_exclusions(names, deface, morph)
+        excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
+        files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
+                                       converted=converted, nrrd=nrrd, excluded=excluded, extras=extras)
+        out.files += files
+        out.notes += [dict(n, series=f"ses-{session}/{n['series']}") for n in notes]
+        out.applied += applied
+    # -- DICOM series --------------------------------------------------------
+    for label in sorted(series):
+        stage = series[label].get("dicom_stage", "")
+        if not stage:
+            continue
+        if stage not in DICOM_STAGES:
+            raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
+        src = stage_path(work, stage, subject, session, label)
+        item = review.dicom_series_item(subject, session, label)
+        keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)
+        if src.is_dir():
+            out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
+        out.applied += applied

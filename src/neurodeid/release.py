@@ -15,26 +15,79 @@ from .fileio import write_text_atomic
 
 BIDS_VERSION = "1.10.0"
 
-README_TEXT = """\
+README_HEAD = """\
 {name}
 {underline}
 
 This dataset was de-identified and prepared for sharing by neurodeid {version}
-(https://github.com/neurodeid/neurodeid), a Snakemake workflow.
+(https://github.com/neurodeid/neurodeid), a Snakemake workflow. What this run did:
 
-What was done before release:
-- DICOM attributes handled by the DICOM PS3.15 Annex E confidentiality profile
+- DICOM attributes were handled by the DICOM PS3.15 Annex E confidentiality profile
   (Table E.1-1, {edition}) with the options: {options}.
 - Subjects carry keyed pseudonyms; sessions are numbered in study order.
-- Every file and file name of this folder was scanned for the identifying values
-  of the original data before release (release audit); it found none.
-
-Contents:
-- participants.tsv: one row per subject, pseudonym only.
-- sub-*/: images in BIDS layout (when conversion ran).
-- sourcedata/dicom/: de-identified DICOM (when enabled).
-- derivatives/neurodeid/: quality-control pictures and tables.
 """
+
+README_AUDIT = """
+Release audit: before this folder is shared, neurodeid scans every file and file name in
+it for the identifying values of the original data. This README is written before that
+scan and cannot state its result: share the folder only if the run that made it reports
+"release audit passed" (a run whose audit found anything stops with an error).
+"""
+
+
+def release_counts(listings) -> dict:
+    """What the subjects' release listings (:func:`write_listing`) hold: counts of BIDS images,
+    defaced images (released with their morphometry table), NRRD copies, DICOM series and
+    DICOM files, and of withheld or failed items."""
+    counts = dict.fromkeys(("subjects", "images", "defaced", "nrrd", "dicom_series", "dicom_files", "withheld"), 0)
+    series = set()
+    for path in listings or []:
+        files, notes = read_listing(path)
+        counts["subjects"] += bool(files)
+        counts["withheld"] += len(notes)
+        for f, _ in files:
+            if f.startswith("sourcedata/dicom/"):
+                counts["dicom_files"] += 1
+                series.add(f.rsplit("/", 1)[0])
+            elif f.startswith("derivatives/neurodeid/morphometry/"):
+                counts["defaced"] += 1
+            elif f.startswith("derivatives/neurodeid/nrrd/"):
+                counts["nrrd"] += 1
+            elif f.startswith("sub-") and f.endswith((".nii.gz", ".nii")):
+                counts["images"] += 1
+    counts["dicom_series"] = len(series)
+    return counts
+
+
+def readme_text(name: str, edition: str, options: list[str], counts: dict | None) -> str:
+    """The release README, from what the run did (``counts``: :func:`release_counts`; None
+    when the listings were not given, and then no count is claimed)."""
+    text = README_HEAD.format(name=name, underline="=" * len(name), version=__version__, edition=edition,
+                              options=", ".join(options) if options else "none (Basic Profile)")
+    contents = ["- participants.tsv: one row per subject, pseudonym only."]
+    if counts is not None:
+        c = counts
+        if c["images"]:
+            text += (f"- {c['images']} image(s) converted to NIfTI (dcm2niix; sidecars from an allow-list); "
+                     f"head images are released only defaced.\n")
+        if c["defaced"]:
+            text += (f"- {c['defaced']} head image(s) defaced (the face removed, the brain kept with a margin) "
+                     "and checked by morphometry (original vs defaced).\n")
+        if c["dicom_series"]:
+            text += (f"- {c['dicom_series']} DICOM series ({c['dicom_files']} file(s)) released de-identified; "
+                     "series whose pixels could show a face or burned-in text only after cleaning.\n")
+        text += (f"- {c['withheld']} series or image(s) withheld after a stage failed or a check did not "
+                 "pass (not in this folder).\n" if c["withheld"] else
+                 "- No series or image was withheld after a failed stage or check.\n")
+        if c["images"]:
+            contents.append("- sub-*/: images in BIDS layout (NIfTI + JSON sidecars).")
+        if c["dicom_series"]:
+            contents.append("- sourcedata/dicom/: de-identified DICOM, one folder per series.")
+        if c["defaced"] or c["nrrd"]:
+            parts = (["morphometry/: per-image tables of the defacing check"] if c["defaced"] else []) + (
+                ["nrrd/: NRRD (LPS) copies of anatomical and CT images"] if c["nrrd"] else [])
+            contents.append(f"- derivatives/neurodeid/: {'; '.join(parts)}.")
+    return text + README_AUDIT + "\nContents:\n" + "\n".join(contents) + "\n"
 
 
 #: CT follows the proposed BIDS extension for CT (BEP024), which the BIDS validator does
@@ -77,12 +130,14 @@ def write_skeleton(
     edition: str,
     authors: list[str] | None = None,
     keep: set[str] | None = None,
+    listings=None,
 ) -> list[Path]:
     """Write the skeleton files (dataset_description.json, participants.tsv, README,
     .bidsignore) into ``release_dir``; return their paths.
 
     ``subjects_tsv`` is the private index's subject list (column
-    ``participant_id``: pseudonyms only).
+    ``participant_id``: pseudonyms only); ``listings`` the subjects' release listings, from
+    which the README counts what was released and withheld.
     """
     release_dir = Path(release_dir)
     lines = Path(subjects_tsv).read_text(encoding="utf-8").splitlines()
@@ -98,13 +153,7 @@ def write_skeleton(
         "dataset_description.json": json.dumps(dataset_description(name, license_, authors), indent=2) + "\n",
         "participants.tsv": "participant_id\n" + "".join(f"{p}\n" for p in participants),
         ".bidsignore": BIDSIGNORE_TEXT,
-        "README": README_TEXT.format(
-            name=name,
-            underline="=" * len(name),
-            version=__version__,
-            edition=edition,
-            options=", ".join(options) if options else "none (Basic Profile)",
-        ),
+        "README": readme_text(name, edition, options, release_counts(listings) if listings is not None else None),
     }
     paths = []
     for fname, text in out.items():

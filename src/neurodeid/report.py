@@ -409,9 +409,11 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         if p.get("release_dicom") == "yes" and listing.is_file():
             prefix = f"sourcedata/dicom/sub-{s.subject}/ses-{s.session}/{s.series}/"
             n_rel = sum(f.startswith(prefix) for f in files)
-            s.dicom = "released" if n_rel >= s.n_files else "partly released"
+            s.dicom = "released" if n_rel >= s.n_files else ("partly released" if n_rel else "withheld")
             if n_rel < s.n_files:
-                s.dicom_reason = f"{n_rel} of {s.n_files} file(s) released"
+                note = notes.get(f"ses-{s.session}/{s.series}", "")
+                s.dicom_reason = (f"{n_rel} of {s.n_files} file(s) released" if n_rel
+                                  else note or "no file of the series was released")
         elif p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input
             s.dicom = "none"
         else:
@@ -451,12 +453,16 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         # morphometry: one row per BIDS image of the series; the worst verdict counts
         for e in (entry if isinstance(entry, list) else []):
             name = Path(e.get("bids", "")).name
-            if name in morph:
-                v, why = morph[name]
-                if _WORST[v] >= _WORST[s.morphometry]:
-                    s.morphometry = v
-                if why:
-                    s.morphometry_note = "; ".join(x for x in (s.morphometry_note, f"{name}: {why}") if x)
+            # the table names an image by its work label (morphometry-series --label) and file
+            work_name = f"sub-{s.subject}_ses-{s.session}_{s.series}/{e.get('image', '')}"
+            key = next((k for k in (name, work_name.removesuffix(".nii.gz").removesuffix(".nii")) if k in morph), None)
+            if key is None:
+                continue
+            v, why = morph[key]
+            if _WORST[v] >= _WORST[s.morphometry]:
+                s.morphometry = v
+            if why:
+                s.morphometry_note = "; ".join(x for x in (s.morphometry_note, f"{name}: {why}") if x)
         series.append(s)
 
     quarantine = read_tsv(priv / "quarantine.tsv") if (priv / "quarantine.tsv").is_file() else []

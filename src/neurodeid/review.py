@@ -186,7 +186,11 @@ def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None) 
     if deface is None:
         return "WITHHELD", "defacing pending: defacing has not run (or deface.enabled is off)"
     if str(deface.get("status", "")).lower() not in ("ok", "pass"):
-        return "FAIL", f"defacing failed: {_clean(deface.get('reason', ''))}"
+        why = _clean(deface.get("reason", ""))
+        image = str(deface.get("image", ""))
+        if image and why.startswith(f"{image}: "):  # the image is named once, by the caller
+            why = why[len(image) + 2:]
+        return "FAIL", f"defacing failed: {why}"
     if morphometry is None:
         return "WITHHELD", "morphometry pending: the morphometry check has not run"
     v = str(morphometry.get("verdict", "")).strip().upper()

@@ -17,6 +17,16 @@ from neurodeid.convert import load_heuristics
 from neurodeid.deid.quasi import QuasiError, QuasiPolicy
 from neurodeid.profile import ProfileError, check_options
 
+from neurodeid.configcheck import ConfigError, check_config
+
+# Typed and checked first (one short message naming the key, values given as strings by
+# --config turned into their types), then Snakemake's validator fills in the defaults.
+try:
+    config.update(
+        check_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    )
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
 validate(config, schema="../schemas/config.schema.yaml")
 
 OUT = config["output_dir"].rstrip("/")
@@ -25,7 +35,8 @@ RELEASE = f"{OUT}/release"
 WORK = f"{OUT}/work"
 LOGS = f"{PRIVATE}/logs"
 BENCH = f"{PRIVATE}/benchmarks"
-EXAMPLE_DIR = (Path(workflow.basedir) / "example" / "dicom").resolve()
+PROJECT = Path(workflow.basedir).parent  # workflow/Snakefile
+EXAMPLE_DIR = (PROJECT / "example" / "dicom").resolve()
 
 # An existing BIDS dataset (config input_bids) replaces the DICOM input: its images are
 # imported (sanitised) in place of de-identification and conversion.
@@ -126,7 +137,7 @@ MORPHOMETRY_JSON = json.dumps(config["morphometry"]["thresholds"], sort_keys=Tru
 # release job of the subject it concerns.
 REVIEW_SHEET = f"{PRIVATE}/review.tsv"
 REVIEW_DECISIONS = f"{PRIVATE}/review/decisions"
-REVIEW_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "review.schema.yaml"
+REVIEW_SCHEMA = Path(workflow.basedir) / "schemas" / "review.schema.yaml"
 # Cluster jobs parse the workflow again: only the main process reads and writes.
 if workflow.is_main_process:
     try:

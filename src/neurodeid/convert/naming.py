@@ -131,9 +131,18 @@ def _is_phase(series: dict, hint: str) -> bool:
     return "P" in it or "PHASE" in it
 
 
-def _echo_of(hint: str) -> int | None:
-    m = re.search(r"(?:^|_)e(\d+)(?:$|_)", hint or "")
-    return int(m.group(1)) if m else None
+def _echo_value(hint: str) -> float | None:
+    """The echo dcm2niix put in an output's suffix (``e2``; an echo time such as ``e12.46``
+    for some enhanced exports), or None."""
+    m = re.search(r"(?:^|_)e(\d+(?:\.\d+)?)(?:$|_)", hint or "")
+    return float(m.group(1)) if m else None
+
+
+def _echo_ranks(hints: list[str]) -> dict[str, int]:
+    """hint -> echo number 1, 2, ... by the order of the echo values in the suffixes (BIDS
+    counts echoes from 1: ``e10`` and ``e12.46`` are echoes 1 and 2, never 10)."""
+    values = sorted({v for h in hints if (v := _echo_value(h)) is not None})
+    return {h: values.index(v) + 1 for h in hints if (v := _echo_value(h)) is not None}
 
 
 def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_run: bool = True) -> dict:
@@ -180,13 +189,14 @@ def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_r
         if "datatype" not in c:
             names[label] = [dict(c, suffix_hint=h) for h in hints]
             continue
-        echoes = {_echo_of(h) for h in hints if _echo_of(h) is not None}
+        ranks = _echo_ranks(hints)
+        echoes = set(ranks.values())
         out = []
         for h in hints:
             ent = dict(c["entities"])
             suffix = c["suffix"]
             phase = _is_phase(s, h) if len(hints) > 1 else _is_phase(s, h)
-            echo = _echo_of(h)
+            echo = ranks.get(h)
             if c["datatype"] == "fmap" and suffix in ("magnitude", "phasediff"):
                 if phase:
                     n_ph = sum(1 for x in hints if _is_phase(s, x))

@@ -34,7 +34,7 @@ from scipy import ndimage as ndi
 
 from . import estimate
 from .params import params_dict, split_params
-from .template import block_mean, load_template, register_template, resample_to
+from .template import axis_rotations, block_mean, load_template, register_template, resample_to
 
 
 class DefaceError(RuntimeError):
@@ -220,9 +220,12 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     if fit.head_dice < P.min_head_dice:
         raise DefaceError(
             f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
-            f"min_head_dice {P.min_head_dice}); nothing was written. Check the header "
-            "orientation and that the image shows a whole head; try multistart=true or "
-            "another method only after inspecting the image")
+            f"min_head_dice {P.min_head_dice}"
+            + (f", best of {len(axis_rotations())} start orientations" if P.multistart else "")
+            + "); nothing was written. Check the header orientation and that the image shows a "
+            "whole head (a field of view that cuts the face or the skull lowers the Dice); "
+            + ("" if P.multistart else "try multistart=true, or ")
+            + "after inspecting the image, another method or a lower min_head_dice")
     s2t = fit.subject_to_template
     tpl = load_template()
     shape = data.shape

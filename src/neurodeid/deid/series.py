@@ -9,6 +9,7 @@ is deterministic: the same key and input give byte-identical files.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pydicom
@@ -16,6 +17,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
+from neurodeid.deid.rules import plan_for_tag
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 
@@ -63,16 +65,72 @@ def _check_complete(ds, src: Path) -> None:
 
 #: Every VR of DICOM PS3.5 (what pydicom knows); any other two letters mean a corrupt file.
 _KNOWN_VRS = frozenset(v.value for v in pydicom.valuerep.VR)
-#: Short-text VRs whose value never holds a NUL or control byte (except trailing NUL padding):
-#: one that does has swallowed the elements after it (its length is corrupt).
+#: Short-text VRs: a value that swallowed the elements after it (a wrong length field) holds
+#: their binary headers; free text may hold CR, LF or TAB (RIS systems write them) and is fine.
 _SHORT_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"})
-_CONTROL = frozenset(range(0x20)) - {0x1B}  # ESC starts ISO 2022 code extensions
+#: VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2).
+_LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+#: Plan actions whose element never reaches the output as read: removed, emptied, replaced
+#: by a dummy or pseudonym, or a UID remapped by a keyed hash. A value with a corrupt length
+#: in such an element is harmless: whatever it swallowed goes with it.
+_VALUE_NOT_KEPT = frozenset({"X", "Z", "D", "N", "PSEUDO", "U"})
 
 
-def _check_structure(ds, src: Path, where: str = "") -> None:
-    """Raise :class:`NotAnInstanceError` when an element's VR is unknown or a short text
-    value holds control bytes: the element boundaries cannot be trusted (a byte inserted
-    or lost), and a kept element could carry the bytes of removed ones."""
+def embedded_element_offset(value: bytes, explicit_vr: bool = True, little_endian: bool = True) -> int | None:
+    """The offset in ``value`` where the bytes parse as a following data element, or None.
+
+    A short text value whose length field is wrong swallows the elements behind it, and
+    then holds their headers: a tag (group >= 0008, in the dictionary when even), in
+    explicit VR a known VR and its length, in implicit VR a 4-byte length, and a value that
+    fits in what is left. Text cannot hold such a header: a length made of printable or
+    CR/LF/TAB bytes is at least 0x0909, longer than any short text value.
+    """
+    endian = "<" if little_endian else ">"
+    n = len(value)
+    for p in range(0, n - 7):
+        group, elem = struct.unpack_from(f"{endian}HH", value, p)
+        if group < 0x0008 or group == 0xFFFE:
+            continue
+        if not group & 1 and not pydicom.datadict.dictionary_has_tag((group << 16) | elem):
+            continue
+        if explicit_vr:
+            try:
+                vr = value[p + 4 : p + 6].decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            if vr not in _KNOWN_VRS:
+                continue
+            if vr in _LONG_HEADER_VRS:
+                if p + 12 > n or value[p + 6 : p + 8] != b"\x00\x00":
+                    continue
+                (length,) = struct.unpack_from(f"{endian}L", value, p + 8)
+                start = p + 12
+                if length == 0xFFFFFFFF and vr in ("SQ", "UN"):
+                    return p
+            else:
+                (length,) = struct.unpack_from(f"{endian}H", value, p + 6)
+                start = p + 8
+        else:
+            (length,) = struct.unpack_from(f"{endian}L", value, p + 4)
+            start = p + 8
+        if start + length <= n:
+            return p
+    return None
+
+
+def _check_structure(ds, src: Path, kept=None, where: str = "") -> None:
+    """Raise :class:`NotAnInstanceError` when an element's VR is unknown, or when a short text
+    value that is kept holds what parses as the elements after it (its length field is
+    wrong): the element boundaries cannot be trusted, and the kept element would carry the
+    bytes of removed ones.
+
+    ``kept(tag) -> bool`` says whether the profile keeps an element's value (None: all kept).
+    Judged by structure, not by control bytes: CR/LF/TAB in free text (RIS comments) are not
+    corruption, and a value that the profile removes anyway is removed and the file goes on.
+    """
+    implicit, little = ds.original_encoding if hasattr(ds, "original_encoding") else (False, True)
+    explicit = implicit is False
+    little = little is not False
     for tag, raw in list(ds._dict.items()):
         vr = raw.VR
         if vr is not None and vr not in _KNOWN_VRS:
@@ -83,13 +141,38 @@ def _check_structure(ds, src: Path, where: str = "") -> None:
             vr is None and pydicom.datadict.dictionary_has_tag(tag) and pydicom.datadict.dictionary_VR(tag) == "SQ")
         if is_sq:
             for i, item in enumerate(ds[tag].value or []):
-                _check_structure(item, src, f"{where}{tag}[{i}] ")
+                _check_structure(item, src, kept, f"{where}{tag}[{i}] ")
             continue
         value = raw.value if getattr(raw, "is_raw", False) else None
-        if vr in _SHORT_TEXT_VRS and isinstance(value, bytes) and _CONTROL & set(value.rstrip(b"\x00 ")):
+        if not isinstance(value, bytes) or (vr or _dict_vr(tag)) not in _SHORT_TEXT_VRS:
+            continue
+        if kept is not None and not kept(int(tag)):
+            continue
+        at = embedded_element_offset(value, explicit, little)
+        if at is not None:
             raise NotAnInstanceError(
-                f"{src}: element {where}{tag} ({vr}) holds control bytes over {len(value)} bytes: the file "
-                "is corrupt (a length field is wrong); re-export it from the source")
+                f"{src}: element {where}{tag} ({vr}, {len(value)} bytes) holds what parses as a following "
+                f"data element at byte {at} of its value: its length field is wrong and the file is corrupt; "
+                "re-export it from the source")
+
+
+def _dict_vr(tag) -> str:
+    try:
+        return pydicom.datadict.dictionary_VR(tag)
+    except KeyError:
+        return ""
+
+
+def _kept_by(cfg: DeidConfig):
+    """``kept(tag)``: whether the profile under ``cfg.options`` writes the element's value out."""
+    cache: dict[int, bool] = {}
+
+    def kept(tag: int) -> bool:
+        if tag not in cache:
+            cache[tag] = plan_for_tag(tag, cfg.options).action not in _VALUE_NOT_KEPT
+        return cache[tag]
+
+    return kept
 
 
 def _resolve_missing_vrs(ds) -> None:
@@ -132,7 +215,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         what = "a DICOMDIR" if "DirectoryRecordSequence" in ds else "not a composite SOP instance"
         raise NotAnInstanceError(f"{src}: {what} (no SOPClassUID/SOPInstanceUID); nothing to de-identify")
     _check_complete(ds, src)
-    _check_structure(ds, src)
+    _check_structure(ds, src, kept=_kept_by(cfg))
     has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     if "Rows" in ds and "Columns" in ds and not has_pixels:
         raise NotAnInstanceError(
