@@ -224,6 +224,15 @@ def test_needle_length_change_reruns_only_needles_and_downstream(base_run, tmp_p
     assert "release_skeleton" not in ran or "release_subject" in ran  # participants.tsv follows the released listings
 
 
+def test_quasi_changes_rerun_what_they_should(base_run, tmp_path):
+    """k_min only changes the k-anonymity report (and the summary that shows it); an age band changes the de-identification
+    (and so everything made from de-identified DICOM), never the index."""
+    ran = assert_params_rerun_only_downstream(base_run, {"quasi": {"k_min": 3}}, tmp_path)
+    assert ran - {"all"} == {"quasi_report", "report_summary"}  # the summary shows k
+    ran = assert_params_rerun_only_downstream(base_run, {"quasi": {"age_band_years": 10}}, tmp_path)
+    assert "deid_series" in ran and "quasi_report" in ran
+
+
 # ---- defacing: becomes a real test as soon as the workflow has a deface rule
 
 

@@ -92,6 +92,21 @@ def test_review_when_a_redaction_failed(private):
     assert verdict == report.VERDICT_REVIEW and any("FAILED" in r for r in reasons)
 
 
+def test_k_anonymity_reaches_the_verdict(private):
+    """The example's two subjects are unique (k = 1 < 5): a reason to review; with
+    quasi.gate on (status FAIL) a reason to say NO."""
+    summary = json.loads((private / "quasi" / "k_anonymity.json").read_text())
+    assert summary["status"] == "WARN" and summary["min_k"] == 1
+    s = report.collect(private)
+    verdict, reasons = s.verdict()
+    assert verdict == report.VERDICT_REVIEW and any("quasi-identifiers" in r for r in reasons)
+    assert dict(s.count_rows())["k-anonymity (min k / subjects below k_min)"] == "1 / 2 (k_min 5)"
+    summary["status"] = "FAIL"
+    (private / "quasi" / "k_anonymity.json").write_text(json.dumps(summary))
+    verdict, reasons = report.collect(private).verdict()
+    assert verdict == report.VERDICT_NO and any("stand out" in r for r in reasons)
+
+
 def test_defacing_and_morphometry_join(private):
     """Results of the defacing and morphometry steps show in the counts and the verdict."""
     s0 = report.collect(private)

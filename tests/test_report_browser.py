@@ -188,7 +188,7 @@ def test_every_result_shows_and_every_picture_loads(browser):
     expected = report_results(browser)
     viewable = {n for n, m in expected.items() if m.startswith("image/") or m == "text/html"}  # others download
     assert {s["name"] for s in shown} == viewable, "results the menus do not reach"
-    assert {"summary.html", "withheld.html", "quarantine.html", "audit.html"} <= set(expected)
+    assert {"summary.html", "withheld.html", "quarantine.html", "audit.html", "quasi.html"} <= set(expected)
     pictures = [s for s in shown if s["kind"] == "img"]
     assert len({s["name"] for s in pictures}) == sum(m.startswith("image/") for m in expected.values()) >= 1
     for s in pictures:
@@ -229,3 +229,20 @@ def test_qc_picture_screenshot_is_drawn(browser):
     box = img[max(top, 0):min(top + height, img.shape[0]), max(left, 0):min(left + width, img.shape[1])]
     assert box.size and box.shape[0] > 50 and box.shape[1] > 50
     assert box.std() > 10, "the QC picture's box is uniform: the picture was not drawn"
+
+
+def test_quasi_identifier_page_renders(browser):
+    """The k-anonymity page is reached from the menu and, opened in Chromium, draws its
+    distribution of k and the subjects below k_min (the example's two subjects are unique)."""
+    shown = browser["probe"]["shown"]
+    assert any(s["name"] == "quasi.html" and s["kind"] == "html" for s in shown), shown
+    page = browser["run"]["out"] / "private" / "report" / "quasi.html"
+    dom = run_chromium(page.as_uri(), browser["dir"] / "profile4", "--dump-dom").stdout
+    assert 'id="kanon-distribution"' in dom and 'id="kanon-below"' in dom
+    subjects = (browser["run"]["out"] / "release" / "participants.tsv").read_text().split()[1:]
+    assert subjects and all(s in dom for s in subjects)
+    assert "WARN" in dom and "Safe Harbor" in dom
+    shot = browser["dir"] / "quasi.png"
+    run_chromium(page.as_uri(), browser["dir"] / "profile5", f"--screenshot={shot}")
+    img = _pixels(shot)
+    assert (img.sum(axis=2) < 300).mean() > 0.002, "the quasi-identifier page is blank"

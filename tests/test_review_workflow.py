@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: Jobs that read every release job's output: they rerun whenever anything is released anew
 #: (the review sheet reads the BIDS names the release jobs write).
-AGGREGATES = {"release_log", "release_skeleton", "review_sheet", "audit", "audit_gate", "report_summary", "all"}
+AGGREGATES = {"release_log", "release_skeleton", "review_sheet", "audit", "audit_gate", "report_summary",
+              "quasi_report", "all"}
 
 
 def smk(configfile, *args) -> str:

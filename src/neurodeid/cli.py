@@ -9,6 +9,7 @@ a user can run by hand. Errors a user can act on are printed as one message
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -49,6 +50,32 @@ def _cmd_path_needles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quasi_report(args: argparse.Namespace) -> int:
+    from .deid.quasi import QuasiPolicy
+    from .fileio import write_text_atomic
+    from .kanon import IDENTIFIERS, analyse, render_html, write_outputs
+
+    policy = QuasiPolicy.from_mapping(json.loads(args.quasi) if args.quasi else None)
+    report = analyse(args.release_dir, args.listings, identifiers=args.identifiers or IDENTIFIERS, k_min=args.k_min,
+                     applied=policy.applied(), gate=args.gate)
+    write_outputs(report, args.out_tsv, args.out_json)
+    write_text_atomic(args.out_html, render_html(report))
+    print(f"quasi-report: {report.status}: {len(report.below)} of {len(report.k)} subject(s) with k < {args.k_min}; "
+          f"distribution of k {report.distribution}")
+    return 0
+
+
+def _cmd_check_quasi(args: argparse.Namespace) -> int:
+    from .fileio import write_text_atomic
+    from .kanon import check
+
+    ok, message = check(args.summary)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    if ok:
+        write_text_atomic(args.out, message + "\n")
+    return 0 if ok else 1
+
+
 def _cmd_release_skeleton(args: argparse.Namespace) -> int:
     from .profile import check_options, load_table
     from .release import write_skeleton
@@ -86,6 +113,7 @@ def _cmd_check_audit(args: argparse.Namespace) -> int:
 def _cmd_deid(args: argparse.Namespace) -> int:
     from . import keys
     from .deid import DeidConfig, DeidError, deidentify_series
+    from .deid.quasi import QuasiPolicy
     from .fileio import write_text_atomic
     from .index import read_manifest
 
@@ -96,6 +124,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         session_label=args.session,
         date_shift_days=keys.date_shift_days(key, args.subject),
         options=frozenset(args.options),
+        quasi=QuasiPolicy.from_mapping(json.loads(args.quasi) if args.quasi else None),
     )
     files = read_manifest(args.manifest)
     if args.needles_out:  # the audit's needles, from the same raw files, in the same job
@@ -469,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-demo-key", action="store_true")
     s.add_argument("--needles-out", default="", help="also write the raw series' audit needles here (private)")
     s.add_argument("--min-length", type=int, default=3, help="shortest needle (characters)")
+    s.add_argument("--quasi", default="", help="config section quasi as JSON (age cap, generalisation); default: cap 090Y")
     s.set_defaults(func=_cmd_deid)
 
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
@@ -590,6 +620,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log", required=True, help="release_log.tsv (append-only)")
     s.add_argument("--state", required=True, help="the items released now (TSV)")
     s.set_defaults(func=_cmd_release_log)
+
+    s = sub.add_parser("quasi-report", help="k-anonymity of the release over the quasi-identifiers (private)")
+    s.add_argument("release_dir")
+    s.add_argument("--listings", nargs="*", default=[], help="private listings of released files, one per subject")
+    s.add_argument("--identifiers", nargs="*", default=None, help="quasi-identifiers (default: all known)")
+    s.add_argument("--k-min", type=int, default=5)
+    s.add_argument("--quasi", default="", help="config section quasi as JSON (for the generalisation applied)")
+    s.add_argument("--gate", action="store_true", help="k < k-min is a FAIL (checked by check-quasi)")
+    s.add_argument("--out-tsv", required=True)
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-html", required=True)
+    s.set_defaults(func=_cmd_quasi_report)
+
+    s = sub.add_parser("check-quasi", help="fail when a subject's k is below k_min (quasi.gate)")
+    s.add_argument("summary", help="JSON summary written by quasi-report")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_check_quasi)
 
     s = sub.add_parser("release-skeleton", help="write dataset_description.json, participants.tsv, README")
     s.add_argument("subjects", help="subject list TSV written by the index")

@@ -124,6 +124,8 @@ class DatasetSummary:
     released_files: int = 0
     # neurodeid.review.report_tables: {"decisions": rows, "changelog": rows}
     review: dict = field(default_factory=dict)
+    # neurodeid.kanon summary (private/quasi/k_anonymity.json); empty when not run
+    quasi: dict = field(default_factory=dict)
 
     # -- counts ---------------------------------------------------------------
     @property
@@ -204,6 +206,11 @@ class DatasetSummary:
             review.append(f"{len(self.withheld)} series (partly) withheld from the release")
         if self.unmatched:
             review.append(f"{len(self.unmatched)} series matched no BIDS naming rule")
+        below = self.quasi.get("below_k_min") or []
+        if below:
+            text = (f"{len(below)} subject(s) stand out by their quasi-identifiers (k < {self.quasi.get('k_min')}): "
+                    "see the quasi-identifiers page")
+            (no if self.quasi.get("status") == "FAIL" else review).append(text)
         if no:
             return VERDICT_NO, no + review
         if review:
@@ -245,6 +252,9 @@ class DatasetSummary:
             ("Files quarantined", str(len(self.quarantined))),
             ("Files skipped (not images)", str(len(self.skipped_files))),
             ("Release audit", audit_text),
+            ("k-anonymity (min k / subjects below k_min)",
+             f"{self.quasi.get('min_k')} / {len(self.quasi.get('below_k_min') or [])} (k_min {self.quasi.get('k_min')})"
+             if self.quasi else "not run"),
             ("Key", "DEMO KEY (not secret)" if self.demo_key else "secret key"),
         ]
 
@@ -460,8 +470,9 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     n_released = sum(len(v[0]) for v in listing_cache.values())
     from .review import report_tables
 
+    quasi = _read_json(priv / "quasi" / "k_anonymity.json") if (priv / "quasi" / "k_anonymity.json").is_file() else {}
     return DatasetSummary(series=series, quarantine=quarantine, audit=audit, demo_key=demo_key,
-                          released_files=n_released, review=report_tables(priv))
+                          released_files=n_released, review=report_tables(priv), quasi=quasi or {})
 
 
 # ---------------------------------------------------------------------------

@@ -9,10 +9,12 @@ from snakemake.utils import validate
 
 from neurodeid import bids_input as nd_bids_input
 from neurodeid import index as nd_index
+from neurodeid import kanon as nd_kanon
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
 from neurodeid import review as nd_review
 from neurodeid.convert import load_heuristics
+from neurodeid.deid.quasi import QuasiError, QuasiPolicy
 from neurodeid.profile import ProfileError, check_options
 
 from neurodeid.configcheck import ConfigError, check_config
@@ -76,6 +78,13 @@ except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
 
 KEY_FINGERPRINT = nd_keys.fingerprint(KEY)
+# Safe Harbor age cap and generalisation (config quasi), passed to every deid job as JSON.
+QUASI_CONFIG = config.get("quasi") or {}
+try:
+    QUASI = QuasiPolicy.from_mapping(QUASI_CONFIG)
+except QuasiError as exc:
+    raise WorkflowError(str(exc)) from None
+QUASI_ARG = shlex.quote(json.dumps(QUASI.to_mapping(), sort_keys=True))
 # How jobs find the key themselves (NEURODEID_KEY is inherited from the environment).
 KEY_ARGS = " ".join(
     (
@@ -256,7 +265,13 @@ def get_final_output():
         REVIEW_SHEET,
         f"{PRIVATE}/review/release_state.tsv",
     ]
-    return out + morphometry_summary() + report_outputs()
+    return out + morphometry_summary() + report_outputs() + quasi_outputs()
+
+
+def quasi_outputs():
+    """The k-anonymity page and summary, and its gate when quasi.gate is on."""
+    out = [f"{PRIVATE}/report/quasi.html", f"{PRIVATE}/quasi/k_anonymity.json"]
+    return out + ([f"{PRIVATE}/quasi.ok"] if QUASI_CONFIG.get("gate", False) else [])
 
 
 def morphometry_tables():
@@ -294,6 +309,7 @@ def report_summary_inputs(wildcards):
         "deface": deface_results(),
         "morphometry": morphometry_summary(),
         "review": [REVIEW_SHEET, f"{PRIVATE}/review/release_state.tsv"],
+        "quasi": f"{PRIVATE}/quasi/k_anonymity.json",
     }
 
 

@@ -26,11 +26,12 @@ rule deid_series:
         options=DEID_OPTIONS,
         key=KEY_ARGS,
         key_fingerprint=KEY_FINGERPRINT,
+        quasi=QUASI_ARG,
     shell:
         "neurodeid deid {input.manifest:q} --out-dir {output.dicom:q} --report {output.report:q}"
         " --subject {wildcards.subject} --session {wildcards.session}"
         " --options {params.options} {params.key} --needles-out {output.needles:q}"
-        " --min-length 2 > {log:q} 2>&1"
+        " --min-length 2 --quasi {params.quasi} > {log:q} 2>&1"
 
 
 rule quarantine:

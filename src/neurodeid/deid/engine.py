@@ -45,6 +45,7 @@ from pydicom.uid import UID_dictionary
 
 from neurodeid import __version__
 from neurodeid.deid.private_transforms import TRANSFORMS
+from neurodeid.deid.quasi import QuasiPolicy, generalise_dataset
 from neurodeid.deid.rules import (
     Plan,
     load_cid7050,
@@ -126,6 +127,9 @@ class DeidConfig:
         Under Modified Dates, keep TM values and the time part of DT (a
         whole-day shift leaves them unchanged). ``False`` applies the Basic
         Profile action to TM and drops the time part of DT.
+    quasi : QuasiPolicy
+        Safe Harbor age cap and generalisation of patient characteristics,
+        applied after the table (:mod:`neurodeid.deid.quasi`).
     """
 
     key: bytes
@@ -134,6 +138,7 @@ class DeidConfig:
     date_shift_days: int = 0
     options: frozenset = frozenset(DEFAULT_OPTIONS)
     keep_time_of_day: bool = True
+    quasi: QuasiPolicy = field(default_factory=QuasiPolicy)
 
     def __post_init__(self):
         if not isinstance(self.key, (bytes, bytearray)) or not self.key:
@@ -145,6 +150,8 @@ class DeidConfig:
         if not isinstance(self.date_shift_days, int):
             raise DeidError(f"DeidConfig.date_shift_days must be an int (whole days), got {self.date_shift_days!r}")
         object.__setattr__(self, "options", check_options(self.options))
+        if not isinstance(self.quasi, QuasiPolicy):
+            raise DeidError(f"DeidConfig.quasi must be a QuasiPolicy, got {type(self.quasi).__name__}")
 
     @property
     def pseudonym(self) -> str:
@@ -494,6 +501,8 @@ def deidentify_dataset(ds: Dataset, cfg: DeidConfig) -> DeidReport:
     if meta is not None and len(meta._dict):
         _clean_dataset(meta, ctx, 0)
     _clean_dataset(ds, ctx, 0)
+    quasi = generalise_dataset(ds, cfg.quasi, "retain_patient_characteristics" in cfg.options)
+    ctx.report.counts.update({f"Q_{k}": n for k, n in quasi.items()})
     _write_markers(ds, ctx)
     if meta is not None and len(meta._dict):
         if "SOPInstanceUID" in ds:
