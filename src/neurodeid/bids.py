@@ -171,6 +171,8 @@ def release_session(
                         released.append(f"{rel}{ext}")
                 if _with_task_name(Path(f"{dst}.json"), rel) and f"{rel}.json" not in released:
                     released.append(f"{rel}.json")
+                if rel.endswith("_phasediff") and (dst.parent / f"{dst.name}.json").is_file():
+                    _with_echo_times(Path(f"{dst}.json"), rel, names, sources, converted)
                 if nrrd and e["datatype"] in NRRD_DATATYPES:
                     nrrd_rel = f"derivatives/neurodeid/nrrd/{rel}.nrrd"
                     (build / nrrd_rel).parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +184,36 @@ def release_session(
     finally:
         shutil.rmtree(build, ignore_errors=True)
     return [release_dir / r for r in released], notes
+
+
+def _run_of(rel: str) -> str:
+    m = re.search(r"_run-([a-zA-Z0-9]+)_", Path(rel).name)
+    return m.group(1) if m else ""
+
+
+def _with_echo_times(sidecar: Path, rel: str, names: dict, sources: dict, converted: dict) -> None:
+    """A phasediff sidecar without the REQUIRED ``EchoTime1``/``EchoTime2`` gets them from the
+    ``EchoTime`` (s) of the session's fieldmap magnitudes of the same run: dcm2niix writes them
+    only when it converts the magnitude and phase series together, and neurodeid converts one
+    series at a time."""
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    if "EchoTime1" in data and "EchoTime2" in data:
+        return
+    times = []
+    for label, entries in names.items():
+        if not isinstance(entries, list):
+            continue
+        folder = Path(converted.get(label, sources.get(label, "")))
+        for e in entries:
+            if re.search(r"_magnitude[12]$", e["bids"]) and _run_of(e["bids"]) == _run_of(rel):
+                side = folder / f"{_nifti_stem(e['image'])}.json"
+                if side.is_file():
+                    t = json.loads(side.read_text(encoding="utf-8")).get("EchoTime")
+                    if isinstance(t, (int, float)):
+                        times.append(float(t))
+    if len(set(times)) == 2:
+        data["EchoTime1"], data["EchoTime2"] = sorted(set(times))
+        sidecar.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _with_task_name(sidecar: Path, rel: str) -> bool:
