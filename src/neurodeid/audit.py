@@ -265,13 +265,9 @@ def _text_of(value) -> str:
 _QUOTED = re.compile(r'"+([^"\n]*)"+')
 
 
-def csa_texts(data: bytes) -> list[tuple[str, str]] | None:
-    """``(item name, value text)`` of each item of a Siemens CSA2 header, or None.
-
-    Item names are vocabulary (``TransmitterCalibration``); values are text. In a
-    protocol value (``MrPhoenixProtocol``: XProtocol and ASCCONV), keys are
-    vocabulary too and only the quoted strings are text.
-    """
+def csa_items(data: bytes) -> list[tuple[str, int, int]] | None:
+    """``(item name, start, end)`` byte ranges of the item values of a Siemens CSA2
+    header (``SV10``), or None when ``data`` is not one or does not parse."""
     if data[:4] != b"SV10" or len(data) < 16:
         return None
     (n_tags,) = struct.unpack_from("<I", data, 8)
@@ -289,14 +285,31 @@ def csa_texts(data: bytes) -> list[tuple[str, str]] | None:
                 (item_len,) = struct.unpack_from("<i", data, off + 4)
                 if item_len < 0 or off + 16 + item_len > len(data):
                     return None
-                text = data[off + 16 : off + 16 + item_len].decode("latin-1").rstrip("\x00 ")
-                if "ASCCONV" in text or "<XProtocol>" in text:
-                    text = "\n".join(m.group(1) for m in _QUOTED.finditer(text))
-                if text:
-                    out.append((name, text))
+                if item_len:
+                    out.append((name, off + 16, off + 16 + item_len))
                 off += 16 + (item_len + 3) // 4 * 4
     except struct.error:
         return None
+    return out
+
+
+def csa_texts(data: bytes) -> list[tuple[str, str]] | None:
+    """``(item name, value text)`` of each item of a Siemens CSA2 header, or None.
+
+    Item names are vocabulary (``TransmitterCalibration``); values are text. In a
+    protocol value (``MrPhoenixProtocol``: XProtocol and ASCCONV), keys are
+    vocabulary too and only the quoted strings are text.
+    """
+    items = csa_items(data)
+    if items is None:
+        return None
+    out = []
+    for name, a, b in items:
+        text = data[a:b].decode("latin-1").rstrip("\x00 ")
+        if "ASCCONV" in text or "<XProtocol>" in text:
+            text = "\n".join(m.group(1) for m in _QUOTED.finditer(text))
+        if text:
+            out.append((name, text))
     return out
 
 
