@@ -671,12 +671,15 @@ class AuditFailed(RuntimeError):
 
 
 def summarize_hits(rows: list[dict], limit: int = 20) -> str:
-    """A console-safe summary of audit rows: file, field, attribute and category, never the identifier."""
+    """A console-safe summary of audit rows: file, field, attribute and category, never the
+    identifier (a file name that holds it shows ``[...]`` instead)."""
     seen = []
     for r in rows:
         field = f", {r['field']}" if r.get("field") else ""
         cat = f" ({r['category']})" if r.get("category") else ""
-        item = f"  {r['file']} ({r['location']}{field}): value of {r['attribute']}{cat}"
+        ident = (r.get("identifier") or "").strip()
+        file = re.sub(re.escape(ident), "[...]", r["file"], flags=re.IGNORECASE) if ident else r["file"]
+        item = f"  {file} ({r['location']}{field}): value of {r['attribute']}{cat}"
         if item not in seen:
             seen.append(item)
     more = f"\n  ... and {len(seen) - limit} more" if len(seen) > limit else ""

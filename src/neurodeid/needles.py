@@ -210,7 +210,7 @@ def id_spellings(value: str) -> list[str]:
     return out
 
 
-_NAME_SPLIT = re.compile(r"[\^=\s,;]+")
+_NAME_SPLIT = re.compile(r"[\^=\s,;\-]+")
 
 
 def name_spellings(value: str) -> list[str]:
@@ -306,13 +306,20 @@ def dataset_needles(
     private (odd group), unless the reviewed vocabulary lists the private
     attribute as technical; other unlisted standard elements (pixel and
     geometry attributes, acquisition parameters) do not. Sequences are always
-    entered, whatever their action. A needle's value that is also in a kept
+    entered, whatever their action. Under Retain Safe Private, private elements
+    of the allow-list (``private_allowlist.tsv``) are kept, hence not needle
+    sources (the scan still reads them in the release). A needle's value that is also in a kept
     attribute stays a needle (that kept attribute is a leak to clean, not an
     excuse). Values in the reviewed vocabulary are not needles, except those of
     direct identifiers.
     """
+    from neurodeid.deid.rules import load_private_allowlist  # lazy: deid imports this module
+
     table = table or load_table()
     vocab, private_vocab = vocabulary()
+    # Under Retain Safe Private, allow-listed private elements are kept (sanitised):
+    # kept, not needle sources, like K attributes (the scan still reads them).
+    safe = load_private_allowlist() if "retain_safe_private" in options else {}
     direct = direct_identifiers()
     found: set[Needle] = set()
 
@@ -336,6 +343,8 @@ def dataset_needles(
             if elem.tag.is_private:
                 creator = getattr(elem, "private_creator", None) or ""
                 if (creator, _block_tag(elem.tag)) in private_vocab:
+                    continue
+                if (creator, elem.tag.group, elem.tag.element & 0xFF) in safe:
                     continue
             is_direct = keyword in direct
             for text, cat in element_needles(elem, min_length):
