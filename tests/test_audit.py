@@ -214,3 +214,49 @@ def test_needle_lists_are_filtered_by_the_audit_min_length(tmp_path):
     assert [n.text for n in audit.load_needles([f], 3)] == ["Lee", "Quorna"]
     assert [n.text for n in audit.load_needles([f], 4)] == ["Quorna"]
     assert len(audit.load_needles([f])) == 3
+
+
+def test_site_allow_list_drops_harmless_values_and_refuses_direct_identifiers(tmp_path):
+    needles = [audit.Needle("NEUROLAB", "StationName", audit.ADDRESS), audit.Needle("Quorna", "PatientName", audit.NAME)]
+    kept, uses = audit.apply_allow(needles, [{"value": "neurolab", "reason": "our station, identifies nobody"}])
+    assert [n.text for n in kept] == ["Quorna"]
+    assert uses[0].needles == 1 and uses[0].sources == ("StationName",)
+    with pytest.raises(audit.AllowListError) as err:
+        audit.apply_allow(needles, [{"value": "QUORNA", "reason": "looks harmless"}])
+    assert "PatientName" in str(err.value) and "QUORNA" not in str(err.value)  # named, value masked
+    with pytest.raises(audit.AllowListError):
+        audit.apply_allow(needles, [{"value": "NEUROLAB"}])  # no reason
+    # every use is listed in the audit table
+    nf = tmp_path / "n.json"
+    audit.save_needles(nf, set(needles))
+    rel = tmp_path / "release"
+    rel.mkdir()
+    (rel / "README").write_text("scanned at NEUROLAB\n")
+    out = tmp_path / "audit.tsv"
+    assert audit.audit_release(rel, [nf], out, allow=[{"value": "NEUROLAB", "reason": "our station"}]) == []
+    assert audit.read_allowed(out)[0]["reason"] == "our station"
+
+
+def test_needle_spellings_dates_ids_names():
+    from neurodeid import needles as N
+
+    d = set(N.date_spellings("19420317"))
+    assert {"17.03.1942", "03/17/1942", "1942.03.17", "17 Mar 1942", "17.03.42", "1942-03-17"} <= d
+    assert "PID31415926" in N.id_spellings("PID-31415926")
+    parts = N.name_spellings("Yamada^Tarou=山田^太郎=やまだ^たろう")
+    assert {"山田", "太郎", "Yamada", "Tarou"} <= set(parts)
+    assert N.keep_needle("山田", 3, N.NAME) and not N.keep_needle("Li", 3, N.NAME)
+    assert {"Imogen", "31415926"} <= set(N.path_words("task-Imogen31415926"))
+
+
+def test_vocabulary_is_reviewed_data_with_reasons():
+    from neurodeid import needles as N
+
+    values, private = N.vocabulary()
+    assert {"none", "yes", "com", "parallel"} <= values
+    # a direct identifier's value is a needle even when it is vocabulary
+    ds = _planted()
+    ds.PatientName = "None^Yes"
+    ds.ImageComments = "None"
+    found = {(n.text, n.source) for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert ("None", "PatientName") in found and ("None", "ImageComments") not in found
