@@ -129,6 +129,14 @@ def _joined(a: str, b: str) -> bool:
     return not (a.islower() and b.isupper())
 
 
+def _edge_joined(a: str, b: str, outside: str) -> bool:
+    """Is a match edge between ``a`` and ``b`` inside a token? A needle that begins or ends with
+    punctuation (``_ct``) still needs a non-word character beyond it (``outside``)."""
+    if not (_is_word_char(a) and _is_word_char(b)):
+        return _is_word_char(outside)
+    return _joined(a, b)
+
+
 class Matcher:
     """Case-insensitive multi-needle matcher over text and bytes.
 
@@ -170,9 +178,9 @@ class Matcher:
         for end, (s, ns) in self._automaton.iter(low):
             start = end - len(s) + 1
             if len(s) < TOKEN_MATCH_BELOW or s.isdigit():
-                if start > 0 and _joined(text[start - 1], text[start]):
+                if start > 0 and _edge_joined(text[start - 1], text[start], text[start - 1]):
                     continue
-                if end + 1 < len(text) and _joined(text[end], text[end + 1]):
+                if end + 1 < len(text) and _edge_joined(text[end], text[end + 1], text[end + 1]):
                     continue
             for n in ns:
                 hits.append((start, n))
