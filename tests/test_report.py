@@ -65,9 +65,10 @@ def test_audit_hit_says_no_and_hides_the_value(private):
     ident = "ROE^JANE"
     table = private / "audit.tsv"
     head = table.read_text().splitlines()[:2]
-    rows = [f"sub-x/{ident}_scan.json\tname\t6\tPatientName\t{ident}",
-            "sub-x/scan.json\tbytes\t120\tPatientName\tROE^JANE",
-            "sub-x/scan.json\tbytes\t300\tPatientName\tROE^JANE"]
+    todo = "a person's name: fix de-identification or reject the item"
+    rows = [f"sub-x/{ident}_scan.json\tname\t6\tfile or folder name\tPatientName\tname\tR******* (8 chars)\t{ident}\t{todo}",
+            f"sub-x/scan.json\tbytes\t120\tJSON Comment\tPatientName\tname\tR******* (8 chars)\tROE^JANE\t{todo}",
+            f"sub-x/scan.json\tbytes\t300\tJSON Comment\tPatientName\tname\tR******* (8 chars)\tROE^JANE\t{todo}"]
     table.write_text("\n".join([head[0].replace(" 0 hits", " 3 hits"), head[1], *rows]) + "\n")
     s = report.collect(private)
     assert s.audit.hits == 3
@@ -76,6 +77,7 @@ def test_audit_hit_says_no_and_hides_the_value(private):
     page = report.render_audit_html(s)
     assert ident not in page and "JANE" not in page
     assert "sub-x/[...]_scan.json" in page and "PatientName" in page
+    assert "R******* (8 chars)" in page and "fix de-identification" in page and "JSON Comment" in page
     # the hits in one file and attribute are counted, not listed one by one
     assert ">2<" in page
 

@@ -93,7 +93,9 @@ def test_private_index_and_quarantine(example_run):
 def test_audit_passes_and_release_holds_no_planted_value(example_run):
     private = example_run["out"] / "private"
     rows = [ln for ln in (private / "audit.tsv").read_text().splitlines() if not ln.startswith("#")]
-    assert rows == ["file\tlocation\toffset\tattribute\tidentifier"]
+    from neurodeid.audit import AUDIT_COLUMNS
+
+    assert rows == ["\t".join(AUDIT_COLUMNS)]
     assert (private / "audit.ok").is_file()
     # independent of the audit's own needles: no planted string anywhere in the release
     rel = example_run["out"] / "release"

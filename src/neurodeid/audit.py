@@ -1,69 +1,100 @@
-"""The release audit: scan every released byte for the raw data's identifiers.
+"""The release audit: read every released file the way it is meant to be read and look
+for the raw data's identifying values in it.
 
 Two halves:
 
-1. **Needles** (private). Every identifying value of the raw headers: all values
-   of the attributes that DICOM PS3.15 Table E.1-1 does not keep (action other
-   than ``K`` under the active options), at every sequence depth, private
-   elements included; plus the words of the raw file and folder names.
-2. **Scan**. Every file of the release: its bytes (for ``.gz`` files the gzip
-   header and the decompressed bytes), and every file and folder name, matched
-   case-insensitively against all needles at once (Aho-Corasick). Image payloads
-   (NIfTI voxels, NRRD data, DICOM PixelData) are matched against the long
-   needles only: random voxel bytes spell three-letter names by chance
-   (measured: "DOE" twice in one 3 MB compressed T1w), and text burned into
-   pixels is found by OCR in the redaction stage, not by byte matching.
+1. **Needles** (private, :mod:`neurodeid.needles`): every identifying value of the
+   raw headers (attributes that PS3.15 Table E.1-1 does not keep under the active
+   options, at every depth, private elements included) and the words of the raw
+   file and folder names, each with its category and in all its spellings.
+2. **Scan**, per format, case-insensitively against all needles at once
+   (Aho-Corasick):
 
-A hit names the released file and the attribute the needle came from; the
-identifier itself is never printed, only written to the private audit table.
+   - DICOM: every element at every depth, file meta and private elements
+     included, its value as text (decoded with its character set); binary
+     private blocks (CSA headers) as Latin-1 text; the preamble; bytes of Pixel
+     Data beyond the image (text appended after the pixels);
+   - JSON: values (keys are vocabulary: ``ParallelReductionFactorInPlane`` is
+     not a leak); TSV: cells; NIfTI: header text fields and extensions; NRRD:
+     the header; other text (README): all of it; ``.gz``: the gzip header and
+     the decompressed content;
+   - every file and folder name, with glued sub-tokens (``task-Imogen31415926``);
+   - raw bytes of everything (image payloads, trailing bytes) for long needles
+     only (:data:`TOKEN_MATCH_BELOW` characters or more): random voxel bytes
+     spell three-letter names by chance (measured: "DOE" twice in one 3 MB
+     compressed T1w); text burned into pixels is the OCR stage's job.
+
+   Short needles (and numbers) match whole tokens only; a token ends at any
+   character that is not an ASCII letter or digit, where letters meet digits
+   (``Imogen31415926``) and at a camelCase step (``ImogenSmith``).
+
+Nothing blinds the audit: a needle found in a kept attribute is a hit (that
+attribute is a leak for de-identification to clean). A site may accept harmless
+values with ``audit.allow`` (value and reason); values of direct identifiers can
+never be allowed.
+
+A hit names the released file, the field, the attribute the needle came from and
+its category; the value is only in the private audit table (and masked, first
+letter and length, in the report).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import os
 import re
+import struct
 import zlib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import ahocorasick
 import pydicom
-from pydicom.datadict import keyword_for_tag
-from pydicom.uid import UID_dictionary
 
 from .fileio import write_text_atomic
-from .profile import ActionTable, load_table
+from .needles import (  # noqa: F401 - re-exported: the audit's needles
+    ADDRESS,
+    BINARY_VRS,
+    DATE,
+    DEFAULT_MIN_LENGTH,
+    FREE_TEXT,
+    ID,
+    MIN_DIGITS,
+    NAME,
+    PATH_SOURCE,
+    PATH_WORD,
+    UID,
+    VENDOR_TEXT,
+    Needle,
+    _is_number,
+    dataset_needles,
+    direct_identifiers,
+    element_needles,
+    keep_needle,
+    load_needles,
+    path_needles,
+    path_stopwords,
+    read_file_needles,
+    save_needles,
+)
 
-#: VRs whose values are never text; they are not turned into needles.
-BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV"})
+_keep_needle = keep_needle  # the name other modules use
 
-#: VRs holding numbers as text: only long digit runs are identifying.
-NUMERIC_TEXT_VRS = frozenset({"IS", "DS"})
-
-#: A needle made of digits only must have at least this many digits (dates
-#: have 8; shorter numbers occur by chance everywhere).
-MIN_DIGITS = 6
-
-#: Needles shorter than this many characters must match as a whole token
-#: (not preceded or followed by a letter or digit).
+#: Needles shorter than this many characters must match as a whole token; only
+#: needles at least this long are looked for in image payloads and raw bytes.
 TOKEN_MATCH_BELOW = 8
-
-DEFAULT_MIN_LENGTH = 3
 
 #: Where in a released file a hit was found.
 LOC_NAME, LOC_BYTES, LOC_GUNZIPPED = "name", "bytes", "gunzipped bytes"
 
+#: Pixel-like elements: their bytes are image payload (long needles only).
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
-@dataclass(frozen=True)
-class Needle:
-    """An identifying string and where it came from (attribute or path word)."""
-
-    text: str
-    source: str
+#: Text file suffixes read as text (all needles) when they are not a known format.
+_TEXT_SUFFIXES = (".txt", ".md", ".rst", ".html", ".bval", ".bvec", ".csv", ".yaml", ".yml", ".log", ".cff")
 
 
 @dataclass(frozen=True)
@@ -73,185 +104,37 @@ class Hit:
     offset: int
     source: str  # the attribute the needle came from
     needle: str  # private: never printed
+    field: str = ""  # where in the released file (DICOM element, JSON key, TSV cell, ...)
+    category: str = FREE_TEXT
 
 
-# --------------------------------------------------------------------------- needles
-
-
-def path_stopwords() -> frozenset[str]:
-    """Words of file and folder names that identify nobody (``data/audit_path_stopwords.txt``)."""
-    text = resources.files("neurodeid").joinpath("data/audit_path_stopwords.txt").read_text()
-    words = set()
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            words.update(w.lower() for w in line.split())
-    return frozenset(words)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _keep_needle(text: str, min_length: int) -> bool:
-    """Is ``text`` specific enough to be looked for?
-
-    Too short, no letter or digit, or a number (other than a run of at least
-    :data:`MIN_DIGITS` digits, which may be an ID or a date): not a needle.
-    """
-    text = text.strip()
-    if len(text) < min_length or not any(c.isalnum() for c in text):
-        return False
-    if _is_number(text):
-        return text.isdigit() and len(text) >= MIN_DIGITS
-    return True
-
-
-def _is_public_uid(value: str) -> bool:
-    return value in UID_dictionary or value.startswith("1.2.840.10008.")
-
-
-def _date_variants(value: str) -> list[str]:
-    """A DICOM date (``YYYYMMDD``) and the ISO form converters write (``YYYY-MM-DD``)."""
-    out = [value]
-    if len(value) >= 8 and value[:8].isdigit():
-        out.append(f"{value[:4]}-{value[4:6]}-{value[6:8]}")
-    return out
-
-
-def element_needles(elem, min_length: int) -> list[str]:
-    """The needle strings of one data element's value (empty for binary VRs)."""
-    vr = elem.VR
-    if vr in BINARY_VRS:
-        return []
-    if vr == "UN":
-        raw = elem.value if isinstance(elem.value, (bytes, bytearray)) else b""
-        runs = re.findall(rb"[\x20-\x7e]{%d,}" % max(min_length, 4), bytes(raw))
-        return [r.decode("ascii").strip() for r in runs if _keep_needle(r.decode("ascii"), min_length)]
-    values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
-    out: list[str] = []
-    for v in values:
-        if v is None:
-            continue
-        text = str(v).strip().rstrip("\x00")
-        if not text:
-            continue
-        if vr == "UI" and _is_public_uid(text):
-            continue
-        if vr in NUMERIC_TEXT_VRS and not (text.isdigit() and len(text) >= MIN_DIGITS):
-            continue
-        if vr == "DA":
-            out.extend(_date_variants(text))
-            continue
-        out.append(text)
-        if vr == "PN":
-            out.extend(w for w in re.split(r"[\^=\s,]+", text) if w)
-    return [t for t in out if _keep_needle(t, min_length)]
-
-
-def dataset_needles(
-    ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
-) -> set[Needle]:
-    """All needles of one dataset, at every depth, private elements included.
-
-    An element contributes needles unless Table E.1-1 gives it ``K`` under
-    ``options``. Elements the table does not list contribute too when they are
-    private (odd group); other unlisted standard elements (pixel and geometry
-    attributes, acquisition parameters) do not. Sequences are always entered,
-    whatever their action.
-    """
-    table = table or load_table()
-    found: set[Needle] = set()
-    kept: set[str] = set()
-
-    def walk(dataset: pydicom.Dataset, path: str) -> None:
-        for elem in dataset:
-            tag = int(elem.tag)
-            action = table.action(tag, options)
-            name = keyword_for_tag(elem.tag) or f"({elem.tag.group:04X},{elem.tag.element:04X})"
-            where = f"{path}{name}"
-            if elem.VR == "SQ":
-                for i, item in enumerate(elem.value or []):
-                    walk(item, f"{where}[{i}].")
-                continue
-            if elem.tag.is_private_creator:
-                continue  # "SIEMENS CSA HEADER": names a vendor's block, not a person
-            if (action is None and not elem.tag.is_private) or action == "K":
-                kept.update(t.lower() for t in element_needles(elem, 1))
-                continue
-            texts = element_needles(elem, min_length)
-            if action == "C" and elem.VR == "TM":
-                # Modified dates shift whole days: the time of day is kept by design.
-                continue
-            for text in texts:
-                found.add(Needle(text, where))
-
-    walk(ds, "")
-    # A value that the same dataset also holds in a kept attribute (a private copy
-    # of the model name "LightSpeed" inside "LightSpeed Ultra", of "EPI") is not
-    # identifying: finding it in the release is expected.
-    # Judged the way the scan matches (short needles as whole tokens only).
-    if found and kept:
-        expected = {n for _, n in Matcher(list(found)).find("\x00".join(sorted(kept)))}
-        found -= expected
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        for kw in ("MediaStorageSOPInstanceUID",):
-            v = str(meta.get(kw, "") or "")
-            if v and not _is_public_uid(v):
-                found.add(Needle(v, kw))
-    return found
-
-
-def path_needles(relative_paths, min_length: int = DEFAULT_MIN_LENGTH) -> set[Needle]:
-    """Needles from the words of raw file and folder names.
-
-    Names are split on anything that is not a letter or digit; words in the
-    stop list (``dicom``, ``series``, ``t1``...) and short numbers are dropped.
-    """
-    stop = path_stopwords()
-    found: set[Needle] = set()
-    for rel in relative_paths:
-        for part in str(rel).split("/"):
-            for word in re.split(r"[^0-9A-Za-z\u00c0-\u024f]+", part):
-                if word and word.lower() not in stop and _keep_needle(word, min_length):
-                    found.add(Needle(word, "raw file/folder name"))
-    return found
-
-
-def read_file_needles(path: str | os.PathLike, options=(), min_length: int = DEFAULT_MIN_LENGTH) -> set[Needle]:
-    """Needles of one raw DICOM file (header only; pixel data is never read)."""
-    ds = pydicom.dcmread(os.fspath(path), stop_before_pixels=True, force=True)
-    return dataset_needles(ds, options, min_length=min_length)
-
-
-def save_needles(path: str | os.PathLike, needles: set[Needle]) -> None:
-    """Write needles as sorted JSON (private)."""
-    rows = sorted({(n.text, n.source) for n in needles})
-    write_text_atomic(path, json.dumps(rows, ensure_ascii=False, indent=0) + "\n")
-
-
-def load_needles(paths, min_length: int | None = None) -> list[Needle]:
-    """Needles from saved lists; with ``min_length``, only those the audit looks for
-    at that length (the lists are collected with a lower bound, the config decides)."""
-    out: set[Needle] = set()
-    for p in paths:
-        out.update(Needle(t, s) for t, s in json.loads(Path(p).read_text(encoding="utf-8")))
-    if min_length is not None:
-        out = {n for n in out if _keep_needle(n.text, min_length)}
-    return sorted(out, key=lambda n: (n.text, n.source))
-
-
-# --------------------------------------------------------------------------- scanning
+# --------------------------------------------------------------------------- matching
 
 
 def _is_word_char(c: str) -> bool:
     """ASCII letters and digits join a token; any other byte (binary, punctuation) ends it."""
     return c.isascii() and c.isalnum()
+
+
+def _joined(a: str, b: str) -> bool:
+    """Do the adjacent characters ``a`` then ``b`` belong to the same token?
+
+    Not when either is not an ASCII letter or digit, when a letter meets a digit
+    (``Imogen31415926``), or at a camelCase step (lower case then upper case).
+    """
+    if not (_is_word_char(a) and _is_word_char(b)):
+        return False
+    if a.isdigit() != b.isdigit():
+        return False
+    return not (a.islower() and b.isupper())
+
+
+def _edge_joined(a: str, b: str, outside: str) -> bool:
+    """Is a match edge between ``a`` and ``b`` inside a token? A needle that begins or ends with
+    punctuation (``_ct``) still needs a non-word character beyond it (``outside``)."""
+    if not (_is_word_char(a) and _is_word_char(b)):
+        return _is_word_char(outside)
+    return _joined(a, b)
 
 
 class Matcher:
@@ -265,14 +148,15 @@ class Matcher:
         self.needles = list(needles)
         self._automaton = ahocorasick.Automaton()
         entries: dict[str, list[Needle]] = {}
-        for n in needles:
+        for n in self.needles:
             spellings = {n.text.lower()}
             try:
                 spellings.add(n.text.encode("utf-8").decode("latin-1").lower())
             except UnicodeError:
                 pass
             for s in spellings:
-                entries.setdefault(s, []).append(n)
+                if s:
+                    entries.setdefault(s, []).append(n)
         for s, ns in entries.items():
             self._automaton.add_word(s, (s, ns))
         self.empty = not entries
@@ -285,20 +169,25 @@ class Matcher:
 
     def find(self, text: str) -> list[tuple[int, Needle]]:
         """(offset, needle) of each match in ``text`` (any case)."""
-        if self.empty:
+        if self.empty or not text:
             return []
         low = text.lower()
+        if len(low) != len(text):  # a few characters change length when lowered
+            text = low
         hits = []
         for end, (s, ns) in self._automaton.iter(low):
             start = end - len(s) + 1
             if len(s) < TOKEN_MATCH_BELOW or s.isdigit():
-                before = low[start - 1] if start > 0 else " "
-                after = low[end + 1] if end + 1 < len(low) else " "
-                if _is_word_char(before) or _is_word_char(after):
+                if start > 0 and _edge_joined(text[start - 1], text[start], text[start - 1]):
+                    continue
+                if end + 1 < len(text) and _edge_joined(text[end], text[end + 1], text[end + 1]):
                     continue
             for n in ns:
                 hits.append((start, n))
         return hits
+
+
+# --------------------------------------------------------------------------- formats
 
 
 def _gunzip(data: bytes) -> bytes | None:
@@ -309,11 +198,7 @@ def _gunzip(data: bytes) -> bytes | None:
 
 
 def gzip_header_end(data: bytes) -> int:
-    """Length of a gzip member's header (with its FNAME / FCOMMENT text), RFC 1952.
-
-    The compressed stream after it holds no readable text; its bytes would only
-    match short needles by chance.
-    """
+    """Length of a gzip member's header (with its FNAME / FCOMMENT text), RFC 1952."""
     if len(data) < 10 or data[:2] != b"\x1f\x8b":
         return len(data)
     flags, pos = data[3], 10
@@ -328,34 +213,44 @@ def gzip_header_end(data: bytes) -> int:
     return min(pos, len(data))
 
 
+def _nifti_layout(data: bytes) -> tuple[int, int] | None:
+    """(vox_offset, end of the voxel data) of a NIfTI-1/2 image, or None."""
+    for order in ("<", ">"):
+        if len(data) >= 348 and struct.unpack(order + "i", data[:4])[0] == 348:
+            dims = struct.unpack(order + "8h", data[40:56])
+            bitpix = struct.unpack(order + "h", data[72:74])[0]
+            vox = max(int(struct.unpack(order + "f", data[108:112])[0]), 348)
+        elif len(data) >= 540 and struct.unpack(order + "i", data[:4])[0] == 540:
+            dims = struct.unpack(order + "8q", data[16:80])
+            bitpix = struct.unpack(order + "h", data[14:16])[0]
+            vox = max(int(struct.unpack(order + "q", data[168:176])[0]), 540)
+        else:
+            continue
+        n = 1
+        for d in dims[1 : 1 + max(0, min(int(dims[0]), 7))]:
+            n *= max(int(d), 1)
+        return vox, min(len(data), vox + n * max(int(bitpix), 8) // 8)
+    return None
+
+
 def payload_range(name: str, data: bytes) -> tuple[int, int] | None:
     """The image payload of a released file (voxel or pixel values), or None.
 
-    NIfTI: after ``vox_offset`` (header and extensions are text-bearing);
-    NRRD: after the blank line that ends the header; DICOM: the value of the
-    top-level PixelData element. Payloads are matched only against needles long
-    enough never to occur by chance (see :data:`TOKEN_MATCH_BELOW`): burned-in
-    text in pixels is the redaction stage's job (OCR), not a byte match.
+    NIfTI: from ``vox_offset`` to the end of the voxels (trailing bytes are not
+    payload); NRRD: after the blank line that ends the header; DICOM: the value
+    of the top-level PixelData element.
     """
-    import struct
-
     low = name.lower()
-    if low.endswith((".nii", ".nii.gz")) and len(data) >= 352:
-        for order in ("<", ">"):
-            if struct.unpack(order + "i", data[:4])[0] == 348:
-                vox = int(struct.unpack(order + "f", data[108:112])[0])
-                return (max(vox, 348), len(data))
-        return None
+    if low.endswith((".nii", ".nii.gz")):
+        return _nifti_layout(data)
     if low.endswith(".nrrd"):
         end = data.find(b"\n\n")
         return (end + 2, len(data)) if end >= 0 else None
     if low.endswith(".dcm") or data[128:132] == b"DICM":
-        import io
-
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=64)
             elem = ds.get_item(0x7FE00010)
-        except Exception:
+        except Exception:  # noqa: BLE001 - not parseable: no payload, all bytes are scanned
             return None
         if elem is None or not getattr(elem, "file_tell", None):
             return None
@@ -367,33 +262,263 @@ def payload_range(name: str, data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def scan_bytes(name: str, data: bytes, matcher: "Matcher", long_matcher: "Matcher", location: str):
-    """(offset, needle, location) of every hit in one file's bytes.
+def _text_of(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(_text_of(v) for v in value)
+    return "" if value is None else str(value)
 
-    All needles are looked for everywhere except in the image payload, where
-    only long needles are (:func:`payload_range`).
+
+_QUOTED = re.compile(r'"+([^"\n]*)"+')
+
+
+def csa_items(data: bytes) -> list[tuple[str, int, int]] | None:
+    """``(item name, start, end)`` byte ranges of the item values of a Siemens CSA2
+    header (``SV10``), or None when ``data`` is not one or does not parse."""
+    if data[:4] != b"SV10" or len(data) < 16:
+        return None
+    (n_tags,) = struct.unpack_from("<I", data, 8)
+    if n_tags > 1000:
+        return None
+    out, off = [], 16
+    try:
+        for _ in range(n_tags):
+            name = data[off : off + 64].split(b"\x00", 1)[0].decode("latin-1")
+            (n_items,) = struct.unpack_from("<i", data, off + 76)
+            off += 84
+            if not 0 <= n_items <= 100000:
+                return None
+            for _ in range(n_items):
+                (item_len,) = struct.unpack_from("<i", data, off + 4)
+                if item_len < 0 or off + 16 + item_len > len(data):
+                    return None
+                if item_len:
+                    out.append((name, off + 16, off + 16 + item_len))
+                off += 16 + (item_len + 3) // 4 * 4
+    except struct.error:
+        return None
+    return out
+
+
+def csa_texts(data: bytes) -> list[tuple[str, str]] | None:
+    """``(item name, value text)`` of each item of a Siemens CSA2 header, or None.
+
+    Item names are vocabulary (``TransmitterCalibration``); values are text. In a
+    protocol value (``MrPhoenixProtocol``: XProtocol and ASCCONV), keys are
+    vocabulary too and only the quoted strings are text.
     """
-    text = data.decode("latin-1")
-    payload = payload_range(name, data)
+    items = csa_items(data)
+    if items is None:
+        return None
     out = []
-    if payload is None:
-        out += [(o, n) for o, n in matcher.find(text)]
+    for name, a, b in items:
+        text = data[a:b].decode("latin-1").rstrip("\x00 ")
+        if "ASCCONV" in text or "<XProtocol>" in text:
+            text = "\n".join(m.group(1) for m in _QUOTED.finditer(text))
+        if text:
+            out.append((name, text))
+    return out
+
+
+def _expected_pixel_bytes(ds) -> int | None:
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    n = rows * cols * frames * spp
+    return (n + 7) // 8 if bits == 1 else n * bits // 8
+
+
+Found = tuple[int, Needle, str]  # (offset, needle, field)
+
+
+def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: list, meta: bool = False) -> None:
+    from pydicom.datadict import keyword_for_tag
+
+    for elem in ds:
+        name = keyword_for_tag(elem.tag) or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        where = f"{path}{name}"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or []):
+                _dicom_walk(item, f"{where}[{i}].", matcher, long_matcher, out)
+            continue
+        tag = int(elem.tag)
+        value = elem.value
+        if tag in _PIXEL_TAGS:
+            if path:  # icon images in sequences: pixels, long needles only
+                out.extend((o, n, where) for o, n in long_matcher.find(_text_of(value)))
+            continue  # the top-level pixels are scanned by the caller
+        csa = csa_texts(bytes(value)) if isinstance(value, (bytes, bytearray)) else None
+        if csa is not None:  # a Siemens CSA header: its item values
+            out.extend((o, n, f"{where} CSA {item}") for item, text in csa for o, n in matcher.find(text))
+            continue
+        if elem.VR in ("OB", "UN") or (elem.tag.is_private and isinstance(value, (bytes, bytearray))):
+            found = matcher.find(_text_of(value))  # other vendor blocks: text where it can be
+        elif elem.VR in BINARY_VRS:
+            found = long_matcher.find(_text_of(value)) if isinstance(value, (bytes, bytearray)) else []
+        else:
+            found = matcher.find(_text_of(value))
+            if elem.VR == "CS":  # defined terms: a path word there is vocabulary ("RGB")
+                found = [(o, n) for o, n in found if n.category != PATH_WORD]
+        out.extend((o, n, where) for o, n in found)
+
+
+def scan_dicom(data: bytes, matcher: Matcher, long_matcher: Matcher) -> list[Found] | None:
+    """Hits in a DICOM file read as DICOM, or None when it does not parse."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        list(ds.keys())
+        if not len(ds) and not getattr(ds, "file_meta", None):
+            return None
+    except Exception:  # noqa: BLE001 - any parse error: scanned as raw bytes instead
+        return None
+    out: list[Found] = []
+    try:
+        _dicom_walk(getattr(ds, "file_meta", None) or [], "", matcher, long_matcher, out, meta=True)
+        _dicom_walk(ds, "", matcher, long_matcher, out)
+    except Exception:  # noqa: BLE001 - a value that does not decode: raw bytes instead
+        return None
+    preamble = getattr(ds, "preamble", None) or b""
+    out += [(o, n, "preamble") for o, n in matcher.find(bytes(preamble).decode("latin-1"))]
+    for tag in _PIXEL_TAGS:
+        elem = ds.get(tag)
+        if elem is None or not isinstance(elem.value, (bytes, bytearray)):
+            continue
+        pixels = bytes(elem.value)
+        expected = None if ds.file_meta.get("TransferSyntaxUID") is None or getattr(
+            ds.file_meta.TransferSyntaxUID, "is_compressed", False) else _expected_pixel_bytes(ds)
+        if expected is not None and len(pixels) > expected + 1:
+            extra = pixels[expected:].decode("latin-1")
+            out += [(o + expected, n, "PixelData (bytes after the image)") for o, n in matcher.find(extra)]
+    return out
+
+
+def _json_values(value, path: str):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _json_values(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_values(v, f"{path}[{i}]")
+    elif isinstance(value, bool) or value is None:
+        return
     else:
+        yield path, str(value)
+
+
+def scan_json(data: bytes, matcher: Matcher) -> list[Found] | None:
+    """Hits in the values of a JSON document (keys are vocabulary), or None if it does not parse."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return [(o, n, f"JSON {key}") for key, text in _json_values(doc, "") for o, n in matcher.find(text)]
+
+
+def scan_tsv(data: bytes, matcher: Matcher) -> list[Found] | None:
+    """Hits in the cells of a TSV table, or None if it is not UTF-8."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines()
+    header = lines[0].split("\t") if lines else []
+    out: list[Found] = []
+    for r, line in enumerate(lines, start=1):
+        for c, cell in enumerate(line.split("\t")):
+            col = header[c] if c < len(header) else str(c + 1)
+            out += [(o, n, f"row {r}, column {col}") for o, n in matcher.find(cell)]
+    return out
+
+
+def scan_nifti(data: bytes, matcher: Matcher) -> list[Found] | None:
+    """Hits in a NIfTI header, its extensions and bytes after the voxels, or None."""
+    layout = _nifti_layout(data)
+    if layout is None:
+        return None
+    vox, end = layout
+    out = [(o, n, "NIfTI header and extensions") for o, n in matcher.find(data[:vox].decode("latin-1"))]
+    out += [(o + end, n, "NIfTI bytes after the voxels") for o, n in matcher.find(data[end:].decode("latin-1"))]
+    return out
+
+
+def scan_nrrd(data: bytes, matcher: Matcher) -> list[Found] | None:
+    end = data.find(b"\n\n")
+    if not data.startswith(b"NRRD") or end < 0:
+        return None
+    return [(o, n, "NRRD header") for o, n in matcher.find(data[:end].decode("latin-1"))]
+
+
+def scan_text(data: bytes, matcher: Matcher) -> list[Found] | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return [(o, n, "text") for o, n in matcher.find(text)]
+
+
+def scan_file(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher) -> list[Found]:
+    """Every hit in one released file's content, read as its format.
+
+    All needles in the places a format keeps text (structured); long needles
+    only in image payloads (DICOM pixels, NIfTI voxels, NRRD data) and in an
+    unknown binary file; a file that fails to parse as its format gets all
+    needles on all bytes outside its payload.
+    """
+    low = name.lower()
+    structured, payload = None, None
+    if low.endswith(".dcm") or data[128:132] == b"DICM":
+        structured = scan_dicom(data, matcher, long_matcher)
+        payload = payload_range(name, data)
+        if structured is not None and payload is not None and payload[1] < len(data):
+            tail = data[payload[1]:].decode("latin-1")
+            structured += [(o + payload[1], n, "bytes after the dataset") for o, n in matcher.find(tail)]
+    elif low.endswith(".json"):
+        structured = scan_json(data, matcher)
+    elif low.endswith(".tsv"):
+        structured = scan_tsv(data, matcher)
+    elif low.endswith(".nii"):
+        structured = scan_nifti(data, matcher)
+        payload = _nifti_layout(data)
+    elif low.endswith(".nrrd"):
+        structured = scan_nrrd(data, matcher)
+        payload = payload_range(name, data)
+    elif low.endswith(_TEXT_SUFFIXES) or "." not in name:
+        structured = scan_text(data, matcher)
+    else:  # other binary (PNG, ...): long needles in all bytes; all needles if it is text
+        text = scan_text(data, matcher) if b"\x00" not in data[:4096] else None
+        structured, payload = (text, None) if text is not None else ([], (0, len(data)))
+    if structured is None:  # not what its name says: the old byte scan, payload excepted
+        text = data.decode("latin-1")
+        payload = payload_range(name, data)
+        if payload is None:
+            return [(o, n, "bytes") for o, n in matcher.find(text)]
         a, b = payload
-        out += [(o, n) for o, n in matcher.find(text[:a])]
-        out += [(o + b, n) for o, n in matcher.find(text[b:])]
-        out += [(o + a, n) for o, n in long_matcher.find(text[a:b])]
-    return [(o, n, location) for o, n in out]
+        out = [(o, n, "bytes") for o, n in matcher.find(text[:a])]
+        out += [(o + b, n, "bytes") for o, n in matcher.find(text[b:])]
+        return out + [(o + a, n, "image payload") for o, n in long_matcher.find(text[a:b])]
+    if payload is not None:  # image payload: long needles only (short ones occur by chance)
+        a, b = payload
+        structured += [(o + a, n, "image payload") for o, n in long_matcher.find(data[a:b].decode("latin-1"))]
+    return structured
+
+
+def scan_bytes(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher, location: str):
+    """(offset, needle, location) of every hit in one file's content (see :func:`scan_file`)."""
+    return [(o, n, location) for o, n, _ in scan_file(name, data, matcher, long_matcher)]
 
 
 def scan_release(release_dir: str | os.PathLike, matcher: Matcher,
                  long_matcher: Matcher | None = None) -> tuple[list[Hit], int]:
     """Scan every file and folder below ``release_dir``; return (hits, files scanned).
 
-    ``.gz`` files: their gzip header (which can name the original file) and
-    their decompressed content; other files: their bytes. ``long_matcher``
-    (default: the needles of ``matcher`` of at least :data:`TOKEN_MATCH_BELOW`
-    characters) is used on image payloads.
+    Names (with glued sub-tokens), then each file's content by format
+    (:func:`scan_file`); ``.gz`` files: their gzip header (which can name the
+    original file) and their decompressed content.
     """
     root = Path(release_dir)
     if long_matcher is None:
@@ -406,31 +531,117 @@ def scan_release(release_dir: str | os.PathLike, matcher: Matcher,
         for name in sorted(dirnames) + sorted(filenames):
             rel = (rel_dir / name).as_posix()
             for off, n in matcher.find(name):
-                hits.append(Hit(rel, LOC_NAME, off, n.source, n.text))
+                hits.append(Hit(rel, LOC_NAME, off, n.source, n.text, "file or folder name", n.category))
         for name in sorted(filenames):
             rel = (rel_dir / name).as_posix()
             data = (Path(dirpath) / name).read_bytes()
             n_files += 1
             raw = _gunzip(data) if name.endswith(".gz") else None
             if raw is None:
-                found = scan_bytes(name, data, matcher, long_matcher, LOC_BYTES)
+                found = [(o, n, f, LOC_BYTES) for o, n, f in scan_file(name, data, matcher, long_matcher)]
             else:
                 head = data[: gzip_header_end(data)]
-                found = [(o, n, LOC_BYTES) for o, n in matcher.find(head.decode("latin-1"))]
-                found += scan_bytes(name[: -len(".gz")], raw, matcher, long_matcher, LOC_GUNZIPPED)
-            hits.extend(Hit(rel, loc, off, n.source, n.text) for off, n, loc in found)
+                found = [(o, n, "gzip header", LOC_BYTES) for o, n in matcher.find(head.decode("latin-1"))]
+                found += [(o, n, f, LOC_GUNZIPPED)
+                          for o, n, f in scan_file(name[: -len(".gz")], raw, matcher, long_matcher)]
+            hits.extend(Hit(rel, loc, off, n.source, n.text, f, n.category) for off, n, f, loc in found)
     return hits, n_files
 
 
-AUDIT_COLUMNS = ("file", "location", "offset", "attribute", "identifier")
+# --------------------------------------------------------------------------- site allow-list
 
 
-def write_audit_table(path: str | os.PathLike, hits: list[Hit], n_files: int, n_needles: int) -> None:
-    """Write the private audit table: one row per hit, and a summary comment line."""
-    lines = [f"# release audit: {n_files} files scanned, {n_needles} needles, {len(hits)} hits", "\t".join(AUDIT_COLUMNS)]
+class AllowListError(ValueError):
+    """An ``audit.allow`` entry is malformed or names a direct identifier."""
+
+
+@dataclass(frozen=True)
+class AllowUse:
+    value: str
+    reason: str
+    needles: int  # how many needles it removed
+    sources: tuple[str, ...]  # the attributes they came from
+
+
+def apply_allow(needles: list[Needle], allow) -> tuple[list[Needle], list[AllowUse]]:
+    """Drop the needles a site allows (``audit.allow``: ``{value, reason}``).
+
+    Raises
+    ------
+    AllowListError
+        An entry without a value or reason, or whose value is a value of a
+        direct identifier (PatientName, PatientID, birth date, ... of any
+        subject; ``data/audit_direct_identifiers.tsv``): such a value can never
+        be allowed.
+    """
+    allow = list(allow or [])
+    if not allow:
+        return needles, []
+    direct = direct_identifiers()
+    uses = []
+    kept = list(needles)
+    for i, entry in enumerate(allow):
+        value = str((entry or {}).get("value", "")).strip() if isinstance(entry, dict) else ""
+        reason = str((entry or {}).get("reason", "")).strip() if isinstance(entry, dict) else ""
+        if not value or not reason:
+            raise AllowListError(
+                f"audit.allow entry {i + 1} ({entry!r}): each entry needs a value and a reason; fix the config")
+        low = value.lower()
+        matched = [n for n in kept if n.text.strip().lower() == low]
+        bad = sorted({n.source for n in matched if n.source.split(".")[-1].split("[")[0] in direct})
+        if bad:
+            raise AllowListError(
+                f"audit.allow entry {i + 1} (value {value[0]}{'*' * (len(value) - 1)}, reason {reason!r}) is a value "
+                f"of a direct identifier ({', '.join(bad)}) of a subject: it can never be allowed. Remove the entry; "
+                "if that value is in the release, de-identification must remove it (or reject the item)")
+        kept = [n for n in kept if n.text.strip().lower() != low]
+        uses.append(AllowUse(value, reason, len(matched), tuple(sorted({n.source for n in matched}))))
+    return kept, uses
+
+
+# --------------------------------------------------------------------------- the table
+
+
+AUDIT_COLUMNS = ("file", "location", "offset", "field", "attribute", "category", "masked", "identifier", "todo")
+
+#: What a data manager does about a hit, per category.
+TODO = {
+    NAME: "a person's name: fix de-identification or reject the item (names cannot be allowed)",
+    ID: "an identifier: fix de-identification or reject the item",
+    DATE: "a date: fix de-identification (dates are shifted) or reject the item",
+    UID: "a UID: fix de-identification (UIDs are remapped) or reject the item",
+    ADDRESS: "a place or institution: fix de-identification, or reject the item",
+    PATH_WORD: "a word of a raw file or folder name: if it identifies nobody, allow it in audit.allow with a "
+               "reason; else rename the input or reject the item",
+    VENDOR_TEXT: "vendor free text: if it identifies nobody, allow it in audit.allow with a reason; else fix "
+                 "de-identification or reject the item",
+    FREE_TEXT: "free text: if it identifies nobody, allow it in audit.allow with a reason; else fix "
+               "de-identification or reject the item",
+}
+
+
+def mask(value: str) -> str:
+    """A value masked except its first character, with its length: ``I***** (6 chars)``."""
+    v = value.strip()
+    return f"{v[:1]}{'*' * max(len(v) - 1, 0)} ({len(v)} chars)"
+
+
+def write_audit_table(path: str | os.PathLike, hits: list[Hit], n_files: int, n_needles: int,
+                      allowed: list[AllowUse] | None = None) -> None:
+    """Write the private audit table: one row per hit, a summary comment line, and one
+    ``# allowed:`` comment line per site allow-list entry (value, reason, needles removed)."""
+    lines = [f"# release audit: {n_files} files scanned, {n_needles} needles, {len(hits)} hits"]
+    for u in allowed or []:
+        lines.append(f"# allowed: {u.value}\t{u.reason}\t{u.needles} needle(s)\t{', '.join(u.sources)}")
+    lines.append("\t".join(AUDIT_COLUMNS))
+
+    def clean(s: str) -> str:
+        return str(s).replace("\t", " ").replace("\n", " ")
+
     for h in hits:
-        ident = h.needle.replace("\t", " ").replace("\n", " ")
-        lines.append("\t".join([h.file, h.location, str(h.offset), h.source, ident]))
+        lines.append("\t".join(clean(x) for x in (
+            h.file, h.location, str(h.offset), h.field, h.source, h.category, mask(h.needle), h.needle,
+            TODO.get(h.category, TODO[FREE_TEXT]))))
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -440,11 +651,26 @@ def read_audit_table(path: str | os.PathLike) -> list[dict]:
     return list(csv.DictReader(rows, delimiter="\t"))
 
 
-def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None) -> list[Hit]:
-    """Scan ``release_dir`` against the needles in ``needle_files``; write ``audit_tsv``."""
+def read_allowed(path: str | os.PathLike) -> list[dict]:
+    """The ``# allowed:`` lines of an audit table: value, reason, needles, sources."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("# allowed: "):
+                parts = line[len("# allowed: "):].rstrip("\n").split("\t") + ["", "", "", ""]
+                out.append({"value": parts[0], "reason": parts[1], "needles": parts[2], "sources": parts[3]})
+    return out
+
+
+def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None, allow=None) -> list[Hit]:
+    """Scan ``release_dir`` against the needles in ``needle_files``; write ``audit_tsv``.
+
+    ``allow``: the site allow-list (``[{value, reason}]``, see :func:`apply_allow`).
+    """
     needles = load_needles(needle_files, min_length)
+    needles, uses = apply_allow(needles, allow)
     hits, n_files = scan_release(release_dir, Matcher(needles))
-    write_audit_table(audit_tsv, hits, n_files, len(needles))
+    write_audit_table(audit_tsv, hits, n_files, len(needles), uses)
     return hits
 
 
@@ -453,10 +679,15 @@ class AuditFailed(RuntimeError):
 
 
 def summarize_hits(rows: list[dict], limit: int = 20) -> str:
-    """A console-safe summary of audit rows: file, location and attribute, never the identifier."""
+    """A console-safe summary of audit rows: file, field, attribute and category, never the
+    identifier (a file name that holds it shows ``[...]`` instead)."""
     seen = []
     for r in rows:
-        item = f"  {r['file']} ({r['location']}): value of {r['attribute']}"
+        field = f", {r['field']}" if r.get("field") else ""
+        cat = f" ({r['category']})" if r.get("category") else ""
+        ident = (r.get("identifier") or "").strip()
+        file = re.sub(re.escape(ident), "[...]", r["file"], flags=re.IGNORECASE) if ident else r["file"]
+        item = f"  {file} ({r['location']}{field}): value of {r['attribute']}{cat}"
         if item not in seen:
             seen.append(item)
     more = f"\n  ... and {len(seen) - limit} more" if len(seen) > limit else ""
@@ -471,7 +702,9 @@ def check_audit(audit_tsv: str | os.PathLike) -> int:
         raise AuditFailed(
             "RELEASE AUDIT FAILED: "
             + summarize_hits(rows)
-            + f"\nThe release is NOT safe to share. Details (with the identifiers) in the private file {audit_tsv}."
+            + f"\nThe release is NOT safe to share. Details (with the identifiers) in the private file {audit_tsv}; "
+            "for each hit: fix de-identification, reject the item (review.decisions), or, for a harmless "
+            "word that is not a direct identifier, allow it in audit.allow with a reason."
         )
     with open(audit_tsv, encoding="utf-8") as fh:
         m = re.search(r"(\d+) files scanned", fh.readline())

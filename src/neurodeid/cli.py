@@ -95,8 +95,15 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from . import audit
 
-    hits = audit.audit_release(args.release_dir, args.needles, args.out, min_length=args.min_length)
-    print(f"audit: {len(hits)} hit(s); table written to {args.out}")
+    import json
+
+    allow = json.loads(args.allow_json) if args.allow_json else []
+    try:
+        hits = audit.audit_release(args.release_dir, args.needles, args.out, min_length=args.min_length, allow=allow)
+    except audit.AllowListError as exc:
+        print(f"audit: STOPPED: {exc}", file=sys.stderr)
+        return 2
+    print(f"audit: {len(hits)} hit(s); {len(allow)} audit.allow entr(y/ies); table written to {args.out}")
     return 0
 
 
@@ -654,6 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--needles", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--min-length", type=int, default=None, help="shortest needle looked for (characters)")
+    s.add_argument("--allow-json", default="",
+                   help="the site allow-list as JSON: [{value, reason}, ...] (config audit.allow)")
     s.set_defaults(func=_cmd_audit)
 
     s = sub.add_parser("check-audit", help="fail when the audit table lists any identifying value")

@@ -111,6 +111,10 @@ class AuditSummary:
     hits: int = 0
     # (file with identifiers masked, location, attribute) -> hits
     by_place: dict = field(default_factory=dict)
+    # one row per (file, field, attribute, category, masked value, what to do): hits
+    by_hit: dict = field(default_factory=dict)
+    # the site allow-list entries used: value, reason, needles, sources
+    allowed: list = field(default_factory=list)
 
 
 @dataclass
@@ -291,11 +295,19 @@ def read_audit(audit_tsv: str | os.PathLike) -> AuditSummary:
     m = re.search(r"(\d+) files scanned, (\d+) needles", first)
     rows = read_tsv(p)
     by_place: dict[tuple[str, str, str], int] = {}
+    by_hit: dict[tuple, int] = {}
     for r in rows:
-        place = (mask_value(r.get("file", ""), r.get("identifier", "")), r.get("location", ""), r.get("attribute", ""))
+        file = mask_value(r.get("file", ""), r.get("identifier", ""))
+        place = (file, r.get("location", ""), r.get("attribute", ""))
         by_place[place] = by_place.get(place, 0) + 1
+        hit = (file, r.get("field", ""), r.get("attribute", ""), r.get("category", ""), r.get("masked", ""),
+               r.get("todo", ""))
+        by_hit[hit] = by_hit.get(hit, 0) + 1
+    from .audit import read_allowed
+
     return AuditSummary(ran=True, passed=not rows, files_scanned=int(m.group(1)) if m else 0,
-                        needles=int(m.group(2)) if m else 0, hits=len(rows), by_place=by_place)
+                        needles=int(m.group(2)) if m else 0, hits=len(rows), by_place=by_place, by_hit=by_hit,
+                        allowed=read_allowed(p))
 
 
 def mask_value(text: str, value: str, mask: str = "[...]") -> str:
@@ -614,12 +626,17 @@ def render_audit_html(summary: DatasetSummary) -> str:
         cls = "PASS" if a.passed else "FAIL"
         head = (f"<p class=\"{cls}\">{a.hits} identifying value(s) found; {a.files_scanned} file(s) scanned "
                 f"for {a.needles} identifying value(s) of the raw headers and file names.</p>")
-    rows = [[f, loc, attr, str(n)] for (f, loc, attr), n in sorted(a.by_place.items())]
+    rows = [[f, fld, attr, cat, masked, todo, str(n)]
+            for (f, fld, attr, cat, masked, todo), n in sorted(a.by_hit.items())]
+    allowed = [[u["value"], u["reason"], u["needles"], u["sources"]] for u in a.allowed]
     body = ("<h1>Release audit</h1>" + head
-            + "<p>Files, places and attributes only: the identifying values themselves are only in the private "
-              "file private/audit.tsv (a value that occurs in a file name is shown as [...]).</p>"
-            + _table(["released file", "where", "attribute of the raw data", "hits"], rows,
-                     empty="no identifying value in the release"))
+            + "<p>Per hit: the released file, the field in it, the attribute of the raw data the value came from, "
+              "its category and the value masked (first character and length); the values themselves are only "
+              "in the private file private/audit.tsv (a value that occurs in a file name is shown as [...]).</p>"
+            + _table(["released file", "field", "attribute of the raw data", "category", "value (masked)",
+                      "what to do", "hits"], rows, empty="no identifying value in the release")
+            + "<h2>Site allow-list (audit.allow) used</h2>"
+            + _table(["value", "reason", "needles", "attributes"], allowed, empty="no audit.allow entry"))
     return _page("Release audit", body, "neurodeid-audit-page")
 
 

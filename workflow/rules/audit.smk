@@ -21,9 +21,11 @@ rule audit:
     params:
         release_dir=lambda w, input: Path(input.release[0]).parent,
         min_length=config["audit"]["min_needle_length"],
+        allow=json.dumps(config["audit"].get("allow", []), sort_keys=True),
     shell:
         "neurodeid audit {params.release_dir:q} --needles {input.needles:q}"
-        " --min-length {params.min_length} --out {output:q} > {log:q} 2>&1"
+        " --min-length {params.min_length} --allow-json {params.allow:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule audit_gate:

@@ -10,8 +10,8 @@ Decisions per element (see :mod:`neurodeid.deid.rules` for the data files):
   resolved by attribute type (``deid_attribute_types.tsv``);
 - ``U``: UIDs become ``2.25.<int>`` from HMAC(key, uid)
   (:func:`neurodeid.keys.remap_uid`) everywhere, file meta included;
-  well-known UIDs (pydicom's UID dictionary, the ``1.2.840.10008.`` root) are
-  kept;
+  well-known UIDs (pydicom's UID dictionary, the standard's registry) are
+  kept; any other UID, under whatever root, is remapped;
 - ``C`` on DA/DT (Retain Longitudinal Temporal Information with Modified
   Dates): shifted by ``cfg.date_shift_days`` whole days; on TM: kept when
   ``cfg.keep_time_of_day`` (a whole-day shift leaves the time of day
@@ -193,8 +193,13 @@ class DeidReport:
 
 
 def is_well_known_uid(uid: str) -> bool:
-    """True for UIDs defined by the standard (SOP classes, transfer syntaxes, coding schemes)."""
-    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
+    """True for UIDs defined by the standard (SOP classes, transfer syntaxes, coding schemes).
+
+    Only UIDs listed in the standard's registry (pydicom's UID dictionary) are
+    kept: a UID merely built under a public root (``1.2.840.10008.<MRN>.<DOB>``)
+    is remapped like any other.
+    """
+    return uid in UID_dictionary
 
 
 def shift_date(value: str, days: int) -> str:

@@ -16,8 +16,10 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
+from neurodeid.needles import dataset_needles
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 
@@ -221,7 +223,9 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         raise NotAnInstanceError(
             f"{src}: image attributes (Rows, Columns) but no pixel data: the file looks truncated or incomplete"
         )
+    raw_needles = dataset_needles(ds, cfg.options)  # the subject's identifying values, before the table
     report = deidentify_dataset(ds, cfg)
+    clean_kept_values(ds, raw_needles)  # kept text that repeats them is overwritten
     _ensure_file_meta(ds)
     ds.preamble = b"\x00" * 128
     if ds.original_encoding[0] is False and any(

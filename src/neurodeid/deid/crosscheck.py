@@ -1,0 +1,98 @@
+"""Kept values that repeat the subject's identifying values are cleaned.
+
+Table E.1-1 keeps some attributes that can carry free text (``SequenceName``,
+coil names, code meanings) and the safe-private allow-list keeps Siemens CSA
+headers whose items (``ImageHistory``, ``ImaCoilString``...) are text. A scanner
+or a person can copy a patient's name, ID or birth date into any of them. After
+the table's actions, every kept text value of the de-identified dataset (at every
+depth) and every CSA item value is compared with the identifying values of the
+same raw dataset (:func:`neurodeid.needles.dataset_needles`, matched as the
+release audit matches), and each match is overwritten with ``X`` of the same
+length (so CSA item lengths and offsets stay valid for converters).
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from neurodeid.needles import UID, Needle
+
+#: Text VRs whose kept values are checked (UIDs are remapped, dates shifted elsewhere).
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def _fill(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for a, b in spans:
+        for i in range(a, min(b, len(chars))):
+            chars[i] = "X"
+    return "".join(chars)
+
+
+def _spans(matcher, text: str) -> list[tuple[int, int]]:
+    return [(o, o + len(n.text)) for o, n in matcher.find(text)]
+
+
+def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[str]:
+    """Overwrite every occurrence of ``needles`` in the kept text of ``ds`` (in place).
+
+    Parameters
+    ----------
+    ds : Dataset
+        A de-identified dataset (after the table's actions).
+    needles : iterable of Needle
+        The identifying values of the same raw dataset; UIDs are ignored (they
+        are remapped by the engine).
+
+    Returns
+    -------
+    list of str
+        The element paths that were cleaned (for the de-identification report).
+    """
+    from neurodeid.audit import Matcher, csa_items
+
+    matcher = Matcher([n for n in needles if n.category != UID])
+    if matcher.empty:
+        return []
+    cleaned: list[str] = []
+
+    def walk(dataset: Dataset, path: str) -> None:
+        for elem in dataset:
+            where = f"{path}{elem.keyword or elem.tag}"
+            if elem.VR == "SQ":
+                for i, item in enumerate(elem.value or []):
+                    walk(item, f"{where}[{i}].")
+                continue
+            value = elem.value
+            if isinstance(value, (bytes, bytearray)) and elem.tag.is_private:
+                items = csa_items(bytes(value))
+                if not items:
+                    continue
+                buf = bytearray(value)
+                changed = False
+                for _name, a, b in items:
+                    text = bytes(buf[a:b]).decode("latin-1")
+                    for s, e in _spans(matcher, text):
+                        buf[a + s : a + min(e, b - a)] = b"X" * (min(e, b - a) - s)
+                        changed = True
+                if changed:
+                    elem.value = bytes(buf)
+                    cleaned.append(where)
+                continue
+            if elem.VR not in _TEXT_VRS or value is None:
+                continue
+            values = list(value) if isinstance(value, MultiValue) else [value]
+            new, changed = [], False
+            for v in values:
+                text = str(v)
+                spans = _spans(matcher, text)
+                if spans:
+                    text, changed = _fill(text, spans), True
+                new.append(text)
+            if changed:
+                elem.value = new if len(new) > 1 else new[0]
+                cleaned.append(where)
+
+    walk(ds, "")
+    return cleaned

@@ -1,0 +1,425 @@
+"""What the release audit looks for: the identifying values of the raw data (private).
+
+A value is a needle because its **attribute is identifying**: DICOM PS3.15
+Table E.1-1 does not keep it (action other than ``K``) under the active options,
+or it is a private element, or it is a word of a raw file or folder name. A value
+is never a needle only because it is long, and never because the pipeline itself
+wrote it. What is not identifying is reviewed data with a reason per entry
+(``data/audit_vocabulary.tsv``): vendor code words, private attributes that hold
+technical values, measured on real vendor files.
+
+Each needle has a **category** (name, ID, date, UID, address, path word, vendor
+free text, free text) so a report can say what kind of value was found without
+showing it, and **spellings**: dates in every common spelling, names in every
+part and script (CJK parts of one or two characters from name attributes), IDs
+with and without separators.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import pydicom
+from pydicom.datadict import keyword_for_tag
+from pydicom.uid import UID_dictionary
+
+from .fileio import write_text_atomic
+from .profile import ActionTable, load_table
+
+#: VRs whose values are never text; they are not turned into needles.
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV"})
+
+#: VRs holding numbers as text: only long digit runs are identifying.
+NUMERIC_TEXT_VRS = frozenset({"IS", "DS"})
+
+#: A needle made of digits only must have at least this many digits (dates
+#: have 8; shorter numbers occur by chance everywhere).
+MIN_DIGITS = 6
+
+DEFAULT_MIN_LENGTH = 3
+
+# Categories of needles (what the report says instead of the value).
+NAME, ID, DATE, UID, ADDRESS, PATH_WORD, VENDOR_TEXT, FREE_TEXT = (
+    "name", "ID", "date", "UID", "address", "path word", "vendor free text", "free text")
+CATEGORIES = (NAME, ID, DATE, UID, ADDRESS, PATH_WORD, VENDOR_TEXT, FREE_TEXT)
+
+PATH_SOURCE = "raw file/folder name"
+
+
+@dataclass(frozen=True)
+class Needle:
+    """An identifying string, where it came from (attribute or path word) and its category."""
+
+    text: str
+    source: str
+    category: str = FREE_TEXT
+
+
+# --------------------------------------------------------------------------- reviewed data
+
+
+def _data_lines(name: str) -> list[list[str]]:
+    text = resources.files("neurodeid").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    return [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> tuple[frozenset[str], frozenset[tuple[str, int]]]:
+    """Reviewed non-identifying values and private attributes (``data/audit_vocabulary.tsv``).
+
+    Returns
+    -------
+    (values, private_attributes)
+        ``values``: lower-case values that are never needles (unless they come
+        from a direct identifier); ``private_attributes``: ``(creator, tag)``
+        pairs (tag with the block byte zeroed, e.g. ``0x0051000F``) whose values
+        are technical and not needle sources.
+    """
+    rows = _data_lines("audit_vocabulary.tsv")
+    header, rows = rows[0], rows[1:]
+    assert header[:4] == ["kind", "value", "private_creator", "tag"], header
+    values, private = set(), set()
+    for r in rows:
+        r = r + [""] * (5 - len(r))
+        kind, value, creator, tag, reason = r[:5]
+        if not reason.strip():
+            raise ValueError(f"audit_vocabulary.tsv: entry {r[:4]} has no reason")
+        if kind == "value":
+            values.add(value.strip().lower())
+        elif kind == "private":
+            private.add((creator.strip(), int(tag, 16) & 0xFFFF00FF))
+        else:
+            raise ValueError(f"audit_vocabulary.tsv: unknown kind {kind!r} (value or private)")
+    return frozenset(values), frozenset(private)
+
+
+@lru_cache(maxsize=1)
+def direct_identifiers() -> frozenset[str]:
+    """Keywords of direct identifiers (``data/audit_direct_identifiers.tsv``): their values
+    are needles even when they look like vocabulary, and can never be allowed by a site."""
+    rows = _data_lines("audit_direct_identifiers.tsv")
+    return frozenset(r[0] for r in rows[1:])
+
+
+def path_stopwords() -> frozenset[str]:
+    """Words of file and folder names that identify nobody (``data/audit_path_stopwords.txt``)."""
+    text = resources.files("neurodeid").joinpath("data/audit_path_stopwords.txt").read_text()
+    words = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            words.update(w.lower() for w in line.split())
+    return frozenset(words)
+
+
+# --------------------------------------------------------------------------- spellings
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_cjk(text: str) -> bool:
+    """True when ``text`` holds a Han, Kana or Hangul character."""
+    for c in text:
+        name = unicodedata.name(c, "")
+        if name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")):
+            return True
+    return False
+
+
+def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
+    """Is ``text`` specific enough to be looked for?
+
+    Too short (except CJK name parts, which are words of one or two
+    characters), no letter or digit, or a number (other than a run of at least
+    :data:`MIN_DIGITS` digits, which may be an ID or a date): not a needle.
+    """
+    text = text.strip()
+    if not any(c.isalnum() for c in text):
+        return False
+    if len(text) < min_length and not (category in (NAME, PATH_WORD) and is_cjk(text)):
+        return False
+    if _is_number(text):
+        return text.isdigit() and len(text) >= MIN_DIGITS
+    return True
+
+
+def is_public_uid(value: str) -> bool:
+    """A UID defined by the standard (transfer syntax, SOP class, coding scheme...)."""
+    return value in UID_dictionary
+
+
+_MONTHS = [calendar.month_abbr[i] for i in range(13)]
+_MONTHS_FULL = [calendar.month_name[i] for i in range(13)]
+
+
+def date_spellings(value: str) -> list[str]:
+    """A DICOM date (``YYYYMMDD``, first 8 digits of a DT) in every common spelling.
+
+    ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY.MM.DD``, ``YYYY/MM/DD``, ``DD.MM.YYYY``,
+    ``DD/MM/YYYY``, ``MM/DD/YYYY``, ``DD-MM-YYYY``, the same without leading
+    zeros, ``DD Mon YYYY``, ``DD-Mon-YYYY``, ``Mon DD, YYYY``, full month
+    names, and two-digit years (``DD.MM.YY``, ``DD/MM/YY``, ``MM/DD/YY``).
+    A value that is not a valid date gives itself only.
+    """
+    v = value.strip()
+    digits = v.replace(".", "").replace("-", "").replace("/", "")[:8]
+    if len(digits) < 8 or not digits.isdigit():
+        return [v] if v else []
+    y, m, d = digits[:4], digits[4:6], digits[6:8]
+    try:
+        mi, di = int(m), int(d)
+        if not (1 <= mi <= 12 and 1 <= di <= 31):
+            return [v]
+    except ValueError:
+        return [v]
+    yy, m1, d1 = y[2:], str(mi), str(di)
+    mon, month = _MONTHS[mi], _MONTHS_FULL[mi]
+    out = [v, f"{y}{m}{d}", f"{y}-{m}-{d}", f"{y}.{m}.{d}", f"{y}/{m}/{d}",
+           f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{d}-{m}-{y}", f"{m}-{d}-{y}",
+           f"{d1}.{m1}.{y}", f"{d1}/{m1}/{y}", f"{m1}/{d1}/{y}",
+           f"{d} {mon} {y}", f"{d1} {mon} {y}", f"{d}-{mon}-{y}", f"{d}{mon}{y}", f"{mon} {d1}, {y}", f"{mon} {d1} {y}",
+           f"{d1} {month} {y}", f"{month} {d1}, {y}", f"{month} {d1} {y}",
+           f"{d}.{m}.{yy}", f"{d}/{m}/{yy}", f"{m}/{d}/{yy}", f"{d}-{mon}-{yy}"]
+    return list(dict.fromkeys(out))
+
+
+_SEPARATORS = re.compile(r"[\s\-./_:]+")
+
+
+def id_spellings(value: str) -> list[str]:
+    """An ID with and without its separators (``12-345-678`` and ``12345678``)."""
+    v = value.strip()
+    out = [v]
+    bare = _SEPARATORS.sub("", v)
+    if bare != v and bare:
+        out.append(bare)
+    return out
+
+
+_NAME_SPLIT = re.compile(r"[\^=\s,;\-]+")
+
+
+def name_spellings(value: str) -> list[str]:
+    """A person name (PN) whole, per component group, and every part of it, in any script."""
+    v = value.strip()
+    out = [v]
+    for group in v.split("="):
+        g = group.strip("^ ")
+        if g and g != v:
+            out.append(g)
+            out.append(" ".join(p for p in g.split("^") if p))
+    out += [w for w in _NAME_SPLIT.split(v) if w]
+    return list(dict.fromkeys(o for o in out if o))
+
+
+# --------------------------------------------------------------------------- categories
+
+
+_ADDRESS_WORDS = ("Address", "Telephone", "Country", "Region", "Institution", "Department", "Station", "Location")
+
+
+def category_of(keyword: str, vr: str, private: bool) -> str:
+    """The category of an attribute's values (see :data:`CATEGORIES`)."""
+    if vr == "PN":
+        return NAME
+    if vr in ("DA", "DT") or "Date" in keyword:
+        return DATE
+    if vr == "UI":
+        return UID
+    if private:
+        return VENDOR_TEXT
+    if keyword.endswith(("ID", "IDs", "Number", "Numbers", "Identifier", "Locator")) or "ID" in keyword:
+        return ID
+    if any(w in keyword for w in _ADDRESS_WORDS):
+        return ADDRESS
+    return FREE_TEXT
+
+
+def _values(elem) -> list[str]:
+    if elem.VR == "UN" or isinstance(elem.value, (bytes, bytearray)):
+        raw = elem.value if isinstance(elem.value, (bytes, bytearray)) else b""
+        return [r.decode("ascii").strip() for r in re.findall(rb"[\x20-\x7e]{3,}", bytes(raw))]
+    values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
+    return [str(v).strip().rstrip("\x00").strip() for v in values if v is not None]
+
+
+def element_needles(elem, min_length: int, category: str | None = None) -> list[tuple[str, str]]:
+    """``(text, category)`` of the needles of one data element's value.
+
+    Binary VRs and code strings (CS: defined terms and enumerated values) give
+    none; numbers only as long digit runs; dates, names and IDs in all their
+    spellings.
+    """
+    vr = elem.VR
+    if vr in BINARY_VRS or vr == "CS":
+        return []
+    keyword = keyword_for_tag(elem.tag) or ""
+    cat = category or category_of(keyword, vr, elem.tag.is_private)
+    out: list[str] = []
+    for text in _values(elem):
+        if not text:
+            continue
+        if vr == "UI" and is_public_uid(text):
+            continue
+        if vr in NUMERIC_TEXT_VRS and not (text.isdigit() and len(text) >= MIN_DIGITS):
+            continue
+        if vr in ("DA", "DT"):
+            out.extend(date_spellings(text[:8]))
+            if len(text) > 8:
+                out.append(text)
+            continue
+        if vr == "PN" or cat == NAME:
+            out.extend(name_spellings(text))
+            continue
+        if cat == ID:
+            out.extend(id_spellings(text))
+            continue
+        out.append(text)
+    return [(t, cat) for t in dict.fromkeys(out) if keep_needle(t, min_length, cat)]
+
+
+def _block_tag(tag) -> int:
+    return int(tag) & 0xFFFF00FF
+
+
+def dataset_needles(
+    ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
+) -> set[Needle]:
+    """All needles of one dataset, at every depth, private elements included.
+
+    An element contributes needles unless Table E.1-1 gives it ``K`` under
+    ``options``. Elements the table does not list contribute too when they are
+    private (odd group), unless the reviewed vocabulary lists the private
+    attribute as technical; other unlisted standard elements (pixel and
+    geometry attributes, acquisition parameters) do not. Sequences are always
+    entered, whatever their action. Under Retain Safe Private, private elements
+    of the allow-list (``private_allowlist.tsv``) are kept, hence not needle
+    sources (the scan still reads them in the release). A needle's value that is also in a kept
+    attribute stays a needle (that kept attribute is a leak to clean, not an
+    excuse). Values in the reviewed vocabulary are not needles, except those of
+    direct identifiers.
+    """
+    from neurodeid.deid.rules import load_private_allowlist  # lazy: deid imports this module
+
+    table = table or load_table()
+    vocab, private_vocab = vocabulary()
+    # Under Retain Safe Private, allow-listed private elements are kept (sanitised):
+    # kept, not needle sources, like K attributes (the scan still reads them).
+    safe = load_private_allowlist() if "retain_safe_private" in options else {}
+    direct = direct_identifiers()
+    found: set[Needle] = set()
+
+    def walk(dataset: pydicom.Dataset, path: str) -> None:
+        for elem in dataset:
+            tag = int(elem.tag)
+            action = table.action(tag, options)
+            keyword = keyword_for_tag(elem.tag)
+            name = keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+            where = f"{path}{name}"
+            if elem.VR == "SQ":
+                for i, item in enumerate(elem.value or []):
+                    walk(item, f"{where}[{i}].")
+                continue
+            if elem.tag.is_private_creator:
+                continue  # "SIEMENS CSA HEADER": names a vendor's block, not a person
+            if (action is None and not elem.tag.is_private) or action == "K":
+                continue
+            if action == "C" and elem.VR == "TM":
+                continue  # modified dates shift whole days: the time of day is kept by design
+            if elem.tag.is_private:
+                creator = getattr(elem, "private_creator", None) or ""
+                if (creator, _block_tag(elem.tag)) in private_vocab:
+                    continue
+                if (creator, elem.tag.group, elem.tag.element & 0xFF) in safe:
+                    continue
+            is_direct = keyword in direct
+            for text, cat in element_needles(elem, min_length):
+                if not is_direct and text.strip().lower() in vocab:
+                    continue
+                found.add(Needle(text, where, cat))
+
+    walk(ds, "")
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        v = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
+        if v and not is_public_uid(v):
+            found.add(Needle(v, "MediaStorageSOPInstanceUID", UID))
+    return found
+
+
+#: Splits a file or folder name into words: anything that is not a letter or digit
+#: (any script), and the change from letters to digits.
+_PATH_SPLIT = re.compile(r"[\W_]+")
+_GLUE = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])|(?<=[a-z])(?=[A-Z])")
+
+
+def path_words(part: str) -> list[str]:
+    """The words of one file or folder name: split on punctuation, and glued sub-tokens
+    (letters/digits changes, camelCase) too."""
+    out = []
+    for word in _PATH_SPLIT.split(part):
+        if not word:
+            continue
+        out.append(word)
+        subs = [s for s in _GLUE.split(word) if s]
+        if len(subs) > 1:
+            out.extend(subs)
+    return out
+
+
+def path_needles(relative_paths, min_length: int = DEFAULT_MIN_LENGTH) -> set[Needle]:
+    """Needles from the words of raw file and folder names.
+
+    Names are split on anything that is not a letter or digit (any script) and
+    on glued sub-tokens; words in the stop list (``dicom``, ``series``, ``t1``,
+    vendors, file extensions...), vocabulary and short numbers are dropped.
+    """
+    stop = path_stopwords()
+    vocab, _ = vocabulary()
+    found: set[Needle] = set()
+    for rel in relative_paths:
+        for part in str(rel).split("/"):
+            for word in path_words(part):
+                low = word.lower()
+                if low in stop or low in vocab or not keep_needle(word, min_length, PATH_WORD):
+                    continue
+                found.add(Needle(word, PATH_SOURCE, PATH_WORD))
+    return found
+
+
+def read_file_needles(path: str | os.PathLike, options=(), min_length: int = DEFAULT_MIN_LENGTH) -> set[Needle]:
+    """Needles of one raw DICOM file (header only; pixel data is never read)."""
+    ds = pydicom.dcmread(os.fspath(path), stop_before_pixels=True, force=True)
+    return dataset_needles(ds, options, min_length=min_length)
+
+
+def save_needles(path: str | os.PathLike, needles: set[Needle]) -> None:
+    """Write needles as sorted JSON rows ``[text, source, category]`` (private)."""
+    rows = sorted({(n.text, n.source, n.category) for n in needles})
+    write_text_atomic(path, json.dumps(rows, ensure_ascii=False, indent=0) + "\n")
+
+
+def load_needles(paths, min_length: int | None = None) -> list[Needle]:
+    """Needles from saved lists; with ``min_length``, only those the audit looks for
+    at that length (the lists are collected with a lower bound, the config decides)."""
+    out: set[Needle] = set()
+    for p in paths:
+        for row in json.loads(Path(p).read_text(encoding="utf-8")):
+            out.add(Needle(*row[:3]))
+    if min_length is not None:
+        out = {n for n in out if keep_needle(n.text, min_length, n.category)}
+    return sorted(out, key=lambda n: (n.text, n.source, n.category))
