@@ -215,3 +215,11 @@ def test_echoes_numbered_from_one_in_echo_order():
            "outputs": ["e10", "e12.46"]}
     names = assign_bids_names([row], load_heuristics())
     assert [n["suffix"] for n in names["s008"]] == ["magnitude1", "magnitude2"]
+
+
+def test_rest_is_a_word_not_a_substring():
+    """Issue #18: "T1 MPRAGE POSTOP RESTAGING" was filed as func/bold and never defaced."""
+    c = classify_series(row("T1 MPRAGE POSTOP RESTAGING", n=176), RULES)
+    assert (c.get("datatype"), c.get("suffix")) == ("anat", "T1w"), c
+    for desc in ("rest_bold", "Resting State fMRI", "RestingState", "ep2d_REST"):
+        assert classify_series(row(desc, n=200), RULES)["entities"] == {"task": "rest"}, desc
