@@ -75,7 +75,7 @@ def readme_text(name: str, edition: str, options: list[str], counts: dict | None
                      "and checked by morphometry (original vs defaced).\n")
         if c["dicom_series"]:
             text += (f"- {c['dicom_series']} DICOM series ({c['dicom_files']} file(s)) released de-identified; "
-                     "series whose pixels could show a face or burned-in text only after cleaning.\n")
+                     "series whose pixels could show a face or text only after cleaning.\n")
         text += (f"- {c['withheld']} series or image(s) withheld after a stage failed or a check did not "
                  "pass (not in this folder).\n" if c["withheld"] else
                  "- No series or image was withheld after a failed stage or check.\n")
