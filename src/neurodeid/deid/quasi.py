@@ -40,6 +40,8 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from neurodeid.needles import _is_number  # one definition of "a number" for both
+
 #: Characteristics :attr:`QuasiPolicy.remove` may name, and their standard tags.
 CHARACTERISTIC_TAGS = {
     "age": (0x00101010,),  # PatientAge
@@ -394,14 +396,6 @@ def _generalise_field(text: str, kind: str, policy: QuasiPolicy, retain: bool) -
     decimals = len(text.split(".")[1]) if "." in text else 0
     y = round_to_step(x, step)
     return f"{y:.{decimals}f}" if decimals else str(int(round(y)))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def generalise_item_value(value: str, fields: dict[int, str], policy: QuasiPolicy, retain: bool) -> str:
