@@ -260,3 +260,27 @@ def test_vocabulary_is_reviewed_data_with_reasons():
     ds.ImageComments = "None"
     found = {(n.text, n.source) for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
     assert ("None", "PatientName") in found and ("None", "ImageComments") not in found
+
+
+def test_scoped_needles_are_looked_for_in_their_own_subject_and_shared_files(tmp_path):
+    """A technical vendor value or a short name part of one subject found by chance in another
+    subject's file is no hit; in its own subject's files and in the README it is; a long name is
+    looked for everywhere."""
+    from neurodeid.needles import NAME, VENDOR_TEXT, Needle, save_needles
+
+    nd = tmp_path / "needles"
+    (nd / "sub-aaa" / "ses-1").mkdir(parents=True)
+    (nd / "sub-bbb" / "ses-1").mkdir(parents=True)
+    save_needles(nd / "sub-aaa" / "ses-1" / "s001.json",
+                 {Needle("64*64p", "(0021,1158)", VENDOR_TEXT), Needle("Test", "PatientName", NAME),
+                  Needle("Quorndalewski", "PatientName", NAME)})
+    save_needles(nd / "sub-bbb" / "ses-1" / "s001.json", {Needle("Zyxwvu", "PatientName", NAME)})
+    rel = tmp_path / "release"
+    for sub in ("aaa", "bbb"):
+        (rel / f"sub-{sub}").mkdir(parents=True)
+    (rel / "sub-bbb" / "x.txt").write_text("matrix 64*64p, a Test protocol, Quorndalewski\n")
+    (rel / "sub-aaa" / "y.txt").write_text("matrix 64*64p\n")
+    (rel / "README").write_text("a Test\n")
+    hits = audit.audit_release(rel, sorted(nd.rglob("*.json")), tmp_path / "audit.tsv")
+    got = {(h.file, h.needle) for h in hits}
+    assert got == {("sub-bbb/x.txt", "Quorndalewski"), ("sub-aaa/y.txt", "64*64p"), ("README", "Test")}, got

@@ -512,17 +512,23 @@ def scan_bytes(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher, 
     return [(o, n, location) for o, n, _ in scan_file(name, data, matcher, long_matcher)]
 
 
-def scan_release(release_dir: str | os.PathLike, matcher: Matcher,
+def scan_release(release_dir: str | os.PathLike, matcher: "Matcher | ScopedMatchers",
                  long_matcher: Matcher | None = None) -> tuple[list[Hit], int]:
     """Scan every file and folder below ``release_dir``; return (hits, files scanned).
 
     Names (with glued sub-tokens), then each file's content by format
     (:func:`scan_file`); ``.gz`` files: their gzip header (which can name the
-    original file) and their decompressed content.
+    original file) and their decompressed content. ``matcher``: one matcher for every
+    file, or :class:`ScopedMatchers` (one per subject).
     """
     root = Path(release_dir)
-    if long_matcher is None:
-        long_matcher = matcher.long_only()
+    if isinstance(matcher, ScopedMatchers):
+        matchers = matcher.for_path
+    else:
+        fixed = (matcher, long_matcher if long_matcher is not None else matcher.long_only())
+
+        def matchers(rel: str) -> tuple[Matcher, Matcher]:
+            return fixed
     hits: list[Hit] = []
     n_files = 0
     for dirpath, dirnames, filenames in os.walk(root):
@@ -530,10 +536,11 @@ def scan_release(release_dir: str | os.PathLike, matcher: Matcher,
         rel_dir = Path(dirpath).relative_to(root)
         for name in sorted(dirnames) + sorted(filenames):
             rel = (rel_dir / name).as_posix()
-            for off, n in matcher.find(name):
+            for off, n in matchers(rel)[0].find(name):
                 hits.append(Hit(rel, LOC_NAME, off, n.source, n.text, "file or folder name", n.category))
         for name in sorted(filenames):
             rel = (rel_dir / name).as_posix()
+            matcher, long_matcher = matchers(rel)
             data = (Path(dirpath) / name).read_bytes()
             n_files += 1
             raw = _gunzip(data) if name.endswith(".gz") else None
@@ -662,15 +669,70 @@ def read_allowed(path: str | os.PathLike) -> list[dict]:
     return out
 
 
+_SUBJECT_PART = re.compile(r"^sub-([A-Za-z0-9]+)$")
+
+
+def subject_of(path: str | os.PathLike) -> str | None:
+    """The subject label of a release path or a needle file (a ``sub-<label>`` component), or None."""
+    for part in Path(path).parts:
+        m = _SUBJECT_PART.match(part)
+        if m:
+            return m.group(1)
+    return None
+
+
+def is_scoped(needle: Needle) -> bool:
+    """Whether a needle is looked for only in its own subject's files (and the release's
+    top-level files): vendor and free text, and every needle shorter than
+    :data:`TOKEN_MATCH_BELOW` characters. A technical vendor value or a short name part of
+    one subject (a phantom called ``Test``) is found by chance in another subject's
+    protocol; a long name, ID, date, UID or address is looked for in every file."""
+    return needle.category in (VENDOR_TEXT, FREE_TEXT) or len(needle.text) < TOKEN_MATCH_BELOW
+
+
+class ScopedMatchers:
+    """The matcher for each released file: the global needles plus the scoped needles of
+    the file's subject (every scoped needle for files of no subject, such as the README)."""
+
+    def __init__(self, global_needles: list[Needle], scoped: dict[str | None, list[Needle]]):
+        self.global_needles = list(global_needles)
+        self.scoped = scoped
+        self._cache: dict[str | None, tuple[Matcher, Matcher]] = {}
+
+    def for_path(self, rel: str) -> tuple[Matcher, Matcher]:
+        subject = subject_of(rel)
+        key = subject if subject in self.scoped else None
+        if key not in self._cache:
+            extra = ([n for ns in self.scoped.values() for n in ns] if key is None
+                     else self.scoped[key] + self.scoped.get(None, []))
+            m = Matcher(self.global_needles + extra)
+            self._cache[key] = (m, m.long_only())
+        return self._cache[key]
+
+
 def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None, allow=None) -> list[Hit]:
     """Scan ``release_dir`` against the needles in ``needle_files``; write ``audit_tsv``.
 
-    ``allow``: the site allow-list (``[{value, reason}]``, see :func:`apply_allow`).
+    A needle file below a ``sub-<label>`` folder holds that subject's needles; its scoped
+    needles (:func:`is_scoped`) are looked for in that subject's files and in the files of
+    no subject. ``allow``: the site allow-list (``[{value, reason}]``, see :func:`apply_allow`).
     """
-    needles = load_needles(needle_files, min_length)
-    needles, uses = apply_allow(needles, allow)
-    hits, n_files = scan_release(release_dir, Matcher(needles))
-    write_audit_table(audit_tsv, hits, n_files, len(needles), uses)
+    by_file = {str(f): load_needles([f], min_length) for f in needle_files}
+    kept, uses = apply_allow([n for ns in by_file.values() for n in ns], allow)
+    kept_set = set(kept)
+    global_needles: list[Needle] = []
+    scoped: dict[str | None, list[Needle]] = {}
+    for f, ns in by_file.items():
+        subject = subject_of(f)
+        for n in ns:
+            if n not in kept_set:
+                continue
+            if subject is not None and is_scoped(n):
+                scoped.setdefault(subject, []).append(n)
+            else:
+                global_needles.append(n)
+    hits, n_files = scan_release(release_dir, ScopedMatchers(global_needles, scoped))
+    write_audit_table(audit_tsv, hits, n_files, len(kept), uses)
     return hits
 
 
