@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -427,38 +426,22 @@ def generalise_csa(value: bytes, creator: str, policy: QuasiPolicy, retain: bool
     unchanged for blocks without listed items, ``None`` when a listed block
     does not parse (the caller removes the element).
     """
+    from neurodeid.audit import csa_items  # lazy, as deid.crosscheck: the one CSA2 parser
+
     items = {item: fields for (block, item), fields in load_private_items().items() if block == creator}
     if not items or value[:4] != b"SV10":
         return value
+    ranges = csa_items(value)
+    if ranges is None:
+        return None
     data = bytearray(value)
-    if len(data) < 16:
-        return None
-    (n_tags,) = struct.unpack_from("<I", data, 8)
-    if n_tags > 1000:
-        return None
-    off = 16
-    for _ in range(n_tags):
-        if off + 84 > len(data):
-            return None
-        name = bytes(data[off : off + 64]).split(b"\x00", 1)[0].decode("ascii", "replace")
-        (n_items,) = struct.unpack_from("<i", data, off + 76)
-        off += 84
-        if not 0 <= n_items <= 100000:
-            return None
+    for name, start, end in ranges:
         fields = items.get(name)
-        for _ in range(n_items):
-            if off + 16 > len(data):
-                return None
-            (item_len,) = struct.unpack_from("<i", data, off + 4)
-            if item_len < 0 or off + 16 + item_len > len(data):
-                return None
-            if fields is not None and item_len:
-                start = off + 16
-                raw = bytes(data[start : start + item_len])
-                text = raw.split(b"\x00", 1)[0].decode("latin-1")
-                new = generalise_item_value(text, fields, policy, retain).encode("latin-1")
-                if len(new) > len(text):
-                    return None
-                data[start : start + item_len] = new + b"\x00" * (item_len - len(new))
-            off += 16 + (item_len + 3) // 4 * 4
+        if fields is None:
+            continue
+        text = bytes(data[start:end]).split(b"\x00", 1)[0].decode("latin-1")
+        new = generalise_item_value(text, fields, policy, retain).encode("latin-1")
+        if len(new) > len(text):
+            return None
+        data[start:end] = new + b"\x00" * (end - start - len(new))
     return bytes(data)
