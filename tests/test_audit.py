@@ -284,3 +284,30 @@ def test_scoped_needles_are_looked_for_in_their_own_subject_and_shared_files(tmp
     hits = audit.audit_release(rel, sorted(nd.rglob("*.json")), tmp_path / "audit.tsv")
     got = {(h.file, h.needle) for h in hits}
     assert got == {("sub-bbb/x.txt", "Quorndalewski"), ("sub-aaa/y.txt", "64*64p"), ("README", "Test")}, got
+
+
+def test_byte_scan_finds_what_the_latin1_text_scan_finds():
+    """``Matcher.find_bytes`` (one pass over a payload) gives the hits of ``find`` on the
+    Latin-1 text: any case, Latin-1 capitals, UTF-8 names, whole tokens for short needles,
+    substrings for long ones, overlapping needles."""
+    import random
+
+    from neurodeid.needles import DATE, NAME, Needle
+
+    needles = [Needle("DOE", "PatientName", NAME), Needle("Müller", "PatientName", NAME),
+               Needle("ÉLODIE", "PatientName", NAME), Needle("Glenmoor Royal", "InstitutionName"),
+               Needle("Royal Infirmary", "InstitutionName"), Needle("19420317", "PatientBirthDate", DATE),
+               Needle("山田", "PatientName", NAME), Needle("_ct", "raw file/folder name")]
+    matcher = audit.Matcher(needles)
+    rng = random.Random(17)
+    pieces = [b"doe", b"DOE", b"xdoe", b"Doe1", b"M\xc3\xbcller", b"M\xfcller", b"m\xdcller", b"\xc9LODIE",
+              b"\xe9lodie", b"GLENMOOR ROYAL INFIRMARY", b"119420317", b"19420317", "山田".encode(),
+              b"a_ct.", b"_CT", b" ", b".", b"\x00", b"\xff", b"Ab"]
+    for _ in range(300):
+        data = b"".join(rng.choice(pieces) + bytes(rng.randrange(256) for _ in range(rng.randrange(3)))
+                        for _ in range(rng.randrange(1, 12)))
+        text_hits = sorted((o, n.text) for o, n in matcher.find(data.decode("latin-1")))
+        byte_hits = sorted((o, n.text) for o, n in matcher.find_bytes(data))
+        assert byte_hits == text_hits, data
+    assert {n.text for _, n in matcher.find_bytes(b"x M\xc3\x9cLLER, glenmoor royal infirmary")} == {
+        "Müller", "Glenmoor Royal", "Royal Infirmary"}

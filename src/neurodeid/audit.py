@@ -40,7 +40,9 @@ letter and length, in the report).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import gzip
 import io
 import json
@@ -52,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ahocorasick
+import ahocorasick_rs
 import pydicom
 
 from .fileio import write_text_atomic
@@ -137,35 +140,98 @@ def _edge_joined(a: str, b: str, outside: str) -> bool:
     return _joined(a, b)
 
 
+#: ``str.lower`` of a Latin-1 character, one byte at a time: bytes lowered with this table
+#: are the Latin-1 encoding of ``bytes.decode("latin-1").lower()`` (no Latin-1 character
+#: lowers to more than one character or outside Latin-1).
+_LATIN1_LOWER = bytes(ord(chr(i).lower()) for i in range(256))
+
+#: Up to this many spellings the byte automaton is a full DFA (fastest scan, memory grows
+#: with the patterns); beyond it the library picks a smaller automaton.
+_DFA_MAX_PATTERNS = 50_000
+
+_ALL = None  # a view that filters no scope
+
+
+def _spellings(text: str) -> list[str]:
+    """A needle's lower-case spellings: itself, and its UTF-8 bytes read as Latin-1 (as
+    written, in lower case and in capitals: Latin-1 lowering does not join the UTF-8 bytes
+    of ``Ü`` and ``ü``)."""
+    out = {text.lower()}
+    for t in (text, text.lower(), text.upper()):
+        try:
+            out.add(t.encode("utf-8").decode("latin-1").lower())
+        except UnicodeError:
+            pass
+    return [s for s in out if s]
+
+
+class _Automata:
+    """The automata over every spelling of a set of needles, each needle tagged with a scope.
+
+    One entry per spelling: ``(length, whole-token only, ((needle, scope), ...))``. Text is
+    matched by :mod:`ahocorasick` (pyahocorasick); bytes by :mod:`ahocorasick_rs` over the
+    Latin-1-lowered bytes (built on first use): one pass over a payload for all needles.
+    """
+
+    def __init__(self, tagged):
+        by_text: dict[str, list] = {}
+        for needle, scope in tagged:
+            by_text.setdefault(needle.text, []).append((needle, scope))
+        entries: dict[str, list] = {}
+        for text, ns in by_text.items():
+            for s in _spellings(text):
+                entries.setdefault(s, []).extend(ns)
+        self.entries = [(s, (len(s), len(s) < TOKEN_MATCH_BELOW or s.isdigit(), tuple(ns)))
+                        for s, ns in entries.items()]
+        self.empty = not self.entries
+        self.text = ahocorasick.Automaton()
+        for s, value in self.entries:
+            self.text.add_word(s, value)
+        if not self.empty:
+            self.text.make_automaton()
+        self._bytes = None
+
+    def bytes_automaton(self):
+        """(automaton, entry of each pattern) over the spellings that Latin-1 can spell."""
+        if self._bytes is None:
+            patterns, values = [], []
+            for s, value in self.entries:
+                try:
+                    patterns.append(s.encode("latin-1"))
+                except UnicodeEncodeError:
+                    continue  # a character beyond Latin-1 never occurs in Latin-1-read bytes
+                values.append(value)
+            impl = ahocorasick_rs.Implementation.DFA if len(patterns) <= _DFA_MAX_PATTERNS else None
+            automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=impl) if patterns else None
+            self._bytes = (automaton, values)
+        return self._bytes
+
+
 class Matcher:
     """Case-insensitive multi-needle matcher over text and bytes.
 
     Bytes are matched through their Latin-1 decoding (one character per byte),
     so every needle is entered in its UTF-8-as-Latin-1 spelling too.
+    :meth:`find_bytes` gives the same hits as :meth:`find` on the Latin-1 text
+    without decoding it (payloads of many MB in one pass).
     """
 
-    def __init__(self, needles: list[Needle]):
+    def __init__(self, needles: list[Needle], *, _automata: _Automata | None = None, _scopes=_ALL):
         self.needles = list(needles)
-        self._automaton = ahocorasick.Automaton()
-        entries: dict[str, list[Needle]] = {}
-        for n in self.needles:
-            spellings = {n.text.lower()}
-            try:
-                spellings.add(n.text.encode("utf-8").decode("latin-1").lower())
-            except UnicodeError:
-                pass
-            for s in spellings:
-                if s:
-                    entries.setdefault(s, []).append(n)
-        for s, ns in entries.items():
-            self._automaton.add_word(s, (s, ns))
-        self.empty = not entries
-        if not self.empty:
-            self._automaton.make_automaton()
+        self._automata = _automata if _automata is not None else _Automata((n, None) for n in self.needles)
+        self._scopes = _scopes  # the scopes this view matches (None: all)
+        self._long: Matcher | None = None
+        self.empty = self._automata.empty
 
     def long_only(self) -> "Matcher":
         """A matcher of the needles that cannot match by chance (>= TOKEN_MATCH_BELOW characters)."""
-        return Matcher([n for n in self.needles if len(n.text) >= TOKEN_MATCH_BELOW])
+        if self._long is None:
+            self._long = Matcher([n for n in self.needles if len(n.text) >= TOKEN_MATCH_BELOW])
+        return self._long
+
+    def _keep(self, ns) -> list[Needle]:
+        scopes = self._scopes
+        return [n for n, scope in ns if scopes is _ALL or scope in scopes]
 
     def find(self, text: str) -> list[tuple[int, Needle]]:
         """(offset, needle) of each match in ``text`` (any case)."""
@@ -175,15 +241,40 @@ class Matcher:
         if len(low) != len(text):  # a few characters change length when lowered
             text = low
         hits = []
-        for end, (s, ns) in self._automaton.iter(low):
-            start = end - len(s) + 1
-            if len(s) < TOKEN_MATCH_BELOW or s.isdigit():
+        last = len(text) - 1
+        for end, (length, token, ns) in self._automata.text.iter(low):
+            start = end - length + 1
+            if token:
                 if start > 0 and _edge_joined(text[start - 1], text[start], text[start - 1]):
                     continue
-                if end + 1 < len(text) and _edge_joined(text[end], text[end + 1], text[end + 1]):
+                if end < last and _edge_joined(text[end], text[end + 1], text[end + 1]):
                     continue
-            for n in ns:
-                hits.append((start, n))
+            hits.extend((start, n) for n in self._keep(ns))
+        return hits
+
+    def find_bytes(self, data: bytes) -> list[tuple[int, Needle]]:
+        """(offset, needle) of each match in ``data`` read as Latin-1 text (any case):
+        the hits of ``find(data.decode("latin-1"))``, in one pass over the bytes."""
+        if self.empty or not data:
+            return []
+        automaton, values = self._automata.bytes_automaton()
+        if automaton is None:
+            return []
+        data = bytes(data)
+        found = automaton.find_matches_as_indexes(data.translate(_LATIN1_LOWER), overlapping=True)
+        if not found:
+            return []
+        hits = []
+        last = len(data) - 1
+        for i, start, stop in sorted(found, key=lambda m: (m[2], m[1])):
+            length, token, ns = values[i]
+            end = stop - 1
+            if token:
+                if start > 0 and _edge_joined(chr(data[start - 1]), chr(data[start]), chr(data[start - 1])):
+                    continue
+                if end < last and _edge_joined(chr(data[end]), chr(data[end + 1]), chr(data[end + 1])):
+                    continue
+            hits.extend((start, n) for n in self._keep(ns))
         return hits
 
 
@@ -252,14 +343,19 @@ def payload_range(name: str, data: bytes) -> tuple[int, int] | None:
             elem = ds.get_item(0x7FE00010)
         except Exception:  # noqa: BLE001 - not parseable: no payload, all bytes are scanned
             return None
-        if elem is None or not getattr(elem, "file_tell", None):
-            return None
-        start = elem.file_tell
-        little = getattr(ds, "is_little_endian", True) is not False
-        length = int.from_bytes(data[start - 4 : start], "little" if little else "big")
-        end = len(data) if length == 0xFFFFFFFF else min(len(data), start + length)
-        return (start, end)
+        return _pixel_range(ds, elem, data)
     return None
+
+
+def _pixel_range(ds, elem, data: bytes) -> tuple[int, int] | None:
+    """The byte range of the value of the top-level Pixel Data element ``elem`` of ``ds`` (read from ``data``)."""
+    if elem is None or not getattr(elem, "file_tell", None):
+        return None
+    start = elem.file_tell
+    little = getattr(ds, "is_little_endian", True) is not False
+    length = int.from_bytes(data[start - 4 : start], "little" if little else "big")
+    end = len(data) if length == 0xFFFFFFFF else min(len(data), start + length)
+    return (start, end)
 
 
 def _text_of(value) -> str:
@@ -336,13 +432,24 @@ def _expected_pixel_bytes(ds) -> int | None:
 Found = tuple[int, Needle, str]  # (offset, needle, field)
 
 
-def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: list, meta: bool = False) -> None:
+def _find_value(matcher: Matcher, value) -> list[tuple[int, Needle]]:
+    """Hits in an element value: bytes read as Latin-1 text, anything else as its text."""
+    if isinstance(value, (bytes, bytearray)):
+        return matcher.find_bytes(value)
+    return matcher.find(_text_of(value))
+
+
+def _element_name(path: str, elem) -> str:
     from pydicom.datadict import keyword_for_tag
 
+    return f"{path}{keyword_for_tag(elem.tag) or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
+
+
+def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: list, meta: bool = False) -> None:
     for elem in ds:
-        name = keyword_for_tag(elem.tag) or f"({elem.tag.group:04X},{elem.tag.element:04X})"
-        where = f"{path}{name}"
-        if elem.VR == "SQ":
+        vr = elem.VR
+        if vr == "SQ":
+            where = _element_name(path, elem)
             for i, item in enumerate(elem.value or []):
                 _dicom_walk(item, f"{where}[{i}].", matcher, long_matcher, out)
             continue
@@ -350,51 +457,67 @@ def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: lis
         value = elem.value
         if tag in _PIXEL_TAGS:
             if path:  # icon images in sequences: pixels, long needles only
-                out.extend((o, n, where) for o, n in long_matcher.find(_text_of(value)))
+                found = _find_value(long_matcher, value)
+                out.extend((o, n, _element_name(path, elem)) for o, n in found)
             continue  # the top-level pixels are scanned by the caller
-        csa = csa_texts(bytes(value)) if isinstance(value, (bytes, bytearray)) else None
+        is_bytes = isinstance(value, (bytes, bytearray))
+        csa = csa_texts(bytes(value)) if is_bytes else None
         if csa is not None:  # a Siemens CSA header: its item values
-            out.extend((o, n, f"{where} CSA {item}") for item, text in csa for o, n in matcher.find(text))
+            found = [(o, n, item) for item, text in csa for o, n in matcher.find(text)]
+            if found:
+                where = _element_name(path, elem)
+                out.extend((o, n, f"{where} CSA {item}") for o, n, item in found)
             continue
-        if elem.VR in ("OB", "UN") or (elem.tag.is_private and isinstance(value, (bytes, bytearray))):
-            found = matcher.find(_text_of(value))  # other vendor blocks: text where it can be
-        elif elem.VR in BINARY_VRS:
-            found = long_matcher.find(_text_of(value)) if isinstance(value, (bytes, bytearray)) else []
+        if vr in ("OB", "UN") or (is_bytes and elem.tag.is_private):
+            found = _find_value(matcher, value)  # other vendor blocks: text where it can be
+        elif vr in BINARY_VRS:
+            found = long_matcher.find_bytes(value) if is_bytes else []
         else:
-            found = matcher.find(_text_of(value))
-            if elem.VR == "CS":  # defined terms: a path word there is vocabulary ("RGB")
+            found = _find_value(matcher, value)
+            if vr == "CS":  # defined terms: a path word there is vocabulary ("RGB")
                 found = [(o, n) for o, n in found if n.category != PATH_WORD]
-        out.extend((o, n, where) for o, n in found)
+        if found:
+            where = _element_name(path, elem)
+            out.extend((o, n, where) for o, n in found)
 
 
 def scan_dicom(data: bytes, matcher: Matcher, long_matcher: Matcher) -> list[Found] | None:
     """Hits in a DICOM file read as DICOM, or None when it does not parse."""
+    return _scan_dicom(data, matcher, long_matcher)[0]
+
+
+def _scan_dicom(data: bytes, matcher: Matcher, long_matcher: Matcher):
+    """(hits or None, pixel payload range or None) of a DICOM file, parsed once."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         list(ds.keys())
         if not len(ds) and not getattr(ds, "file_meta", None):
-            return None
+            return None, None
     except Exception:  # noqa: BLE001 - any parse error: scanned as raw bytes instead
-        return None
+        return None, None
     out: list[Found] = []
     try:
         _dicom_walk(getattr(ds, "file_meta", None) or [], "", matcher, long_matcher, out, meta=True)
         _dicom_walk(ds, "", matcher, long_matcher, out)
     except Exception:  # noqa: BLE001 - a value that does not decode: raw bytes instead
-        return None
+        return None, None
     preamble = getattr(ds, "preamble", None) or b""
-    out += [(o, n, "preamble") for o, n in matcher.find(bytes(preamble).decode("latin-1"))]
+    out += [(o, n, "preamble") for o, n in matcher.find_bytes(bytes(preamble))]
     for tag in _PIXEL_TAGS:
         elem = ds.get(tag)
         if elem is None or not isinstance(elem.value, (bytes, bytearray)):
             continue
-        pixels = bytes(elem.value)
+        pixels = elem.value
         expected = None if ds.file_meta.get("TransferSyntaxUID") is None or getattr(
             ds.file_meta.TransferSyntaxUID, "is_compressed", False) else _expected_pixel_bytes(ds)
         if expected is not None and len(pixels) > expected + 1:
-            extra = pixels[expected:].decode("latin-1")
-            out += [(o + expected, n, "PixelData (bytes after the image)") for o, n in matcher.find(extra)]
-    return out
+            out += [(o + expected, n, "PixelData (bytes after the image)")
+                    for o, n in matcher.find_bytes(pixels[expected:])]
+    try:
+        payload = _pixel_range(ds, ds.get_item(0x7FE00010), data)
+    except Exception:  # noqa: BLE001 - as payload_range: no payload, all bytes scanned
+        payload = None
+    return out, payload
 
 
 def _json_values(value, path: str):
@@ -441,8 +564,8 @@ def scan_nifti(data: bytes, matcher: Matcher) -> list[Found] | None:
     if layout is None:
         return None
     vox, end = layout
-    out = [(o, n, "NIfTI header and extensions") for o, n in matcher.find(data[:vox].decode("latin-1"))]
-    out += [(o + end, n, "NIfTI bytes after the voxels") for o, n in matcher.find(data[end:].decode("latin-1"))]
+    out = [(o, n, "NIfTI header and extensions") for o, n in matcher.find_bytes(data[:vox])]
+    out += [(o + end, n, "NIfTI bytes after the voxels") for o, n in matcher.find_bytes(data[end:])]
     return out
 
 
@@ -450,7 +573,7 @@ def scan_nrrd(data: bytes, matcher: Matcher) -> list[Found] | None:
     end = data.find(b"\n\n")
     if not data.startswith(b"NRRD") or end < 0:
         return None
-    return [(o, n, "NRRD header") for o, n in matcher.find(data[:end].decode("latin-1"))]
+    return [(o, n, "NRRD header") for o, n in matcher.find_bytes(data[:end])]
 
 
 def scan_text(data: bytes, matcher: Matcher) -> list[Found] | None:
@@ -472,11 +595,10 @@ def scan_file(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher) -
     low = name.lower()
     structured, payload = None, None
     if low.endswith(".dcm") or data[128:132] == b"DICM":
-        structured = scan_dicom(data, matcher, long_matcher)
-        payload = payload_range(name, data)
+        structured, payload = _scan_dicom(data, matcher, long_matcher)  # parsed once
         if structured is not None and payload is not None and payload[1] < len(data):
-            tail = data[payload[1]:].decode("latin-1")
-            structured += [(o + payload[1], n, "bytes after the dataset") for o, n in matcher.find(tail)]
+            structured += [(o + payload[1], n, "bytes after the dataset")
+                           for o, n in matcher.find_bytes(data[payload[1]:])]
     elif low.endswith(".json"):
         structured = scan_json(data, matcher)
     elif low.endswith(".tsv"):
@@ -493,17 +615,16 @@ def scan_file(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher) -
         text = scan_text(data, matcher) if b"\x00" not in data[:4096] else None
         structured, payload = (text, None) if text is not None else ([], (0, len(data)))
     if structured is None:  # not what its name says: the old byte scan, payload excepted
-        text = data.decode("latin-1")
         payload = payload_range(name, data)
         if payload is None:
-            return [(o, n, "bytes") for o, n in matcher.find(text)]
+            return [(o, n, "bytes") for o, n in matcher.find_bytes(data)]
         a, b = payload
-        out = [(o, n, "bytes") for o, n in matcher.find(text[:a])]
-        out += [(o + b, n, "bytes") for o, n in matcher.find(text[b:])]
-        return out + [(o + a, n, "image payload") for o, n in long_matcher.find(text[a:b])]
+        out = [(o, n, "bytes") for o, n in matcher.find_bytes(data[:a])]
+        out += [(o + b, n, "bytes") for o, n in matcher.find_bytes(data[b:])]
+        return out + [(o + a, n, "image payload") for o, n in long_matcher.find_bytes(data[a:b])]
     if payload is not None:  # image payload: long needles only (short ones occur by chance)
         a, b = payload
-        structured += [(o + a, n, "image payload") for o, n in long_matcher.find(data[a:b].decode("latin-1"))]
+        structured += [(o + a, n, "image payload") for o, n in long_matcher.find_bytes(data[a:b])]
     return structured
 
 
@@ -548,7 +669,7 @@ def scan_release(release_dir: str | os.PathLike, matcher: "Matcher | ScopedMatch
                 found = [(o, n, f, LOC_BYTES) for o, n, f in scan_file(name, data, matcher, long_matcher)]
             else:
                 head = data[: gzip_header_end(data)]
-                found = [(o, n, "gzip header", LOC_BYTES) for o, n in matcher.find(head.decode("latin-1"))]
+                found = [(o, n, "gzip header", LOC_BYTES) for o, n in matcher.find_bytes(head)]
                 found += [(o, n, f, LOC_GUNZIPPED)
                           for o, n, f in scan_file(name[: -len(".gz")], raw, matcher, long_matcher)]
             hits.extend(Hit(rel, loc, off, n.source, n.text, f, n.category) for off, n, f, loc in found)
@@ -692,22 +813,50 @@ def is_scoped(needle: Needle) -> bool:
 
 class ScopedMatchers:
     """The matcher for each released file: the global needles plus the scoped needles of
-    the file's subject (every scoped needle for files of no subject, such as the README)."""
+    the file's subject (every scoped needle for files of no subject, such as the README).
+
+    One automaton over all needles (and one over the long ones), each needle tagged with
+    its scope; a file's matcher is a view that keeps the hits of its scopes.
+    """
+
+    _GLOBAL = "\x00global"  # the scope tag of global needles (no subject label can spell it)
 
     def __init__(self, global_needles: list[Needle], scoped: dict[str | None, list[Needle]]):
         self.global_needles = list(global_needles)
         self.scoped = scoped
+        tagged = [(n, self._GLOBAL) for n in self.global_needles]
+        tagged += [(n, key) for key, ns in scoped.items() for n in ns]
+        self._all = [n for n, _ in tagged]
+        self._automata = _Automata(tagged)
+        self._long = _Automata((n, scope) for n, scope in tagged if len(n.text) >= TOKEN_MATCH_BELOW)
         self._cache: dict[str | None, tuple[Matcher, Matcher]] = {}
 
     def for_path(self, rel: str) -> tuple[Matcher, Matcher]:
         subject = subject_of(rel)
         key = subject if subject in self.scoped else None
         if key not in self._cache:
-            extra = ([n for ns in self.scoped.values() for n in ns] if key is None
-                     else self.scoped[key] + self.scoped.get(None, []))
-            m = Matcher(self.global_needles + extra)
-            self._cache[key] = (m, m.long_only())
+            scopes = _ALL if key is None else frozenset({self._GLOBAL, key, None})
+            needles = ([n for n in self._all] if key is None
+                       else self.global_needles + self.scoped[key] + self.scoped.get(None, []))
+            long = Matcher([n for n in needles if len(n.text) >= TOKEN_MATCH_BELOW], _automata=self._long,
+                           _scopes=scopes)
+            full = Matcher(needles, _automata=self._automata, _scopes=scopes)
+            full._long = long
+            self._cache[key] = (full, long)
         return self._cache[key]
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector (building many small objects that hold no
+    cycles: the collector's passes over them cost a third of the needle loading)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None, allow=None) -> list[Hit]:
@@ -717,21 +866,23 @@ def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None =
     needles (:func:`is_scoped`) are looked for in that subject's files and in the files of
     no subject. ``allow``: the site allow-list (``[{value, reason}]``, see :func:`apply_allow`).
     """
-    by_file = {str(f): load_needles([f], min_length) for f in needle_files}
-    kept, uses = apply_allow([n for ns in by_file.values() for n in ns], allow)
-    kept_set = set(kept)
-    global_needles: list[Needle] = []
-    scoped: dict[str | None, list[Needle]] = {}
-    for f, ns in by_file.items():
-        subject = subject_of(f)
-        for n in ns:
-            if n not in kept_set:
-                continue
-            if subject is not None and is_scoped(n):
-                scoped.setdefault(subject, []).append(n)
-            else:
-                global_needles.append(n)
-    hits, n_files = scan_release(release_dir, ScopedMatchers(global_needles, scoped))
+    with _collector_paused():  # tens of thousands of needles: no cycles to collect, only time lost
+        by_file = {str(f): load_needles([f], min_length) for f in needle_files}
+        kept, uses = apply_allow([n for ns in by_file.values() for n in ns], allow)
+        kept_set = set(kept) if uses else None  # without an allow-list every needle is kept
+        global_needles: list[Needle] = []
+        scoped: dict[str | None, list[Needle]] = {}
+        for f, ns in by_file.items():
+            subject = subject_of(f)
+            for n in ns:
+                if kept_set is not None and n not in kept_set:
+                    continue
+                if subject is not None and is_scoped(n):
+                    scoped.setdefault(subject, []).append(n)
+                else:
+                    global_needles.append(n)
+        matchers = ScopedMatchers(global_needles, scoped)
+    hits, n_files = scan_release(release_dir, matchers)
     write_audit_table(audit_tsv, hits, n_files, len(kept), uses)
     return hits
 

@@ -133,6 +133,8 @@ def _is_number(text: str) -> bool:
 
 def is_cjk(text: str) -> bool:
     """True when ``text`` holds a Han, Kana or Hangul character."""
+    if text.isascii():
+        return False
     for c in text:
         name = unicodedata.name(c, "")
         if name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")):
@@ -140,6 +142,7 @@ def is_cjk(text: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=1 << 16)  # needle lists repeat a text for many attributes (one date, many elements)
 def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
     """Is ``text`` specific enough to be looked for?
 
@@ -418,10 +421,10 @@ def save_needles(path: str | os.PathLike, needles: set[Needle]) -> None:
 def load_needles(paths, min_length: int | None = None) -> list[Needle]:
     """Needles from saved lists; with ``min_length``, only those the audit looks for
     at that length (the lists are collected with a lower bound, the config decides)."""
-    out: set[Needle] = set()
+    rows: set[tuple[str, str, str]] = set()
     for p in paths:
-        for row in json.loads(Path(p).read_text(encoding="utf-8")):
-            out.add(Needle(*row[:3]))
+        rows.update((r[0], r[1], r[2] if len(r) > 2 else FREE_TEXT)
+                    for r in json.loads(Path(p).read_text(encoding="utf-8")))
     if min_length is not None:
-        out = {n for n in out if keep_needle(n.text, min_length, n.category)}
-    return sorted(out, key=lambda n: (n.text, n.source, n.category))
+        rows = {r for r in rows if keep_needle(r[0], min_length, r[2])}
+    return [Needle(*r) for r in sorted(rows)]
