@@ -46,6 +46,9 @@ KEY = b"audit-corpus-key-0123456789abcdef"
 
 #: The planted subject (Latin script).
 FAMILY, GIVEN, MRN, MRN_BARE, DOB = "Quorna", "Imogen", "PID-31415926", "PID31415926", "19420317"
+#: A StudyInstanceUID under the DICOM root built from the MRN's digits and the birth date, glued:
+#: no date or ID needle matches inside it, only the UID itself identifies.
+UID_ONLY = f"1.2.840.10008.{MRN_BARE[3:]}{DOB}"
 #: The planted subject (Japanese, pydicom's chrH31.dcm): family and given name of 2 kanji each.
 KANJI_NAME, KANJI_FAMILY, KANJI_GIVEN = "Yamada^Tarou=山田^太郎=やまだ^たろう", "山田", "太郎"
 
@@ -184,6 +187,21 @@ def build_cases(tmp: Path) -> list[Case]:
         _, rel, dcm = new("StudyInstanceUID from MRN and birth date under the DICOM root", LEAK, vendor, base,
                           planted="1.2.840.10008.31415926.19420317")
         edit_dcm(dcm, lambda ds: setattr(ds, "StudyInstanceUID", "1.2.840.10008.31415926.19420317"))
+        _, rel, dcm = new("UID only: a raw StudyInstanceUID built from MRN and birth date, kept", LEAK, vendor, base,
+                          planted=UID_ONLY, raw_edit=lambda ds: setattr(ds, "StudyInstanceUID", UID_ONLY))
+        edit_dcm(dcm, lambda ds: setattr(ds, "StudyInstanceUID", UID_ONLY))
+        _, rel, dcm = new("name in the file meta (SourceApplicationEntityTitle)", LEAK, vendor, base, planted=GIVEN)
+        edit_dcm(dcm, lambda ds: setattr(ds.file_meta, "SourceApplicationEntityTitle", GIVEN))
+        _, rel, dcm = new("name in a private binary block (OB)", LEAK, vendor, base, planted=GIVEN)
+        edit_dcm(dcm, lambda ds: ds.private_block(0x0011, "ACME 1.0", create=True).add_new(
+            0x02, "OB", b"\x01\x02" + GIVEN.encode() + b"\x00\x00"))
+        _, rel, dcm = new("name in the DICOM preamble", LEAK, vendor, base, planted=GIVEN)
+        edit_dcm(dcm, lambda ds: setattr(ds, "preamble", (b"\x00" * 8 + GIVEN.encode()).ljust(128, b"\x00")))
+        _, rel, dcm = new("text after the end of the DICOM dataset", LEAK, vendor, base, planted=GIVEN)
+        dcm.write_bytes(dcm.read_bytes() + f" {GIVEN} ".encode())
+        _, rel, _ = new("name glued camelCase in a BIDS entity", LEAK, vendor, base, planted=GIVEN)
+        f = next(rel.rglob("*_bold.json"))
+        f.rename(f.with_name(f"sub-a1b2c3d4_ses-1_task-rest{GIVEN}_bold.json"))
         _, rel, _ = new("name in the sidecar ReceiveCoilName", LEAK, vendor, base, planted=GIVEN)
         side = next(rel.rglob("*_bold.json"))
         side.write_text(side.read_text().replace("HeadNeck_64", f"Head_{GIVEN}"))

@@ -311,3 +311,40 @@ def test_byte_scan_finds_what_the_latin1_text_scan_finds():
         assert byte_hits == text_hits, data
     assert {n.text for _, n in matcher.find_bytes(b"x M\xc3\x9cLLER, glenmoor royal infirmary")} == {
         "Müller", "Glenmoor Royal", "Royal Infirmary"}
+
+
+def test_nrrd_header_is_text_and_its_data_a_payload(tmp_path):
+    needles = [audit.Needle("DOE", "PatientName"), audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    head = b"NRRD0004\ntype: uint8\ndimension: 1\nsizes: 32\nencoding: raw\ncontent: DOE scan\n\n"
+    hits, _ = _scan(tmp_path, needles, {"a.nrrd": head + (b"\x91 Doe \x9e" * 4)})
+    assert [(h.field, h.source) for h in hits] == [("NRRD header", "PatientName")]  # the voxels spell 'Doe' by chance
+    hits, _ = _scan(tmp_path, needles, {"b.nrrd": head.replace(b"DOE", b"x") + b"\x00Glenmoor Royal Infirmary\x00"})
+    assert [(h.field, h.source) for h in hits] == [("image payload", "InstitutionName")]
+
+
+def test_unknown_binary_files_are_scanned_for_long_needles(tmp_path):
+    needles = [audit.Needle("DOE", "PatientName"), audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + b" DOE " + b"\x00 glenmoor royal infirmary \x00"
+    hits, _ = _scan(tmp_path, needles, {"qc.png": png})
+    assert [(h.file, h.source) for h in hits] == [("qc.png", "InstitutionName")]
+
+
+def test_file_meta_uid_is_a_needle():
+    ds = _planted()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.3.6.1.4.1.5962.99.7788"  # not the dataset's SOPInstanceUID
+    found = {(n.text, n.source, n.category) for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert ("1.3.6.1.4.1.5962.99.7788", "MediaStorageSOPInstanceUID", audit.UID) in found
+
+
+def test_icon_image_pixels_are_a_payload(tmp_path):
+    ds = pydicom.dcmread(pydicom_testdir("dicomdirtests", "98892001", "CT5N", "2062"))
+    icon = Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated, icon.SamplesPerPixel = 8, 8, 8, 1
+    icon.PixelData = (b"\x00 Doe \x00Glenmoor Royal Infirmary\x00" * 2)[:64]
+    ds.IconImageSequence = Sequence([icon])
+    ds.save_as(tmp_path / "x.dcm")
+    needles = [audit.Needle("DOE", "PatientName"), audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    hits, _ = _scan(tmp_path, needles, {"x.dcm": (tmp_path / "x.dcm").read_bytes()})
+    icon_hits = {(h.field, h.source) for h in hits if h.field.startswith("IconImageSequence")}
+    assert icon_hits == {("IconImageSequence[0].PixelData", "InstitutionName")}  # 'Doe' there is chance
