@@ -348,3 +348,14 @@ def test_icon_image_pixels_are_a_payload(tmp_path):
     hits, _ = _scan(tmp_path, needles, {"x.dcm": (tmp_path / "x.dcm").read_bytes()})
     icon_hits = {(h.field, h.source) for h in hits if h.field.startswith("IconImageSequence")}
     assert icon_hits == {("IconImageSequence[0].PixelData", "InstitutionName")}  # 'Doe' there is chance
+
+
+def test_forked_workers_find_the_same_hits_in_the_same_order(tmp_path):
+    needles = [audit.Needle("DOE", "PatientName"), audit.Needle("Glenmoor Royal Infirmary", "InstitutionName")]
+    files = {f"sub-{i}/DOE_{i}.txt": f"file {i}: Doe, glenmoor royal infirmary".encode() for i in range(6)}
+    files["sub-9/x.nii.gz"] = gzip.compress(_nifti_bytes(b"DOE", b"\x00Glenmoor Royal Infirmary\x00" * 3))
+    _scan(tmp_path, needles, files)
+    rel = next(tmp_path.glob("release-*"))
+    one, n1 = audit.scan_release(rel, audit.Matcher(needles))
+    two, n2 = audit.scan_release(rel, audit.Matcher(needles), workers=2)
+    assert one == two and n1 == n2 == 7 and len(one) > 6 * 3

@@ -633,15 +633,46 @@ def scan_bytes(name: str, data: bytes, matcher: Matcher, long_matcher: Matcher, 
     return [(o, n, location) for o, n, _ in scan_file(name, data, matcher, long_matcher)]
 
 
+def _scan_content(path: Path, name: str, matcher: Matcher, long_matcher: Matcher):
+    """``(offset, needle, field, location)`` of every hit in one released file's content."""
+    data = path.read_bytes()
+    raw = _gunzip(data) if name.endswith(".gz") else None
+    if raw is None:
+        return [(o, n, f, LOC_BYTES) for o, n, f in scan_file(name, data, matcher, long_matcher)]
+    head = data[: gzip_header_end(data)]
+    found = [(o, n, "gzip header", LOC_BYTES) for o, n in matcher.find_bytes(head)]
+    found += [(o, n, f, LOC_GUNZIPPED) for o, n, f in scan_file(name[: -len(".gz")], raw, matcher, long_matcher)]
+    return found
+
+
+_WORKER_MATCHERS = None  # the matchers of a forked worker (inherited, never pickled)
+
+
+def _scan_in_worker(task: tuple[str, str, str]):
+    path, name, rel = task
+    return _scan_content(Path(path), name, *_WORKER_MATCHERS(rel))
+
+
+def _fork_context():
+    import multiprocessing
+
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: scan in one process
+        return None
+
+
 def scan_release(release_dir: str | os.PathLike, matcher: "Matcher | ScopedMatchers",
-                 long_matcher: Matcher | None = None) -> tuple[list[Hit], int]:
+                 long_matcher: Matcher | None = None, workers: int = 1) -> tuple[list[Hit], int]:
     """Scan every file and folder below ``release_dir``; return (hits, files scanned).
 
     Names (with glued sub-tokens), then each file's content by format
     (:func:`scan_file`); ``.gz`` files: their gzip header (which can name the
     original file) and their decompressed content. ``matcher``: one matcher for every
-    file, or :class:`ScopedMatchers` (one per subject).
+    file, or :class:`ScopedMatchers` (one per subject). ``workers`` > 1: file contents
+    are scanned by that many forked processes (same hits, same order).
     """
+    global _WORKER_MATCHERS
     root = Path(release_dir)
     if isinstance(matcher, ScopedMatchers):
         matchers = matcher.for_path
@@ -650,30 +681,42 @@ def scan_release(release_dir: str | os.PathLike, matcher: "Matcher | ScopedMatch
 
         def matchers(rel: str) -> tuple[Matcher, Matcher]:
             return fixed
-    hits: list[Hit] = []
-    n_files = 0
+    order: list = []  # name hits and files, in walk order
+    tasks: list[tuple[str, str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = Path(dirpath).relative_to(root)
         for name in sorted(dirnames) + sorted(filenames):
             rel = (rel_dir / name).as_posix()
-            for off, n in matchers(rel)[0].find(name):
-                hits.append(Hit(rel, LOC_NAME, off, n.source, n.text, "file or folder name", n.category))
+            order += [Hit(rel, LOC_NAME, off, n.source, n.text, "file or folder name", n.category)
+                      for off, n in matchers(rel)[0].find(name)]
         for name in sorted(filenames):
             rel = (rel_dir / name).as_posix()
-            matcher, long_matcher = matchers(rel)
-            data = (Path(dirpath) / name).read_bytes()
-            n_files += 1
-            raw = _gunzip(data) if name.endswith(".gz") else None
-            if raw is None:
-                found = [(o, n, f, LOC_BYTES) for o, n, f in scan_file(name, data, matcher, long_matcher)]
-            else:
-                head = data[: gzip_header_end(data)]
-                found = [(o, n, "gzip header", LOC_BYTES) for o, n in matcher.find_bytes(head)]
-                found += [(o, n, f, LOC_GUNZIPPED)
-                          for o, n, f in scan_file(name[: -len(".gz")], raw, matcher, long_matcher)]
-            hits.extend(Hit(rel, loc, off, n.source, n.text, f, n.category) for off, n, f, loc in found)
-    return hits, n_files
+            order.append(len(tasks))
+            tasks.append((os.path.join(dirpath, name), name, rel))
+    context = _fork_context() if workers > 1 and len(tasks) > 1 else None
+    if context is None:
+        results = [_scan_content(Path(path), name, *matchers(rel)) for path, name, rel in tasks]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        for _, _, rel in tasks:  # every automaton built before the fork, not once per worker
+            for m in matchers(rel):
+                m._automata.bytes_automaton()
+        _WORKER_MATCHERS = matchers
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                results = list(pool.map(_scan_in_worker, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+        finally:
+            _WORKER_MATCHERS = None
+    hits: list[Hit] = []
+    for item in order:
+        if isinstance(item, Hit):
+            hits.append(item)
+        else:
+            rel = tasks[item][2]
+            hits.extend(Hit(rel, loc, off, n.source, n.text, f, n.category) for off, n, f, loc in results[item])
+    return hits, len(tasks)
 
 
 # --------------------------------------------------------------------------- site allow-list
@@ -859,12 +902,14 @@ def _collector_paused():
             gc.enable()
 
 
-def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None, allow=None) -> list[Hit]:
+def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None = None, allow=None,
+                  workers: int = 1) -> list[Hit]:
     """Scan ``release_dir`` against the needles in ``needle_files``; write ``audit_tsv``.
 
     A needle file below a ``sub-<label>`` folder holds that subject's needles; its scoped
     needles (:func:`is_scoped`) are looked for in that subject's files and in the files of
     no subject. ``allow``: the site allow-list (``[{value, reason}]``, see :func:`apply_allow`).
+    ``workers``: processes scanning file contents (see :func:`scan_release`).
     """
     with _collector_paused():  # tens of thousands of needles: no cycles to collect, only time lost
         by_file = {str(f): load_needles([f], min_length) for f in needle_files}
@@ -882,7 +927,7 @@ def audit_release(release_dir, needle_files, audit_tsv, min_length: int | None =
                 else:
                     global_needles.append(n)
         matchers = ScopedMatchers(global_needles, scoped)
-    hits, n_files = scan_release(release_dir, matchers)
+    hits, n_files = scan_release(release_dir, matchers, workers=workers)
     write_audit_table(audit_tsv, hits, n_files, len(kept), uses)
     return hits
 

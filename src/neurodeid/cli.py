@@ -99,7 +99,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     allow = json.loads(args.allow_json) if args.allow_json else []
     try:
-        hits = audit.audit_release(args.release_dir, args.needles, args.out, min_length=args.min_length, allow=allow)
+        hits = audit.audit_release(args.release_dir, args.needles, args.out, min_length=args.min_length, allow=allow,
+                                   workers=args.workers)
     except audit.AllowListError as exc:
         print(f"audit: STOPPED: {exc}", file=sys.stderr)
         return 2
@@ -663,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-length", type=int, default=None, help="shortest needle looked for (characters)")
     s.add_argument("--allow-json", default="",
                    help="the site allow-list as JSON: [{value, reason}, ...] (config audit.allow)")
+    s.add_argument("--workers", type=int, default=1, help="processes scanning file contents (same result)")
     s.set_defaults(func=_cmd_audit)
 
     s = sub.add_parser("check-audit", help="fail when the audit table lists any identifying value")

@@ -14,7 +14,7 @@ rule audit:
         f"{BENCH}/audit.tsv"
     conda:
         "../envs/neurodeid.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
@@ -25,7 +25,7 @@ rule audit:
     shell:
         "neurodeid audit {params.release_dir:q} --needles {input.needles:q}"
         " --min-length {params.min_length} --allow-json {params.allow:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --workers {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule audit_gate:
