@@ -51,6 +51,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import ahocorasick
@@ -145,14 +146,15 @@ def _edge_joined(a: str, b: str, outside: str) -> bool:
 #: lowers to more than one character or outside Latin-1).
 _LATIN1_LOWER = bytes(ord(chr(i).lower()) for i in range(256))
 
-#: Up to this many spellings the byte automaton is a full DFA (fastest scan, memory grows
-#: with the patterns); beyond it the library picks a smaller automaton.
+#: Up to this many spellings the long-needle automaton (payload scans) is a full DFA (fastest
+#: scan, memory grows with the patterns); beyond it, and for the others, a contiguous NFA.
 _DFA_MAX_PATTERNS = 50_000
 
 _ALL = None  # a view that filters no scope
 
 
-def _spellings(text: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def _spellings(text: str) -> tuple[str, ...]:
     """A needle's lower-case spellings: itself, and its UTF-8 bytes read as Latin-1 (as
     written, in lower case and in capitals: Latin-1 lowering does not join the UTF-8 bytes
     of ``Ü`` and ``ü``)."""
@@ -162,7 +164,7 @@ def _spellings(text: str) -> list[str]:
             out.add(t.encode("utf-8").decode("latin-1").lower())
         except UnicodeError:
             pass
-    return [s for s in out if s]
+    return tuple(s for s in out if s)
 
 
 class _Automata:
@@ -173,7 +175,8 @@ class _Automata:
     Latin-1-lowered bytes (built on first use): one pass over a payload for all needles.
     """
 
-    def __init__(self, tagged):
+    def __init__(self, tagged, dfa: bool = False):
+        self.dfa = dfa  # scans of long payloads: a full DFA, the fastest; else a compact automaton
         by_text: dict[str, list] = {}
         for needle, scope in tagged:
             by_text.setdefault(needle.text, []).append((needle, scope))
@@ -201,7 +204,8 @@ class _Automata:
                 except UnicodeEncodeError:
                     continue  # a character beyond Latin-1 never occurs in Latin-1-read bytes
                 values.append(value)
-            impl = ahocorasick_rs.Implementation.DFA if len(patterns) <= _DFA_MAX_PATTERNS else None
+            impl = (ahocorasick_rs.Implementation.DFA if self.dfa and len(patterns) <= _DFA_MAX_PATTERNS
+                    else ahocorasick_rs.Implementation.ContiguousNFA)
             automaton = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=impl) if patterns else None
             self._bytes = (automaton, values)
         return self._bytes
@@ -226,7 +230,8 @@ class Matcher:
     def long_only(self) -> "Matcher":
         """A matcher of the needles that cannot match by chance (>= TOKEN_MATCH_BELOW characters)."""
         if self._long is None:
-            self._long = Matcher([n for n in self.needles if len(n.text) >= TOKEN_MATCH_BELOW])
+            long = [n for n in self.needles if len(n.text) >= TOKEN_MATCH_BELOW]
+            self._long = Matcher(long, _automata=_Automata(((n, None) for n in long), dfa=True))
         return self._long
 
     def _keep(self, ns) -> list[Needle]:
@@ -871,7 +876,7 @@ class ScopedMatchers:
         tagged += [(n, key) for key, ns in scoped.items() for n in ns]
         self._all = [n for n, _ in tagged]
         self._automata = _Automata(tagged)
-        self._long = _Automata((n, scope) for n, scope in tagged if len(n.text) >= TOKEN_MATCH_BELOW)
+        self._long = _Automata(((n, scope) for n, scope in tagged if len(n.text) >= TOKEN_MATCH_BELOW), dfa=True)
         self._cache: dict[str | None, tuple[Matcher, Matcher]] = {}
 
     def for_path(self, rel: str) -> tuple[Matcher, Matcher]:

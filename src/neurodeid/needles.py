@@ -153,7 +153,7 @@ def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
     text = text.strip()
     if not any(c.isalnum() for c in text):
         return False
-    if len({c.lower() for c in text if c.isalnum()}) == 1 and len(text) > 2:
+    if len(text) > 2 and len({c.lower() for c in set(text) if c.isalnum()}) == 1:
         return False  # a filler run ("XXXXXXXX", "00000000"): a placeholder, and what cleaning writes
     if len(text) < min_length and not (category in (NAME, PATH_WORD) and is_cjk(text)):
         return False
