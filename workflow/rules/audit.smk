@@ -14,7 +14,7 @@ rule audit:
         f"{BENCH}/audit.tsv"
     conda:
         "../envs/neurodeid.yaml"
-    threads: 2
+    threads: 1  # --set-threads audit=N: N forked workers (no gain measured on a shared 2-core VM)
     resources:
         mem_mb=4000,
         runtime=60,
