@@ -146,9 +146,11 @@ def _edge_joined(a: str, b: str, outside: str) -> bool:
 #: lowers to more than one character or outside Latin-1).
 _LATIN1_LOWER = bytes(ord(chr(i).lower()) for i in range(256))
 
-#: Up to this many spellings the long-needle automaton (payload scans) is a full DFA (fastest
-#: scan, memory grows with the patterns); beyond it, and for the others, a contiguous NFA.
-_DFA_MAX_PATTERNS = 50_000
+#: Up to this many spellings the long-needle automaton (payload scans) is a full DFA; beyond
+#: it, and for the others, a contiguous NFA. Measured (random patterns of 8-30 bytes, 20 MB
+#: scan): 5,000 patterns DFA 0.07 s build, 24 MB, 0.05 s scan, NFA 0.10 s scan; 20,000: DFA
+#: 0.3 s, 76 MB, 0.06 s, NFA 0.09 s; 50,000: DFA 1.1 s, 142 MB.
+_DFA_MAX_PATTERNS = 20_000
 
 _ALL = None  # a view that filters no scope
 
