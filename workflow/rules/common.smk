@@ -204,7 +204,8 @@ def text_mode(w):
 
 def pixel_source(w):
     """The DICOM that conversion and the defaced DICOM read: the text stage's output
-    (every pixel object is read first), or the de-identified series when redaction is off."""
+    (every pixel object is read first), or the de-identified series when redaction is off.
+    """
     p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
     return f"{WORK}/{'redact' if p.redact else 'deid'}/sub-{w.subject}/ses-{w.session}/{w.series}"
 
