@@ -141,9 +141,23 @@ def _ascii_alnum(text: str) -> int:
     return sum(ch.isascii() and ch.isalnum() for ch in text)
 
 
+def orientations(height: int, width: int) -> tuple[int, ...]:
+    """Quarter turns (``np.rot90`` k) worth reading for a region of this shape.
+
+    A line of text is much longer than tall: a wide region holds text at 0 or
+    180 degrees, a tall one at 90 or 270; a squarish one (a short word, a
+    single character) is read in all four.
+    """
+    if width >= 1.5 * height:
+        return (0, 2)
+    if height >= 1.5 * width:
+        return (1, 3)
+    return (0, 1, 2, 3)
+
+
 def read_regions(gray: np.ndarray, boxes: list[Box], frame_index: int = 0, *,
                  min_score: float = MIN_SCORE) -> list[Word]:
-    """Read each region in four orientations with the RapidOCR recogniser.
+    """Read each region with the RapidOCR recogniser in the orientations its shape allows (:func:`orientations`).
 
     Returns
     -------
@@ -164,7 +178,7 @@ def read_regions(gray: np.ndarray, boxes: list[Box], frame_index: int = 0, *,
         if c.shape[0] < 24:  # the recogniser works on 48-pixel lines
             f = int(np.ceil(24 / c.shape[0]))
             c = np.kron(c, np.ones((f, f), dtype=np.uint8))
-        for rot in (0, 1, 2, 3):
+        for rot in orientations(y1 - y0, x1 - x0):
             crops.append(_rgb(np.rot90(c, rot)))
             meta.append((i, rot))
     words: list[Word] = []
