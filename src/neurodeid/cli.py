@@ -166,6 +166,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
     result: dict = {"status": "ok", "reason": "", "images": []}
     try:
+        if not files:
+            raise ConversionError(f"no DICOM file of {Path(args.dicom_dir).name} reached conversion: an earlier "
+                                  "stage withheld them all (see its result: the text stage's JSON, the quarantine)")
         images = convert_series(files, Path(args.out_dir), stem="image", dcm2niix=args.dcm2niix or None)
         result["images"] = [
             {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images

@@ -34,6 +34,12 @@ Box = tuple[int, int, int, int]
 READ_PAD = 4
 #: Smallest recogniser score (0-1) for a region read to count as text.
 MIN_SCORE = 0.5
+#: Screening reads only regions at most this many pixels across their short side (see region_words).
+SCREEN_MAX_LINE = 80
+#: The same on the local-contrast view, which also stretches noise: on the
+#: near-empty last slice of a real GE T1 (stored values 0-12) it read "ASA"
+#: at 0.60; planted 10-level text reads at 0.9 and more.
+MIN_SCORE_CONTRAST = 0.8
 
 
 def detector_available() -> tuple[bool, str]:
@@ -94,8 +100,14 @@ def _rgb(g: np.ndarray) -> np.ndarray:
 
 
 def detect_scale(rows: int, cols: int) -> int:
-    """Upscaling before detection: 2 for frames under 600 pixels on their short side (8-pixel text), else 1."""
-    return 2 if min(rows, cols) < 600 else 1
+    """Upscaling before detection: 2 for frames under 1000 pixels on their short side, else 1.
+
+    The detector finds text of about 12 pixels and up at native size; an
+    upscale by 2 finds 8-10 pixel text (vertical 10-pixel text on a 1200x900
+    ultrasound frame was missed at native size). Frames whose long side then
+    exceeds the detector's limit (2000 pixels) are scaled back to it.
+    """
+    return 2 if min(rows, cols) < 1000 else 1
 
 
 def detect_regions(gray: np.ndarray, *, scale: int = 1, values: np.ndarray | None = None) -> list[Box]:
@@ -195,7 +207,7 @@ def read_regions(gray: np.ndarray, boxes: list[Box], frame_index: int = 0, *,
 
 
 def region_words(frame: np.ndarray, photometric: str = "MONOCHROME2", frame_index: int = 0, *,
-                 scale: int | None = None, contrast: bool = True) -> list[Word]:
+                 scale: int | None = None, contrast: bool = True, max_line: int | None = None) -> list[Word]:
     """Detect then read: the second reader's words of one frame.
 
     Parameters
@@ -204,6 +216,11 @@ def region_words(frame: np.ndarray, photometric: str = "MONOCHROME2", frame_inde
         Stored pixel values.
     contrast : bool
         Also detect and read on the local-contrast view (low-contrast text).
+    max_line : int, optional
+        Regions larger than this many frame pixels on both sides are not read
+        (screening: a line of 8-40 pixel text is at most about 50 pixels
+        across its short side; on brain slices the detector returns squarish
+        blobs of anatomy whose reading cost 130 ms each and found nothing).
     """
     from .ocr import to_gray8
 
@@ -211,12 +228,19 @@ def region_words(frame: np.ndarray, photometric: str = "MONOCHROME2", frame_inde
     if scale is None:
         scale = detect_scale(*gray.shape)
     values = luminance(frame) if contrast else None
-    words = read_regions(gray, detect_regions(gray, scale=scale), frame_index)
+    def found(img):
+        boxes = detect_regions(img, scale=scale)
+        if max_line:
+            boxes = [b for b in boxes if min(b[2] - b[0], b[3] - b[1]) <= max_line]
+        return boxes
+
+    words = read_regions(gray, found(gray), frame_index)
     if contrast:
         # low-contrast text is readable only in the contrast view
         cv = contrast_inverted(values)
         words += [Word(w.text, w.conf, w.x0, w.y0, w.x1, w.y1, w.frame, ("rapidocr", 1000 + w.line[1]) + w.line[2:])
-                  for w in read_regions(cv, detect_regions(cv, scale=scale), frame_index)]
+                  for w in read_regions(cv, found(cv), frame_index,
+                                        min_score=MIN_SCORE_CONTRAST)]
     return words
 
 

@@ -176,7 +176,8 @@ def redact_frames(
         if cfg.ocr:
             for fw in words:
                 tess = [w for w in fw if not (w.line and w.line[0] == "rapidocr")]
-                for b in text_boxes(tess, cfg.ocr_min_conf, cfg.ocr_grow_gap, cfg.ocr_min_height):
+                confirm = [w.box for w in fw if w.line and w.line[0] == "rapidocr"] if cfg.detector else None
+                for b in text_boxes(tess, cfg.ocr_min_conf, cfg.ocr_grow_gap, cfg.ocr_min_height, confirm=confirm):
                     new.append(_shift(pad_box(b, cfg.margin, rr, cc), dx, dy))
                 for b in text_regions(fw):
                     new.append(_shift(pad_box(b, cfg.margin, rr, cc), dx, dy))

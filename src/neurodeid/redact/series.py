@@ -37,7 +37,7 @@ import numpy as np
 
 from ..failure import failure_reason
 from .config import RedactionConfig
-from .detect import detect_scale, region_words, text_regions
+from .detect import SCREEN_MAX_LINE, detect_scale, region_words, text_regions
 from .errors import RedactionError
 from .verify import Verifier
 
@@ -92,7 +92,8 @@ def screen_frames(frames: np.ndarray, photometric: str, cfg: RedactionConfig, ve
         deep = f in careful
         # screening: detector at native size; careful: upscaled and the contrast view too
         scale = detect_scale(*fr.shape[:2]) if deep else 1
-        words = region_words(fr, photometric, f, scale=scale, contrast=deep)
+        words = region_words(fr, photometric, f, scale=scale, contrast=deep,
+                             max_line=None if deep else SCREEN_MAX_LINE)
         if deep:
             tw = ocr_frames(frames[f:f + 1], photometric, renderings_=cfg.ocr_renderings, scale=cfg.ocr_scale,
                             lang=cfg.ocr_lang, psm=cfg.ocr_psm, threads=cfg.ocr_threads)[0]
