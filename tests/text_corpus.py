@@ -151,8 +151,56 @@ def make_corpus(n: int = 24, seed: int = 19, multiframe_every: int = 6) -> tuple
         samples.append(Sample(f"{i:02d}-{key}-{fname}-{size}px-{angle}deg-{contrast}", frames, pi, tokens,
                               dict(background=key, font=fname, size=size, angle=angle, contrast=contrast,
                                    frames=int(frames.shape[0]))))
-    controls = [Sample(f"control-{k}", bg[None], pi) for k, (bg, pi) in bgs.items()]
+    controls = [Sample(f"control-{k}", bg[None], pi) for k, (bg, pi) in bgs.items() if k != "us"]
+    controls += extra_controls()
     return samples, controls
+
+
+def extra_controls(per_series: int = 4) -> list[Sample]:
+    """More text-free controls: real slices of real series in shared data (MR, CT, classic and enhanced).
+
+    ``per_series`` slices spread over each series (first and last included).
+    The ultrasound image is a control only as its clean crop: the full frame
+    holds real vendor text ("CRL : 20.2mm", "18fps") that is rightly boxed.
+    """
+    import pydicom
+    from PIL import Image
+
+    out = []
+    us = SHARED / "images" / "identifiable_us.jpg"
+    if us.exists():
+        a = np.asarray(Image.open(us).convert("L"))
+        out.append(Sample("control-us_clean", a[180:660, 140:900][..., None], "MONOCHROME2"))
+    series = {
+        "ge_t1": SHARED / "dicom" / "dcm_qa_deident" / "In",
+        "xa30": SHARED / "dicom" / "dcm_qa_xa30" / "In",
+        "nih": SHARED / "dicom" / "dcm_qa_nih" / "In",
+        "ts": SHARED / "dicom" / "dcm_qa_ts" / "In",
+    }
+    for key, folder in series.items():
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ""))
+        by_series: dict[str, list[Path]] = {}
+        for f in files:
+            try:
+                h = pydicom.dcmread(f, stop_before_pixels=True)
+            except Exception:  # noqa: BLE001 - not DICOM
+                continue
+            if "PixelData" not in h and "Rows" not in h:
+                continue
+            by_series.setdefault(str(h.get("SeriesInstanceUID", f.parent)), []).append(f)
+        for uid, fs in sorted(by_series.items())[:3]:
+            fs = sorted(fs)
+            picks = sorted({round(i * (len(fs) - 1) / max(1, per_series - 1)) for i in range(per_series)})
+            for i in picks:
+                try:
+                    a = pydicom.dcmread(fs[i]).pixel_array
+                except Exception:  # noqa: BLE001 - a codec this machine lacks: not a control
+                    continue
+                if a.ndim == 3 and a.shape[-1] != 3:
+                    a = a[a.shape[0] // 2]  # a multi-frame object: its middle frame
+                pi = "RGB" if a.ndim == 3 else "MONOCHROME2"
+                out.append(Sample(f"control-{key}-{fs[i].name}", (a if a.ndim == 3 else a[..., None])[None], pi))
+    return out
 
 
 # ------------------------------------------------------------------ judging
