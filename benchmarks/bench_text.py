@@ -52,6 +52,24 @@ def screening_speed(reps=5):
     return out
 
 
+def volume_screening(folder):
+    """Wall and CPU seconds of the text stage screening one real volume series (``screen`` mode)."""
+    import tempfile
+
+    from text_corpus import SHARED
+
+    from neurodeid.redact.series import run_series
+
+    src = SHARED / "dicom" / folder
+    if not src.is_dir():
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        w, c = time.perf_counter(), time.process_time()
+        r = run_series(src, Path(d) / "out", Path(d) / "r.json", RedactionConfig(), [], mode="screen")
+        return dict(folder=folder, files=len(r["files"]), status=r["status"], screened=r.get("screened", []),
+                    wall=time.perf_counter() - w, cpu=time.process_time() - c)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=24)
@@ -76,6 +94,11 @@ def main(argv=None) -> int:
               f"- samples withheld (FAIL): {sum(r['status'] != 'PASS' for r in rows)}",
               f"- false redaction: {len(fp)} of {len(ctrl)} controls got a box ({', '.join(r['name'] for r in fp) or 'none'})"]
     lines += [f"- screening (detector, native size, one thread): {k} {v:.0f} ms" for k, v in speed.items()]
+    vol = volume_screening("dcm_qa_deident/In")
+    if vol:
+        lines.append(f"- a real {vol['files']}-slice 256x256 GE T1 volume (dcm_qa_deident/In) screened: "
+                     f"{vol['wall']:.1f} s wall, {vol['cpu']:.1f} s CPU, {vol['status']}"
+                     f"{' (text found: ' + '; '.join(vol['screened'][:3]) + ')' if vol['screened'] else ', no text found'}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -19,7 +19,9 @@ rule redact_series:
             caption="../report/redact.rst",
             category="Burned-in text",
             subcategory="sub-{subject}",
-            labels={"session": "ses-{session}", "series": "{series}"},
+            # one label: Snakemake's report tabulates the last label against the
+            # others, and a subject's series in different sessions left empty cells
+            labels={"series": "ses-{session} {series}"},
         ),
     log:
         f"{LOGS}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",

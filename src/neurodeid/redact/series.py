@@ -223,6 +223,10 @@ def _series_qc(files: list[Path], qcd: Path | None, qc_png) -> None:
 
         frames, photometric = read_frames(pydicom.dcmread(files[len(files) // 2]))
         fr = frames[:1]
-        qc_image(fr, fr, photometric, Redaction(result={})).save(qc_png, format="PNG")
+        img = qc_image(fr, fr, photometric, Redaction(result={}))
+        k = max(1, -(-256 // max(1, min(img.size))))  # small slices (a 16x16 CT) enlarged, nearest neighbour
+        if k > 1:
+            img = img.resize((img.size[0] * k, img.size[1] * k), Image.NEAREST)
+        img.save(qc_png, format="PNG")
     except Exception:  # no picture could be made: a black placeholder, so the report shows the gap
         Image.new("RGB", (64, 64)).save(qc_png, format="PNG")
