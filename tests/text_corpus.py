@@ -170,7 +170,7 @@ def extra_controls(per_series: int = 4) -> list[Sample]:
     us = SHARED / "images" / "identifiable_us.jpg"
     if us.exists():
         a = np.asarray(Image.open(us).convert("L"))
-        out.append(Sample("control-us_clean", a[180:660, 140:900][..., None], "MONOCHROME2"))
+        out.append(Sample("control-us_clean", a[None, 180:660, 140:900, None], "MONOCHROME2"))
     series = {
         "ge_t1": SHARED / "dicom" / "dcm_qa_deident" / "In",
         "xa30": SHARED / "dicom" / "dcm_qa_xa30" / "In",
