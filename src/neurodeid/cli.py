@@ -14,14 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-
-
-def _failure_reason(exc: BaseException, name: str = "") -> str:
-    """One line for a failed item: the error type and message, naming ``name`` once."""
-    msg = " ".join(str(exc).split()) or "no message"
-    if name and not msg.startswith(name):
-        msg = f"{name}: {msg}"
-    return f"{type(exc).__name__}: {msg}"
+from .failure import failure_reason
 
 
 def _series_needles(files, options, min_length: int, out) -> None:
@@ -174,6 +167,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
     result: dict = {"status": "ok", "reason": "", "images": []}
     try:
+        if not files:
+            raise ConversionError(f"no DICOM file of {Path(args.dicom_dir).name} reached conversion: an earlier "
+                                  "stage withheld them all (see its result: the text stage's JSON, the quarantine)")
         images = convert_series(files, Path(args.out_dir), stem="image", dcm2niix=args.dcm2niix or None)
         result["images"] = [
             {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images
@@ -184,7 +180,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         for stale in Path(args.out_dir).iterdir():  # nothing half-written is released
             if stale.is_file():
                 stale.unlink()
-        result = {"status": "failed", "reason": _failure_reason(exc), "images": []}
+        result = {"status": "failed", "reason": failure_reason(exc), "images": []}
         print(f"convert: FAILED {args.dicom_dir}: {exc}", file=sys.stderr)
     write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
     print(f"convert: {len(result['images'])} image(s) from {len(files)} file(s); status {result['status']}")
@@ -249,40 +245,21 @@ def _redaction_config(text: str):
 
 
 def _cmd_redact(args: argparse.Namespace) -> int:
-    import json
-    import shutil
-
     from . import audit
-    from .fileio import write_text_atomic
-    from .redact import redact_dicom_file
+    from .redact.series import run_series
 
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
-    out_dir, qc_dir = Path(args.out_dir), Path(args.qc_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    qc_dir.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
-    rows = []
-    for f in files:
-        try:
-            r = redact_dicom_file(f, out_dir / f.name, cfg, needles, qc_png=qc_dir / f"{f.stem}.png")
-        except Exception as exc:  # noqa: BLE001 - RedactionError or a crash: the image stays out
-            (out_dir / f.name).unlink(missing_ok=True)
-            r = {"status": "FAIL", "reasons": [_failure_reason(exc, f.name)]}
-        rows.append({"file": f.name, "status": r["status"], "reasons": r.get("reasons", []),
-                     "method": r.get("method", ""), "boxes": r.get("boxes", 0),
-                     "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
+    res = run_series(args.dicom_dir, args.out_dir, args.result, cfg, needles, mode=args.mode,
+                     qc_dir=args.qc_dir, qc_png=args.qc)
+    for r in res["files"]:
         if r["status"] != "PASS":
-            print(f"redact: {f.name} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
+            print(f"redact: {r['file']} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
                   file=sys.stderr)
-    first_qc = next((qc_dir / f"{f.stem}.png" for f in files if (qc_dir / f"{f.stem}.png").is_file()), None)
-    if first_qc is not None:
-        shutil.copyfile(first_qc, args.qc)
-    else:  # no picture could be made: a black placeholder, so the report shows the gap
-        _placeholder_png(args.qc)
-    status = "PASS" if rows and all(r["status"] == "PASS" for r in rows) else "FAIL"
-    write_text_atomic(args.result, json.dumps({"status": status, "files": rows}, indent=1) + "\n")
-    print(f"redact: {sum(r['status'] == 'PASS' for r in rows)} of {len(rows)} image(s) PASS")
+    if res["reason"]:
+        print(f"redact: {res['reason']}", file=sys.stderr)
+    rows = res["files"]
+    print(f"redact ({args.mode}): {sum(r['status'] == 'PASS' for r in rows)} of {len(rows)} image(s) PASS")
     return 0
 
 
@@ -319,7 +296,7 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
             # withheld; the run goes on
             for partial in (out_dir / im.name, out_dir / f"{stem}_removal.nii.gz", out_dir / f"{stem}_protected.nii.gz"):
                 partial.unlink(missing_ok=True)
-            reason = str(exc) if isinstance(exc, DefaceError) else _failure_reason(exc, im.name)
+            reason = str(exc) if isinstance(exc, DefaceError) else failure_reason(exc, im.name)
             rows.append({"image": im.name, "status": "failed", "reason": reason, "summary": {}})
             print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
                   file=sys.stderr)
@@ -356,7 +333,7 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
                                   Path(args.deface_dir) / f"{stem}_removal.nii.gz")
             v = mm.verdict(m, thresholds)
         except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
-            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {_failure_reason(exc, name)}"]}
+            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
         tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
         print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
     if tsvs:
@@ -420,7 +397,7 @@ def _cmd_deface_dicom(args: argparse.Namespace) -> int:
             result = {"status": "ok", "reason": "", "summary": summary}
         except Exception as exc:  # noqa: BLE001 - DefacedDicomError or a crash: the series is
             # withheld, loudly; the run goes on
-            result = {"status": "failed", "reason": _failure_reason(exc)}
+            result = {"status": "failed", "reason": failure_reason(exc)}
     if result["status"] != "ok":
         for f in out_dir.glob("*.dcm"):
             f.unlink()
@@ -549,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("redact", help="remove burned-in text from one de-identified series (OCR-verified)")
     s.add_argument("dicom_dir")
     s.add_argument("--out-dir", required=True, help="redacted files (only those that PASS)")
+    s.add_argument("--mode", choices=("read", "screen"), default="read",
+                   help="read: every image and frame read and redacted (2D series); screen: a volume's slices "
+                        "screened, read and redacted only when text is found (default: read)")
     s.add_argument("--result", required=True)
     s.add_argument("--needles", nargs="+", required=True, help="the series' private needle lists")
     s.add_argument("--qc-dir", required=True, help="before/after pictures (private: they show the text)")

@@ -49,8 +49,9 @@ class SeriesPlan:
     reason: str  # why the DICOM is withheld ('' when released)
     target: dict = field(default_factory=dict)
     deface: bool = False
-    redact: bool = False  # pixels cleaned of burned-in text before the DICOM is released
+    redact: bool = False  # pixels read for burned-in text (and cleaned) before anything is made of them
     defaced_dicom: bool = False  # the DICOM is released as rewritten with the defaced pixels
+    text_mode: str = ""  # "read" (2D: every image and frame) or "screen" (volume slices); "" when not read
 
     @property
     def convert(self) -> bool:
@@ -91,13 +92,27 @@ def classification_fields(s: Series) -> dict:
     }
 
 
+def text_mode(s: Series, target: dict) -> str:
+    """How the text stage reads a series: ``"screen"`` for a volume that is converted, else ``"read"``.
+
+    Every series is read (issue 19): descriptions, modalities and slice counts
+    only choose how, never whether. A converted volume's slices are screened
+    by the detector and read carefully at the first, middle, last and
+    DERIVED/SECONDARY slices; everything else (localizers, scouts, screen
+    saves, secondary captures, ultrasound, unmatched or skipped series of any
+    modality) is read image by image and frame by frame.
+    """
+    return "screen" if "datatype" in target and not s.pixel_cleaning else "read"
+
+
 def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None = None,
                 redact: bool = True, deface_enabled: bool = True) -> SeriesPlan:
     """Plan one series; ``rules`` are the BIDS heuristics (None: no conversion).
 
-    With ``redact``, a series flagged for pixel cleaning is redacted and its
-    DICOM released image by image when the OCR verification passes; without,
-    it is withheld."""
+    With ``redact``, every series goes through the text stage (:func:`text_mode`)
+    and its DICOM is released from there (image by image when read, as a whole
+    when screened) or, for a head volume, rewritten defaced from there; without,
+    no pixels are read and every series' DICOM is withheld."""
     from .convert import classify_series
 
     target: dict = {}
@@ -105,16 +120,19 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
         target = classify_series(classification_fields(s), rules)
     face = face_risk_reason(s)
     deface = bool(face) and target.get("datatype") in DEFACE_DATATYPES
+    mode = text_mode(s, target)
     reason = ""
     if not release_dicom:
         reason = "deid.release_dicom is off"
-    elif s.pixel_cleaning and not redact:
-        reason = f"pixels may carry burned-in text ({s.pixel_cleaning}): withheld (redaction is off)"
-    elif not s.pixel_cleaning and not (deface and deface_enabled):
+    elif not redact:
+        why = f" ({s.pixel_cleaning})" if s.pixel_cleaning else ""
+        reason = f"pixels may carry burned-in text{why}: withheld (redaction is off, nothing was read)"
+    elif face and not (deface and deface_enabled):
         reason = face
     return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
-                      deface, redact=bool(s.pixel_cleaning) and redact,
-                      defaced_dicom=bool(release_dicom and deface and deface_enabled))
+                      deface, redact=redact,
+                      defaced_dicom=bool(release_dicom and deface and deface_enabled),
+                      text_mode=mode if redact else "")
 
 
 def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None,
@@ -132,7 +150,7 @@ def target_text(p: SeriesPlan) -> str:
         return f"skipped: {t['skip']}"
     if "unmatched" in t:
         return f"unmatched: {t['unmatched']}"
-    return "not converted (2D: burned-in text redaction)" if p.redact else "not converted"
+    return "not converted (2D: burned-in text redaction)" if p.text_mode == "read" else "not converted"
 
 
 PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")
@@ -151,7 +169,7 @@ def dicom_stage(p: SeriesPlan) -> str:
     """The stage whose DICOM output is released (``''``: the DICOM is withheld)."""
     if not p.release_dicom:
         return ""
-    return "redact" if p.redact else "deface_dicom" if p.defaced_dicom else "deid"
+    return "deface_dicom" if p.defaced_dicom else "redact" if p.redact else "deid"
 
 
 def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: bool = True) -> dict[str, dict]:

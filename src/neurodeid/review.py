@@ -293,10 +293,13 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
         item = dicom_series_item(sub, ses, series)
         if p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input: there is no DICOM
             continue
+        rpath = (private / "redact" / rel).with_suffix(".json")
+        text = _read_json(rpath) if rpath.is_file() else {}  # the text stage's result (issue 19)
         if p.get("release_dicom") != "yes":
             add(sub, ses, series, item, "WITHHELD", f"withheld: {p.get('withheld_reason', '')}")
-        elif pixel_cleaning.get((sub, ses, series)):
-            rpath = (private / "redact" / rel).with_suffix(".json")
+        elif text.get("mode") == "screen" and text.get("status") != "PASS":
+            add(sub, ses, series, item, "WITHHELD", f"burned-in text: {_clean(text.get('reason', ''))}")
+        elif pixel_cleaning.get((sub, ses, series)) or text.get("mode") == "read":
             if not rpath.is_file():
                 add(sub, ses, series, item, "WITHHELD", "redaction pending: burned-in text redaction has not run")
                 continue

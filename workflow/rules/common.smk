@@ -193,6 +193,23 @@ def deid_reports():
     return all_series(f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv")
 
 
+# Plans by series: the text stage's mode and where conversion reads its DICOM.
+PLANS_BY_SERIES = {(p.subject, p.session, p.series): p for p in PLAN}
+
+
+def text_mode(w):
+    """How the text stage reads a series (read: every image and frame; screen: a volume's slices)."""
+    return PLANS_BY_SERIES[(w.subject, w.session, w.series)].text_mode or "read"
+
+
+def pixel_source(w):
+    """The DICOM that conversion and the defaced DICOM read: the text stage's output
+    (every pixel object is read first), or the de-identified series when redaction is off.
+    """
+    p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
+    return f"{WORK}/{'redact' if p.redact else 'deid'}/sub-{w.subject}/ses-{w.session}/{w.series}"
+
+
 def redaction_results():
     return [
         f"{PRIVATE}/redact/sub-{p.subject}/ses-{p.session}/{p.series}.json"

@@ -42,9 +42,9 @@ if INPUT_BIDS:
 else:
 
     rule convert_series:
-        """dcm2niix on one de-identified series; sidecar from an allow-list; geometry checked."""
+        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry checked."""
         input:
-            f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
+            pixel_source,
         output:
             images=directory(
                 f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}"

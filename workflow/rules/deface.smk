@@ -58,7 +58,7 @@ rule deface_series:
 rule deface_dicom:
     """The de-identified DICOM series again, with the defaced pixels (new keyed UIDs, marked derived)."""
     input:
-        deid=f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
+        deid=pixel_source,
         converted=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
         defaced=f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}",
         morphometry=f"{WORK}/morphometry/sub-{{subject}}/ses-{{session}}/{{series}}",

@@ -1,9 +1,10 @@
-# Burned-in text: found by region rules and OCR, removed, and proved gone by a
-# second OCR before the image may enter the release.
+# Burned-in text: every series is read (2D: every image and frame; volumes: slices
+# screened) by region rules and two readers, cleaned, and proved clean by a re-read
+# before conversion or the release may use its pixels.
 
 
 rule redact_series:
-    """Redact burned-in text of one de-identified 2D series; FAIL images stay out."""
+    """Read one de-identified series for burned-in text and redact it; FAIL images stay out."""
     input:
         dicom=f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
         needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
@@ -18,7 +19,9 @@ rule redact_series:
             caption="../report/redact.rst",
             category="Burned-in text",
             subcategory="sub-{subject}",
-            labels={"session": "ses-{session}", "series": "{series}"},
+            # one label: Snakemake's report tabulates the last label against the
+            # others, and a subject's series in different sessions left empty cells
+            labels={"series": "ses-{session} {series}"},
         ),
     log:
         f"{LOGS}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
@@ -34,10 +37,11 @@ rule redact_series:
         runtime=30,
     params:
         config=REDACT_JSON,
+        mode=text_mode,
     shell:
         "neurodeid redact {input.dicom:q} --out-dir {output.images:q} --result {output.result:q}"
         " --needles {input.needles:q} --qc-dir {output.qc_dir:q} --qc {output.qc:q}"
-        " --config-json {params.config:q} > {log:q} 2>&1"
+        " --mode {params.mode} --config-json {params.config:q} > {log:q} 2>&1"
 
 
 rule redact_image:

@@ -44,6 +44,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 
 from neurodeid import __version__
+from neurodeid.deid.pixels import clear_unused_bits
 from neurodeid.deid.private_transforms import TRANSFORMS
 from neurodeid.deid.quasi import QuasiPolicy, generalise_dataset
 from neurodeid.deid.rules import (
@@ -488,7 +489,9 @@ def deidentify_dataset(ds: Dataset, cfg: DeidConfig) -> DeidReport:
     ----------
     ds : pydicom.dataset.Dataset
         A dataset as read by :func:`pydicom.dcmread`; pixel data is not
-        decoded or changed.
+        decoded; its unused bits above HighBit are cleared
+        (:func:`neurodeid.deid.pixels.clear_unused_bits`), the stored
+        values' meaning unchanged.
     cfg : DeidConfig
         Key, subject label, date shift and options.
 
@@ -508,6 +511,10 @@ def deidentify_dataset(ds: Dataset, cfg: DeidConfig) -> DeidReport:
     _clean_dataset(ds, ctx, 0)
     quasi = generalise_dataset(ds, cfg.quasi, "retain_patient_characteristics" in cfg.options)
     ctx.report.counts.update({f"Q_{k}": n for k, n in quasi.items()})
+    # hidden bits above HighBit (overlays burned into Pixel Data): cleared, values unchanged
+    high_bits = clear_unused_bits(ds)
+    if high_bits:
+        ctx.report.counts["PIXEL_HIGH_BITS_CLEARED"] += high_bits
     _write_markers(ds, ctx)
     if meta is not None and len(meta._dict):
         if "SOPInstanceUID" in ds:

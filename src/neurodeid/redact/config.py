@@ -196,6 +196,12 @@ class RedactionConfig:
         Detection passes: after each, the redacted image is OCR'd again and
         anything still read (text, needles, dates, names) is redacted; the
         final OCR is the verification.
+    detector : bool
+        Second reader (:mod:`.detect`, RapidOCR): a text detector finds
+        regions on every frame and on a local-contrast view, each region is
+        read in four orientations; regions read as text are redacted and the
+        reads join the verification. Without the ``rapidocr-onnxruntime``
+        package an image is withheld (FAIL) unless this is False.
     verify_time_like : bool
         Treat hh:mm(:ss) as identifying in verification.
     verify : dict
@@ -221,6 +227,7 @@ class RedactionConfig:
     ocr_grow_gap: float = 1.5
     ocr_threads: int = 1
     max_passes: int = 3
+    detector: bool = True
     verify_time_like: bool = True
     verify: Mapping[str, Any] = field(default_factory=lambda: load_data_json("redact_verify.json"))
 

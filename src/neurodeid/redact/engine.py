@@ -20,6 +20,8 @@ import numpy as np
 from .config import RedactionConfig
 from .methods import (apply_blur, apply_mask, boxes_mask, crop_window, fill_value, pad_box,
                       resize_frames)
+from .detect import detector_available, region_words, text_regions
+from .errors import OCRUnavailableError
 from .ocr import auto_scale, ocr_frames, tesseract_version, text_boxes
 from .verify import Finding, Verifier
 
@@ -142,12 +144,25 @@ def redact_frames(
 
     ocr_kw = dict(renderings_=cfg.ocr_renderings, scale=cfg.ocr_scale, lang=cfg.ocr_lang,
                   psm=cfg.ocr_psm, threads=cfg.ocr_threads)
+    if cfg.detector:
+        ok, why = detector_available()
+        if not ok:
+            raise OCRUnavailableError(f"cannot run the second reader: {why} (or set redact.detector: false)")
+
+    def read(arr: np.ndarray) -> list[list]:
+        """Both readers on every frame: Tesseract on whole frames, RapidOCR on detected regions."""
+        words = ocr_frames(arr, photometric, **ocr_kw)
+        if cfg.detector:
+            for f in range(arr.shape[0]):
+                fr = arr[f, :, :, 0] if arr.shape[3] == 1 else arr[f]
+                words[f] = list(words[f]) + region_words(fr, photometric, f)
+        return words
     ocr_boxes: list[Box] = []
     qc_frame = 0
     passes = 0
     while True:
         out, window, leftover = render(rule_boxes + ocr_boxes)
-        words = ocr_frames(out, photometric, **ocr_kw)
+        words = read(out)
         passes += 1
         if passes == 1:
             counts = [len(w) for w in words]
@@ -160,7 +175,11 @@ def redact_frames(
         new: list[Box] = []
         if cfg.ocr:
             for fw in words:
-                for b in text_boxes(fw, cfg.ocr_min_conf, cfg.ocr_grow_gap, cfg.ocr_min_height):
+                tess = [w for w in fw if not (w.line and w.line[0] == "rapidocr")]
+                confirm = [w.box for w in fw if w.line and w.line[0] == "rapidocr"] if cfg.detector else None
+                for b in text_boxes(tess, cfg.ocr_min_conf, cfg.ocr_grow_gap, cfg.ocr_min_height, confirm=confirm):
+                    new.append(_shift(pad_box(b, cfg.margin, rr, cc), dx, dy))
+                for b in text_regions(fw):
                     new.append(_shift(pad_box(b, cfg.margin, rr, cc), dx, dy))
         for fd in findings:
             new.append(_shift(pad_box(fd.box, cfg.margin, rr, cc), dx, dy))
@@ -178,7 +197,7 @@ def redact_frames(
         if cfg.crop_resize:
             out = resize_frames(out, rows, cols)
             resized = True
-            findings = verifier.findings(ocr_frames(out, photometric, **ocr_kw))
+            findings = verifier.findings(read(out))
             passes += 1
     used = method
     if method == "crop" and leftover:
@@ -203,7 +222,8 @@ def redact_frames(
         "ocr_passes": passes,
         "ocr": f"{tesseract_version()} lang={cfg.ocr_lang} psm={cfg.ocr_psm} "
                f"scale={cfg.ocr_scale or auto_scale(rows, cols)} "
-               f"renderings={','.join(cfg.ocr_renderings)}",
+               f"renderings={','.join(cfg.ocr_renderings)}"
+               + ("; rapidocr PP-OCRv4 regions, 4 orientations, local-contrast view" if cfg.detector else ""),
         "reasons": reasons,
     }
     return out, Redaction(result=result, rule_boxes=rule_boxes, ocr_boxes=ocr_boxes, leftover=leftover,

@@ -234,7 +234,8 @@ def _same_line(a: tuple, b: tuple, gap_factor: float) -> bool:
 
 
 def text_boxes(words: list[Word], min_conf: float, gap_factor: float,
-               min_height: int = 7) -> list[tuple[int, int, int, int]]:
+               min_height: int = 7, *, confirm: list[tuple[int, int, int, int]] | None = None,
+               unconfirmed_min_conf: float = 80.0) -> list[tuple[int, int, int, int]]:
     """Boxes to redact from the words of one frame.
 
     Seeds are words at least ``min_height`` pixels tall with 3+ alphanumeric
@@ -244,17 +245,27 @@ def text_boxes(words: list[Word], min_conf: float, gap_factor: float,
     within ``gap_factor`` text heights of an accepted box joins it (this takes
     in the half-read rest of a name); joined words become one line box.
 
+    With ``confirm`` (the second reader's regions of the frame), a seed that
+    overlaps none of them needs ``unconfirmed_min_conf``: Tesseract reads
+    brain texture in a mosaic as "86060606" at confidence 65, which the
+    second reader's detector does not see as text.
+
     Returns
     -------
     list of (x0, y0, x1, y1)
         Pixel indices (column, row), end-exclusive, no margin added.
     """
+    def confirmed(b) -> bool:
+        return confirm is None or any(b[0] < c[2] and c[0] < b[2] and b[1] < c[3] and c[1] < b[3] for c in confirm)
+
     cands = [w for w in words if _has_alnum(w.text) or w.conf >= min_conf]
     accepted: list[list[int]] = []
     pool = []
     for w in cands:
         n_alnum = sum(ch.isalnum() for ch in w.text)
         need = min_conf if n_alnum >= 3 else (max(min_conf, 70) if n_alnum == 2 else 85)
+        if not confirmed(w.box):
+            need = max(need, unconfirmed_min_conf)
         if n_alnum and w.conf >= need and w.height >= min_height:
             accepted.append(list(w.box))
         else:
