@@ -20,12 +20,14 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
+from neurodeid.deface import deface_image
 from neurodeid.deface.brainmask import brain_safety, extract_brain, icosphere
 from neurodeid.morphometry import MorphometryThresholds, verdict
 
 SHARED = Path(os.environ.get("NEURODEID_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))
 HEADS = SHARED / "heads"
+FULL = bool(os.environ.get("NEURODEID_FULL_DEFACE"))
 
 # colin27 facial features (eyes, nose, lips/chin), voxel boxes drawn by hand (as in
 # tests/test_deface.py): the brain mask must not reach any of them
@@ -170,3 +172,32 @@ def test_safety_catches_a_cut_into_the_frontal_pole():
     r = brain_safety(d, near, m, img.header.get_zooms()[:3], 6.0)
     assert r.brain_voxels_changed == 0 and r.verdict == "FAIL"
     assert 2.5 <= r.min_distance_mm <= 6.0
+
+
+def test_template_defacing_keeps_the_margin_from_the_independent_mask():
+    img, d, bm = _brain("colin27_ch2")
+    res = deface_image(d, img.affine, "template", {"threads": 2}, name="colin27",
+                       independent_brain=bm.mask)
+    after = d.copy()
+    after[res.removal] = res.background
+    r = brain_safety(d, after, bm.mask, img.header.get_zooms()[:3], 6.0)
+    assert r.verdict == "PASS", r.reasons
+    assert r.changed_voxels > 0 and r.min_distance_mm >= 6.0
+    assert not (res.removal & bm.mask).any()
+    assert res.protected[bm.mask].all()
+
+
+@pytest.mark.skipif(not FULL, reason="every head and method: set NEURODEID_FULL_DEFACE=1")
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["colin27_ch2", "vrd_seg3D_MR", "chris_t1"])
+@pytest.mark.parametrize("method", ["template", "threshold-morphology", "connected-threshold"])
+def test_every_method_keeps_the_margin(name, method):
+    img, d, bm = _brain(name)
+    assert 1100 <= bm.volume_ml <= 2200
+    res = deface_image(d, img.affine, method, {"threads": 2}, name=name,
+                       independent_brain=bm.mask)
+    after = d.copy()
+    after[res.removal] = res.background
+    r = brain_safety(d, after, bm.mask, img.header.get_zooms()[:3], 6.0)
+    assert r.verdict == "PASS", r.reasons
+    assert r.min_distance_mm >= 6.0 and res.summary["removed_ml"] >= 5

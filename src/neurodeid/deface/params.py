@@ -65,6 +65,11 @@ class DefaceParams:
         expose cortex).
     refine_margin_mm, refine_open_mm : float
         See ``refine_brain``.
+    independent_brain : bool
+        Also protect (dilated by ``brain_margin_mm``) a brain mask made without the template
+        or its threshold (:func:`neurodeid.deface.brainmask.extract_brain`, BET's algorithm),
+        so that the margin holds where the registered template brain falls short (issue 18:
+        the frontal pole of an unseen 0.9 mm head). Costs one extraction (a few seconds).
     modality : str
         ``"auto"`` (CT if the 1st percentile is below -500), ``"mr"`` or ``"ct"``.
     ct_skin_hu : float
@@ -92,6 +97,7 @@ class DefaceParams:
     refine_brain: bool = True
     refine_margin_mm: float = 2.0
     refine_open_mm: float = 4.0
+    independent_brain: bool = True
     modality: str = "auto"
     ct_skin_hu: float = -300.0
     ct_background_hu: float = -1000.0
