@@ -14,7 +14,9 @@ Three methods (see :mod:`neurodeid.deface.params`):
 For every method the template registration also gives the *protected* region: the
 registered template brain mask (derived from the template independently of its face mask)
 dilated by ``brain_margin_mm``, united with the subject's own intensity brain (opened, within
-``check_zone_mm`` of the template brain, dilated by ``refine_margin_mm``). The removal never
+``check_zone_mm`` of the template brain, dilated by ``refine_margin_mm``, at least the
+margin) and with the independent brain mask (:mod:`neurodeid.deface.brainmask`) dilated
+by ``brain_margin_mm`` when one is given. The removal never
 touches it. A registration whose head Dice is below ``min_head_dice``, an implausible
 removed volume, or any overlap of the removal with an intensity brain core computed without
 registration (``check_erode_mm``) raises :class:`DefaceError`.
@@ -305,7 +307,8 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         core = estimate.largest_component(estimate.erode(brain_tm, P.refine_open_mm, szooms))
         refine = (estimate.dilate(core, P.refine_open_mm, szooms) & brain_tm
                   & (dsub <= P.check_zone_mm))
-        protected_s |= estimate.dilate(refine, P.refine_margin_mm, szooms)
+        protected_s |= estimate.dilate(refine, max(P.refine_margin_mm, P.brain_margin_mm),
+                                       szooms)
 
     frame = _template_face_frame(P.brain_fraction)
     info = {}
