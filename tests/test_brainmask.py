@@ -201,3 +201,40 @@ def test_every_method_keeps_the_margin(name, method):
     r = brain_safety(d, after, bm.mask, img.header.get_zooms()[:3], 6.0)
     assert r.verdict == "PASS", r.reasons
     assert r.min_distance_mm >= 6.0 and res.summary["removed_ml"] >= 5
+
+
+def test_morphometry_series_withholds_on_the_independent_check(tmp_path):
+    """The per-image table carries the independent columns, and a change within the margin
+    of the independent brain mask FAILs the image (which keeps it out of the release)."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    img, d, bm = _brain("colin27_ch2")
+    front = np.max(np.nonzero(bm.mask.any(axis=(0, 2)))[0])
+    conv, defd = tmp_path / "convert", tmp_path / "deface"
+    conv.mkdir()
+    defd.mkdir()
+    name = "sub-x_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(d.astype(np.uint8), img.affine), conv / name)
+    cut = d.copy()
+    cut[:, front + 3:, :] = 0  # 3 mm in front of the brain: inside the 5 mm margin
+    nib.save(nib.Nifti1Image(cut.astype(np.uint8), img.affine), defd / name)
+    nib.save(nib.Nifti1Image((cut != d).astype(np.uint8), img.affine),
+             defd / "sub-x_T1w_removal.nii.gz")
+    result = tmp_path / "deface.json"
+    result.write_text(json.dumps({"method": "template", "images": [
+        {"image": name, "status": "ok", "reason": "",
+         "summary": {"params": {"brain_margin_mm": 5.0}}}]}))
+    out = tmp_path / "series.tsv"
+    subprocess.run([sys.executable, "-m", "neurodeid.cli", "morphometry-series", str(conv),
+                    str(defd), "--deface-result", str(result), "--label", "sub-x/anat",
+                    "--out-dir", str(tmp_path / "morph"), "--out", str(out)], check=True)
+    row = next(csv.DictReader(out.open(), delimiter="\t"))
+    assert row["verdict"] == "FAIL"
+    assert row["independent_brain_voxels_changed"] == "0"
+    assert row["independent_margin_mm"] == "5.0"
+    assert 2.5 <= float(row["independent_min_distance_mm"]) < 5.0
+    assert row["independent_extractor"] == "bet-numpy"
+    assert "FAIL independent_min_distance_mm" in row["reasons"]
