@@ -187,6 +187,20 @@ def test_template_defacing_keeps_the_margin_from_the_independent_mask():
     assert res.protected[bm.mask].all()
 
 
+@pytest.mark.skipif(not FULL, reason="orientation: set NEURODEID_FULL_DEFACE=1")
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["colin27_ch2", "vrd_seg3D_MR"])
+def test_extract_brain_ignores_voxel_order(name):
+    """Permuted and flipped voxel axes (and anisotropic voxels) give the same mask."""
+    img, d, bm = _brain(name)
+    z = np.asarray(img.header.get_zooms()[:3], float)
+    p = (1, 2, 0)
+    r = extract_brain(d.transpose(p)[:, ::-1], z[list(p)])
+    back = r.mask[:, ::-1].transpose(np.argsort(p))
+    dice = 2 * (back & bm.mask).sum() / (back.sum() + bm.mask.sum())
+    assert dice >= 0.98 and abs(r.volume_ml - bm.volume_ml) <= 0.02 * bm.volume_ml
+
+
 @pytest.mark.skipif(not FULL, reason="every head and method: set NEURODEID_FULL_DEFACE=1")
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["colin27_ch2", "vrd_seg3D_MR", "chris_t1"])
