@@ -230,22 +230,28 @@ def extract_brain(data, zooms, *, bt: float = 0.5, iterations: int = 1000,
         wz, offset = zooms, np.zeros(3)
     img = np.ascontiguousarray(img, np.float32)
 
-    # 1. intensity statistics, centre of gravity and radius
-    sample = img if img.size <= 4_000_000 else img[::2, ::2, ::2]
+    # 1. intensity statistics, centre of gravity and radius (on every 2nd voxel of grids
+    #    finer than 1.5 mm: these are volume statistics, and it saves a second per head)
+    sub = np.where(wz < 1.5, 2, 1).astype(int)
+    sample = img[:: sub[0], :: sub[1], :: sub[2]]
+    sz = wz * sub  # mm between sample voxels
     t2, t98 = (float(x) for x in np.percentile(sample, [2, 98]))
     t = t2 + 0.1 * (t98 - t2)
-    above = img > t
+    above = sample > t
     if not above.any():
         raise ValueError(f"extract_brain: no voxel above the background threshold {t:g}")
-    w = np.clip(img, t2, t98) * above
-    idx = np.indices(img.shape, dtype=np.float32)
-    cog = np.array([(idx[a] * w).sum() for a in range(3)]) / w.sum() * wz
-    radius = float(np.cbrt(3.0 * above.sum() * np.prod(wz) / (4.0 * np.pi)))
-    pos = [idx[a] * wz[a] for a in range(3)]
-    in_sphere = sum((pos[a] - cog[a]) ** 2 for a in range(3)) <= radius ** 2
-    tm = float(np.median(img[in_sphere & (img > t2) & (img < t98)])) if (
-        in_sphere & (img > t2) & (img < t98)).any() else float(np.median(img[above]))
-    del idx, pos, in_sphere, w
+    w = np.clip(sample, t2, t98) * above
+    pos = [np.arange(n, dtype=np.float32) * float(sz[a])
+           for a, n in enumerate(sample.shape)]  # mm along each axis (separable)
+    ws = w.sum()
+    cog = np.array([(w.sum(axis=tuple(b for b in range(3) if b != a)) * pos[a]).sum() / ws
+                    for a in range(3)])
+    radius = float(np.cbrt(3.0 * above.sum() * np.prod(sz) / (4.0 * np.pi)))
+    r2 = ((pos[0] - cog[0]) ** 2)[:, None, None] + ((pos[1] - cog[1]) ** 2)[None, :, None] \
+        + ((pos[2] - cog[2]) ** 2)[None, None, :]
+    core = (r2 <= radius ** 2) & (sample > t2) & (sample < t98)
+    tm = float(np.median(sample[core])) if core.any() else float(np.median(sample[above]))
+    del w, r2, core, above
 
     # 2. surface deformation, in the working grid's scaled voxel mm
     unit, faces = icosphere(subdivisions)
