@@ -252,3 +252,13 @@ def test_morphometry_series_withholds_on_the_independent_check(tmp_path):
     assert 2.5 <= float(row["independent_min_distance_mm"]) < 5.0
     assert row["independent_extractor"] == "bet-numpy"
     assert "FAIL independent_min_distance_mm" in row["reasons"]
+
+
+def test_deface_file_fails_loudly_when_the_independent_extraction_cannot_run(tmp_path):
+    from neurodeid.deface import DefaceError, deface_file
+
+    empty = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((30, 30, 30), np.float32), np.eye(4)), empty)
+    with pytest.raises(DefaceError, match="independent brain extraction failed"):
+        deface_file(empty, tmp_path / "out.nii.gz")
+    assert not (tmp_path / "out.nii.gz").exists()

@@ -53,7 +53,7 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
         img, data, affine = load_head(in_path)
     except Exception as e:  # nibabel raises many types
         raise DefaceError(f"{name}: cannot read as NIfTI ({e}); give a .nii or .nii.gz") from e
-    independent = _independent_brain(data, affine, method, params)
+    independent = _independent_brain(data, affine, method, params, name)
     res = deface_image(data, affine, method, params, name=name,
                        independent_brain=None if independent is None else independent.mask)
     try:
@@ -82,7 +82,7 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     return summary
 
 
-def _independent_brain(data, affine, method, params):
+def _independent_brain(data, affine, method, params, name):
     """The independent brain mask protected by the defacing (``independent_brain`` param),
     or ``None`` when switched off."""
     import numpy as np
@@ -95,7 +95,11 @@ def _independent_brain(data, affine, method, params):
     if not P.independent_brain:
         return None
     zooms = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
-    return extract_brain(data, zooms, ct=detect_ct(data, P.modality))
+    try:
+        return extract_brain(data, zooms, ct=detect_ct(data, P.modality))
+    except ValueError as e:  # no tissue above the background threshold
+        raise DefaceError(f"{name}: the independent brain extraction failed ({e}); nothing "
+                          "was written. Is this a head volume?") from e
 
 
 def _param(text: str):
