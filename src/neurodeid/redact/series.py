@@ -93,7 +93,7 @@ def screen_frames(frames: np.ndarray, photometric: str, cfg: RedactionConfig, ve
         # screening: detector at native size; careful: upscaled and the contrast view too
         scale = detect_scale(*fr.shape[:2]) if deep else 1
         words = region_words(fr, photometric, f, scale=scale, contrast=deep,
-                             max_line=None if deep else SCREEN_MAX_LINE)
+                             max_line=None if deep else SCREEN_MAX_LINE, turns=(0, 1) if deep else (0,))
         if deep:
             tw = ocr_frames(frames[f:f + 1], photometric, renderings_=cfg.ocr_renderings, scale=cfg.ocr_scale,
                             lang=cfg.ocr_lang, psm=cfg.ocr_psm, threads=cfg.ocr_threads)[0]
