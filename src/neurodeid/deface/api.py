@@ -8,12 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .core import DefaceError, deface_image
 from .params import METHODS
 
 
 def deface_file(in_path, out_path, method: str = "template", params: dict | None = None,
-                mask_out=None, brain_mask_out=None, qc_dir=None) -> dict:
+                mask_out=None, brain_mask_out=None, qc_dir=None, face_check: bool = True) -> dict:
     """Deface one NIfTI head and write the result on the original grid.
 
     Parameters
@@ -30,7 +32,12 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     brain_mask_out : path-like, optional
         uint8 protected region (registered template brain dilated by the margin).
     qc_dir : path-like, optional
-        Folder for ``deface_triplanar.png`` and ``deface_render.png``.
+        Folder for ``deface_triplanar.png``, ``deface_render.png`` and (with
+        ``face_check``) ``deface_faces.png`` (renders before/after with detection boxes).
+    face_check : bool
+        Look for a face on surface renders of the original and of the defaced volume
+        (:mod:`neurodeid.deface.face`); a face still detected after defacing fails the
+        image. Scores go to ``summary["face_before"]`` / ``["face_after"]``.
 
     Returns
     -------
@@ -41,8 +48,8 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     Raises
     ------
     DefaceError
-        Unreadable input, poor registration, implausible removal or brain overlap. Nothing
-        is written then.
+        Unreadable input, poor registration, implausible removal, brain overlap, or a face
+        still detected after defacing. Nothing is left written then.
     """
     from . import estimate
     from .io import load_head, write_defaced, write_mask
@@ -63,6 +70,35 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     if brain_mask_out:
         write_mask(img, res.protected, brain_mask_out)
     summary = dict(res.summary)
+    if face_check:
+        # the face decision and the re-identification check look at pixels: renders of the
+        # original and of the defaced volume (4-D: the mean over time)
+        from . import face
+
+        orig = face.volume_for_detection(np.asanyarray(img.dataobj, dtype=np.float32))
+        after_vol = orig.copy()
+        after_vol[res.removal] = res.background
+        thr = face.surface_threshold(orig)
+        before_chk = face.check_volume(orig, affine, threshold=thr)
+        after_chk = face.check_volume(after_vol, affine, threshold=thr)
+        summary["face_before"] = before_chk.summary()
+        summary["face_after"] = after_chk.summary()
+        if qc_dir:
+            from .. import qc
+
+            Path(qc_dir).mkdir(parents=True, exist_ok=True)
+            qc.write_png(Path(qc_dir) / "deface_faces.png",
+                         face.detection_picture(before_chk, after_chk))
+        if after_chk.face:
+            Path(out_path).unlink(missing_ok=True)
+            for p in (mask_out, brain_mask_out):
+                if p:
+                    Path(p).unlink(missing_ok=True)
+            raise DefaceError(
+                f"{name}: a face is still detected on the defaced volume (score "
+                f"{after_chk.best_score:.2f} > {face.FACE_SCORE_THRESHOLD} at yaw/pitch "
+                f"{after_chk.best_view} deg); the image is withheld. Inspect "
+                "deface_faces.png and try another deface.method")
     if qc_dir:
         from .. import qc
 

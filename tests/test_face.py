@@ -1,0 +1,116 @@
+"""The face detector on surface renders of real heads (issue #18).
+
+Heads from ``../shared/data/heads`` (colin27, vrd_seg3D; chris_t1 is read there, never
+copied: CC BY-NC). Positives: the face-bearing heads as acquired. Negatives built here with
+plain scipy/numpy, independently of the library: the skull-stripped brain (intensity brain
+eroded and re-dilated, largest component) and the head cut above the eyes. After defacing
+by the library, no face may be found at any view.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+pytest.importorskip("dlib")
+from scipy import ndimage as ndi
+
+from neurodeid.deface import face
+
+SHARED = Path(os.environ.get("NEURODEID_SHARED_DATA",
+                             Path(__file__).resolve().parents[2] / "shared" / "data"))
+HEADS = SHARED / "heads"
+FACE_HEADS = ["colin27_ch2", "vrd_seg3D_MR", "chris_t1"]
+
+
+def _load(name):
+    p = HEADS / f"{name}.nii.gz"
+    if not p.is_file():
+        pytest.skip(f"{p} not found (set NEURODEID_SHARED_DATA)")
+    img = nib.load(str(p))
+    return np.asarray(img.dataobj, np.float32), img.affine
+
+
+def _brain_only(d):
+    """Skull-stripped volume: voxels above the 60th percentile of the head, eroded 8
+    voxels, largest component, dilated back 8 voxels inside the candidates."""
+    head = d > np.percentile(d[d > 0], 20)
+    cand = head & (d > np.percentile(d[head], 60))
+    core = ndi.binary_erosion(cand, iterations=8)
+    lab, n = ndi.label(core)
+    big = lab == (np.bincount(lab.ravel())[1:].argmax() + 1)
+    brain = ndi.binary_dilation(big, iterations=8) & cand
+    brain = ndi.binary_fill_holes(brain)
+    return np.where(brain, d, 0)
+
+
+def _cut_above_eyes(d):
+    """Head above 55 % of its height (RAS grids: +k superior): no eyes, nose or mouth."""
+    ks = np.nonzero((d > np.percentile(d[d > 0], 20)).any((0, 1)))[0]
+    cut = int(ks.min() + 0.55 * (ks.max() - ks.min()))
+    out = d.copy()
+    out[:, :, :cut] = 0
+    return out
+
+
+def test_view_axes_are_anatomical():
+    r = face._rotation(0, 0)
+    assert np.allclose(r[:, 2], [0, 1, 0])   # looking from the front (+A)
+    assert np.allclose(r[:, 0], [-1, 0, 0])  # viewer's right = subject's left
+    assert np.allclose(face._rotation(90, 0)[:, 2], [-1, 0, 0])  # turned to the left
+    assert face._rotation(0, 20)[2, 2] > 0  # from above
+
+
+def test_4d_is_checked_on_its_mean():
+    a = np.zeros((4, 4, 4, 3), np.float32)
+    a[..., 1] = 3
+    assert face.volume_for_detection(a).shape == (4, 4, 4)
+    assert np.allclose(face.volume_for_detection(a), 1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FACE_HEADS)
+def test_face_detected_on_heads(name):
+    d, aff = _load(name)
+    chk = face.check_volume(d, aff)
+    assert chk.face, f"{name}: best score {chk.best_score:.2f} at {chk.best_view}"
+    assert any(det.boxes for det in chk.detections)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_brain_only, _cut_above_eyes], ids=["brain-only", "cut-above-eyes"])
+def test_no_face_without_face(make):
+    d, aff = _load("chris_t1")
+    chk = face.check_volume(make(d), aff)
+    assert not chk.face, f"false face: score {chk.best_score:.2f} at {chk.best_view}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["colin27_ch2", "vrd_seg3D_MR"])
+def test_defaced_head_shows_no_face(tmp_path, name):
+    from neurodeid.deface import deface_file
+
+    _load(name)  # skips without the shared data
+    s = deface_file(HEADS / f"{name}.nii.gz", tmp_path / "out.nii.gz", qc_dir=tmp_path)
+    assert s["face_before"]["face_detected"] is True
+    assert s["face_after"]["face_detected"] is False
+    assert (tmp_path / "deface_faces.png").is_file()
+
+
+@pytest.mark.slow
+def test_face_left_after_defacing_withholds(tmp_path):
+    """chris_t1 (0.88 mm, full face): the template removal exposes the orbits and nasal
+    cavity, and the detector still scores a face there (-0.01 > -0.25, measured): the
+    image is withheld, nothing is left written. This records the known limit of the
+    defacer on this head (issue #18, item 4 not done)."""
+    from neurodeid.deface import DefaceError, deface_file
+
+    _load("chris_t1")
+    out = tmp_path / "out.nii.gz"
+    with pytest.raises(DefaceError, match="face is still detected"):
+        deface_file(HEADS / "chris_t1.nii.gz", out, mask_out=tmp_path / "m.nii.gz")
+    assert not out.exists() and not (tmp_path / "m.nii.gz").exists()
