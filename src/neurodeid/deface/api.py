@@ -15,8 +15,43 @@ from .params import METHODS
 
 
 def deface_file(in_path, out_path, method: str = "template", params: dict | None = None,
-                mask_out=None, brain_mask_out=None, qc_dir=None, face_check: bool = True) -> dict:
-    """Deface one NIfTI head and write the result on the original grid.
+                mask_out=None, brain_mask_out=None, qc_dir=None, face_check: bool = True,
+                fallback: bool = True) -> dict:
+    """Deface one NIfTI head with ``method``; when it fails its checks, try the other
+    methods in the order of :data:`METHODS`, each judged by the same checks.
+
+    Parameters are those of :func:`deface_file_with`; ``fallback=False`` tries ``method``
+    only. The summary says which method succeeded (``method``) and why the earlier ones
+    failed (``failed_methods``: method -> reason).
+
+    Raises
+    ------
+    DefaceError
+        Every method failed; the message gives every method's reason.
+    """
+    order = [method] + ([m for m in METHODS if m != method] if fallback else [])
+    failed: dict[str, str] = {}
+    for m in order:
+        try:
+            summary = deface_file_with(in_path, out_path, m, params, mask_out, brain_mask_out,
+                                       qc_dir, face_check)
+        except DefaceError as e:
+            failed[m] = str(e)
+            continue
+        except ValueError as e:  # parameters of one method that another does not know
+            if m == method:
+                raise
+            failed[m] = str(e)
+            continue
+        summary["failed_methods"] = failed
+        return summary
+    raise DefaceError(" | ".join(f"{m}: {r}" for m, r in failed.items()))
+
+
+def deface_file_with(in_path, out_path, method: str = "template", params: dict | None = None,
+                     mask_out=None, brain_mask_out=None, qc_dir=None,
+                     face_check: bool = True) -> dict:
+    """Deface one NIfTI head with one method and write the result on the original grid.
 
     Parameters
     ----------
