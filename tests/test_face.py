@@ -134,3 +134,13 @@ def test_fallback_tries_every_method_and_gives_every_reason(tmp_path):
     for method in ("template:", "threshold-morphology:", "connected-threshold:"):
         assert method in str(err.value)
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_table_columns_from_a_defacing_summary():
+    cols = face.table_columns({"method": "threshold-morphology",
+                               "face_before": {"face_detected": True, "face_score": 0.41},
+                               "face_after": {"face_detected": False, "face_score": None}})
+    assert cols["deface_method"] == "threshold-morphology"
+    assert cols["face_score_original"] == 0.41 and cols["face_detected_original"] == "yes"
+    assert cols["face_score_defaced"] == "" and cols["face_detected_defaced"] == "no"
+    assert face.table_columns({})["face_detected_defaced"] == ""  # not checked: empty, not "no"

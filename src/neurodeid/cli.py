@@ -317,6 +317,7 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
     import json
 
     from . import morphometry as mm
+    from .deface.face import table_columns as face_columns
 
     thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
     deface = json.loads(Path(args.deface_result).read_text(encoding="utf-8"))
@@ -334,6 +335,7 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
             v = mm.verdict(m, thresholds)
         except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
             m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
+        m = {**m, **face_columns(im.get("summary") or {})}  # the face check beside the brain's
         tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
         print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
     if tsvs:

@@ -347,3 +347,18 @@ def detection_picture(before: FaceCheck, after: FaceCheck | None = None) -> np.n
     w = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, w - r.shape[1]), (0, 0))) for r in rows]
     return np.concatenate(rows, 0).astype(np.uint8)
+
+
+def table_columns(deface_summary: dict) -> dict:
+    """Face-check columns for the morphometry/QC table from a defacing summary
+    (:func:`neurodeid.deface.deface_file`): best detector score on the original's and on
+    the defaced volume's renders (empty when not checked), whether a face was detected,
+    and the method that defaced the image."""
+    out = {"deface_method": deface_summary.get("method", "")}
+    for when, key in (("original", "face_before"), ("defaced", "face_after")):
+        f = deface_summary.get(key) or {}
+        score = f.get("face_score")
+        out[f"face_score_{when}"] = "" if score is None else float(score)
+        out[f"face_detected_{when}"] = "" if not f else ("yes" if f.get("face_detected") else "no")
+    out["face_score_threshold"] = FACE_SCORE_THRESHOLD
+    return out
