@@ -1,6 +1,6 @@
 """The face detector on surface renders of real heads (issue #18).
 
-Default run: about 2.5 minutes on 2 idle cores (detection on the three heads, the two
+Default run: about 1 minute on 2 busy cores (detection on the three heads, the two
 face-free versions, one head defaced and checked); ``NEURODEID_FULL_DEFACE=1`` adds colin27
 defaced and chris_t1 through all three methods (``benchmarks/bench_face.py`` records the
 numbers).
@@ -70,6 +70,18 @@ def test_view_axes_are_anatomical():
     assert face._rotation(0, 20)[2, 2] > 0  # from above
 
 
+def test_defaced_renders_share_the_original_frame():
+    """The defaced volume is rendered in the original's frame: pixel-aligned views."""
+    m = np.zeros((60, 60, 60), bool)
+    m[10:50, 10:50, 10:50] = True
+    renders, frame = face.render_views(m, np.eye(4), [(0, 0)], 2.0)
+    cut = m.copy()
+    cut[:, 30:, :25] = False  # the lower front removed
+    again, frame2 = face.render_views(cut, np.eye(4), [(0, 0)], 2.0, frame=frame)
+    assert frame2 == frame and again[0].image.shape == renders[0].image.shape
+    assert (renders[0].image > 0).sum() >= (again[0].image > 0).sum() > 0
+
+
 def test_4d_is_checked_on_its_mean():
     a = np.zeros((4, 4, 4, 3), np.float32)
     a[..., 1] = 3
@@ -107,6 +119,9 @@ def test_defaced_head_shows_no_face(tmp_path, name):
     s = deface_file(HEADS / f"{name}.nii.gz", tmp_path / "out.nii.gz", qc_dir=tmp_path)
     assert s["face_before"]["face_detected"] is True
     assert s["face_after"]["face_detected"] is False
+    assert s["face_before"]["face_embeddings"] >= 1  # the original's face is embedded
+    d = s["face_after"]["embedding_distance"]  # None: no face left to embed
+    assert d is None or d >= face.SAME_PERSON_DISTANCE
     assert (tmp_path / "deface_faces.png").is_file()
 
 
