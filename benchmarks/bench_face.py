@@ -40,6 +40,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="template,threshold-morphology,connected-threshold")
     args = ap.parse_args()
+    import platform
+
     rows, neg = [], []
     for name in HEADS:
         p = SHARED / "heads" / f"{name}.nii.gz"
@@ -56,24 +58,35 @@ def main() -> int:
                 t = time.perf_counter()
                 try:
                     s = deface_file_with(p, Path(tmp) / "o.nii.gz", method)
-                    after, ok, why = s["face_after"]["face_score"], "defaced", ""
+                    fa = s["face_after"]
+                    after, ok, why = fa["face_score"], "defaced", ""
+                    dist, box = fa["embedding_distance"], fa["embedding_distance_at_face_box"]
                 except DefaceError as e:
                     after, ok, why = None, "withheld", str(e).split(": ", 1)[-1][:90]
+                    dist = box = None
                 secs = time.perf_counter() - t
-            rows.append((name, before.best_score, before.face, method, after, ok, secs, why))
+            rows.append((name, before.best_score, before.face, method, after, ok, secs, why,
+                         dist, box, t_before))
             print(rows[-1], flush=True)
     day = dt.date.today().isoformat()
     out = ROOT / "benchmarks" / "results" / f"face_{day}.md"
     lines = [f"# Face check on the shared heads ({day})", "",
-             f"`python benchmarks/bench_face.py` on {os.cpu_count()} cores (shared with other "
+             f"`python benchmarks/bench_face.py` on {platform.machine()} {platform.processor() or ''}"
+             f" {os.cpu_count()} cores (shared with other "
              "jobs: times are upper bounds). Threshold: score > "
-             f"{face.FACE_SCORE_THRESHOLD} is a face; {len(face.DEFAULT_VIEWS)} views at 1 mm.",
-             "", "| head | score original | face | method | score defaced | result | s (deface + 2 checks) | reason |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"{face.FACE_SCORE_THRESHOLD} is a face; {len(face.DEFAULT_VIEWS)} views, "
+             f"{face.RENDER_SPACING_MM} mm pixels, surface at {face.MASK_SPACING_MM} mm. Embedding "
+             "distance: between a face found on the defaced renders and the original's (empty: "
+             "no face left to embed); at box: measured at the original's face box whatever is "
+             "left there (not a verdict).",
+             "", "| head | score original | face | s (1 face check) | method | score defaced | "
+             "embedding distance | distance at box | result | s (deface + 2 checks) | reason |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    f2 = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
-        a = "" if r[4] is None else f"{r[4]:.2f}"
-        lines.append(f"| {r[0]} | {r[1]:.2f} | {'yes' if r[2] else 'no'} | {r[3]} | {a} | {r[5]} | {r[6]:.1f} | {r[7]} |")
-    lines += ["", f"One face check of the original, chris_t1: {t_before:.1f} s (last head).", "",
+        lines.append(f"| {r[0]} | {r[1]:.2f} | {'yes' if r[2] else 'no'} | {r[10]:.1f} | {r[3]} | "
+                     f"{f2(r[4])} | {f2(r[8])} | {f2(r[9])} | {r[5]} | {r[6]:.1f} | {r[7]} |")
+    lines += ["",
               "| head | face-free version | best score | face |", "|---|---|---|---|"]
     for n, k, sc, f in neg:
         lines.append(f"| {n} | {k} | {sc:.2f} | {'yes' if f else 'no'} |")
