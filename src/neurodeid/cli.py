@@ -271,6 +271,19 @@ def _cmd_deface(args: argparse.Namespace) -> int:
     return deface_main(parser.parse_args(args.args))
 
 
+def _cmd_face_check_series(args: argparse.Namespace) -> int:
+    import json
+
+    from .deface.face import check_folder
+    from .fileio import write_text_atomic
+
+    result = check_folder(args.convert_dir)
+    write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
+    for r in result["images"]:
+        print(f"face check: {r['image']}: {r['status']} {r['reason']}")
+    return 0
+
+
 def _cmd_deface_series(args: argparse.Namespace) -> int:
     import json
     import shutil
@@ -548,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="template")
     s.add_argument("--params-json", default="{}")
     s.set_defaults(func=_cmd_deface_series)
+
+    s = sub.add_parser("face-check-series",
+                       help="look for a face on renders of every converted image of a series not defaced")
+    s.add_argument("convert_dir")
+    s.add_argument("--result", required=True, help="per-image face decisions (JSON, private)")
+    s.set_defaults(func=_cmd_face_check_series)
 
     s = sub.add_parser("deface", add_help=False, help="deface one NIfTI head (prints a JSON summary)",
                        usage="neurodeid deface IN OUT [--method M] [--mask-out FILE] [--qc-dir DIR] ...")

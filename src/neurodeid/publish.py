@@ -121,18 +121,20 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
     if ses_plan.get("classification"):
         names = _session_names(subject, session, ses_plan, work, rules)
         out.names[session] = names
-        sources, converted, deface, morph = {}, {}, {}, {}
+        sources, converted, deface, morph, faces = {}, {}, {}, {}, {}
         for label, s in series.items():
             if not s.get("convert"):
                 continue
             converted[label] = stage_path(work, "convert", subject, session, label)
             if not s.get("deface"):
                 sources[label] = converted[label]
+                # not planned for defacing: released only where the face check saw no face
+                faces[label] = stage_path(private, "face", subject, session, label).with_suffix(".json")
             elif plan.get("deface_enabled", True):
                 sources[label] = stage_path(work, "deface", subject, session, label)
                 deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
                 morph[label] = stage_path(work, "morphometry", subject, session, label)
-        auto, extras, verdicts = review.session_exclusions(names, deface, morph)
+        auto, extras, verdicts = review.session_exclusions(names, deface, morph, faces)
         excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
         files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
                                        converted=converted, nrrd=nrrd, excluded=excluded, extras=extras)

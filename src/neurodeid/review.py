@@ -705,7 +705,8 @@ def apply_dicom_decisions(series_item: str, files: list[str], decisions: dict[st
 
 
 def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike],
-                       morphometry_dirs: dict[str, str | os.PathLike]
+                       morphometry_dirs: dict[str, str | os.PathLike],
+                       face_results: dict[str, str | os.PathLike] | None = None
                        ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, str]]:
     """The automatic exclusions, morphometry tables and verdicts of one session's images.
 
@@ -720,6 +721,10 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
         series label -> defacing result JSON (series that are defaced).
     morphometry_dirs : dict
         series label -> folder of per-image morphometry TSVs (``<image stem>.tsv``).
+    face_results : dict, optional
+        series label -> face check JSON (:func:`neurodeid.deface.face.check_folder`) of a
+        series that is not defaced: an image with a face, or without a decision (no
+        record, a check that failed), is withheld whatever the series is called.
 
     Returns
     -------
@@ -732,6 +737,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
     excluded: dict[str, dict[str, str]] = {}
     extras: dict[str, dict[str, str]] = {}
     verdicts: dict[str, str] = {}
+    face_seen: dict[str, dict] = {}
     for label, entries in names.items():
         if not isinstance(entries, list):
             continue
@@ -749,6 +755,13 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
                     extras.setdefault(label, {})[image] = str(table)
             defaced = deface is not None
             verdict, why = image_verdict(defaced, deface.get(image) if defaced else None, morph)
+            if label in (face_results or {}) and not defaced:
+                seen = face_seen.setdefault(label, {
+                    r["image"]: r for r in _read_json(Path(face_results[label])).get("images", [])})
+                rec = seen.get(image)
+                if rec is None or rec.get("status") != "ok":
+                    verdict = "WITHHELD"
+                    why = rec["reason"] if rec else "no face check of this image: withheld"
             verdicts[e["bids"]] = verdict
             if verdict in ("FAIL", "WITHHELD"):
                 excluded.setdefault(label, {})[image] = why

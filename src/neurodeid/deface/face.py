@@ -542,7 +542,9 @@ def table_columns(deface_summary: dict) -> dict:
     """Face-check columns for the morphometry/QC table from a defacing summary
     (:func:`neurodeid.deface.deface_file`): best detector score on the original's and on
     the defaced volume's renders (empty when not checked), whether a face was detected,
-    and the method that defaced the image."""
+    the method that defaced the image, and the face-recognition embedding distance between
+    the original's face and a face left on the defaced renders (empty: none left to embed;
+    below :data:`SAME_PERSON_DISTANCE` withholds)."""
     out = {"deface_method": deface_summary.get("method", "")}
     for when, key in (("original", "face_before"), ("defaced", "face_after")):
         f = deface_summary.get(key) or {}
@@ -550,4 +552,47 @@ def table_columns(deface_summary: dict) -> dict:
         out[f"face_score_{when}"] = "" if score is None else float(score)
         out[f"face_detected_{when}"] = "" if not f else ("yes" if f.get("face_detected") else "no")
     out["face_score_threshold"] = FACE_SCORE_THRESHOLD
+    after = deface_summary.get("face_after") or {}
+    dist = after.get("embedding_distance")
+    # empty: not checked, or no face left on the defaced renders to embed
+    out["face_embedding_distance"] = "" if dist is None else float(dist)
+    out["face_embeddings_original"] = (deface_summary.get("face_before") or {}).get("face_embeddings", "")
+    out["same_person_distance"] = SAME_PERSON_DISTANCE
     return out
+
+
+def check_folder(folder) -> dict:
+    """The face check of every NIfTI image in ``folder`` (a converted series that is not
+    planned for defacing: its description, datatype and slice count exempt nothing).
+
+    Returns
+    -------
+    dict
+        ``{"images": [{"image", "status", "reason", "summary"}]}`` with status ``ok`` (no
+        face on any render), ``face`` (a face detected: the image must not be released
+        as it is) or ``failed`` (no decision: not released either); JSON-able.
+    """
+    from pathlib import Path
+
+    import nibabel as nib
+
+    rows = []
+    for p in sorted(Path(folder).glob("*.nii.gz")):
+        try:
+            img = nib.load(str(p))
+            data = np.asanyarray(img.dataobj, dtype=np.float32)
+            if data.ndim < 3 or min(data.shape[:3]) < 2:
+                rows.append({"image": p.name, "status": "ok", "summary": {},
+                             "reason": "a single 2-D slice: no surface to render"})
+                continue
+            chk = check_volume(data, img.affine, embeddings=False)
+        except Exception as exc:  # noqa: BLE001 - no decision, no release: the reason is kept
+            rows.append({"image": p.name, "status": "failed", "summary": {},
+                         "reason": f"face check could not run: {type(exc).__name__}: {exc}"})
+            continue
+        face = "face" if chk.face else "ok"
+        why = (f"a face is detected on its surface renders (score {chk.best_score:.2f} > "
+               f"{FACE_SCORE_THRESHOLD} at yaw/pitch {chk.best_view} deg) and it is not planned "
+               "for defacing: withheld") if chk.face else ""
+        rows.append({"image": p.name, "status": face, "reason": why, "summary": chk.summary()})
+    return {"images": rows}
