@@ -206,4 +206,5 @@ def test_face_bearing_volume_described_as_rest_is_withheld(tmp_path):
     excluded, _, verdicts = session_exclusions(names, {}, {}, {"s005": tmp_path / "face.json"})
     assert set(excluded["s005"]) == {"head.nii.gz", "other.nii.gz"}
     assert "face is detected" in excluded["s005"]["head.nii.gz"]
+    assert "face check pending" in excluded["s005"]["other.nii.gz"]
     assert verdicts["sub-1/ses-1/func/sub-1_ses-1_task-rest_run-2_bold"] != "WITHHELD"

@@ -150,6 +150,13 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
             raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
         src = stage_path(work, stage, subject, session, label)
         item = review.dicom_series_item(subject, session, label)
+        if stage == "deid" and not series[label].get("deface"):
+            face = review.dicom_face_reason(
+                stage_path(private, "face", subject, session, label).with_suffix(".json"))
+            if face:  # the DICOM holds the same face as its converted image
+                out.notes.append({"series": f"ses-{session}/{label}", "status": "withheld",
+                                  "reason": f"DICOM withheld, a face: {face}"})
+                continue
         keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)
         if src.is_dir():
             out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
