@@ -1,6 +1,6 @@
 """The face detector on surface renders of real heads (issue #18).
 
-Default run: about 1 minute on 2 busy cores (detection on the three heads, the two
+Default run: about 40 s on 2 busy cores (detection on the three heads, the two
 face-free versions, one head defaced and checked); ``NEURODEID_FULL_DEFACE=1`` adds colin27
 defaced and chris_t1 through all three methods (``benchmarks/bench_face.py`` records the
 numbers).
@@ -127,7 +127,7 @@ def test_defaced_head_shows_no_face(tmp_path, name):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("NEURODEID_FULL_DEFACE"),
-                    reason="three methods on a 0.88 mm head (~1.5 min): set NEURODEID_FULL_DEFACE=1")
+                    reason="three methods on a 0.88 mm head (~20 s): set NEURODEID_FULL_DEFACE=1")
 def test_face_left_after_defacing_withholds(tmp_path):
     """chris_t1 (0.88 mm, full face, field of view ending under the nose): seen from 40 deg
     below, the volume's inferior cut plane with its airway openings and the orbits and nasal
