@@ -22,7 +22,7 @@ A, B = "aaa111", "bbb222"
 T1 = f"sub-{A}/ses-1/anat/sub-{A}_ses-1_run-1_T1w"  # morphometry WARN
 T1_DF = f"sub-{A}/ses-1/anat/sub-{A}_ses-1_run-2_T1w"  # defacing failed
 T1_MF = f"sub-{A}/ses-1/anat/sub-{A}_ses-1_run-3_T1w"  # morphometry FAIL
-CT = f"sub-{A}/ses-1/ct/sub-{A}_ses-1_run-1_ct"  # no check applies
+CT = f"sub-{A}/ses-1/ct/sub-{A}_ses-1_run-1_ct"  # not defaced: the face check saw no face
 US = f"sourcedata/dicom/sub-{A}/ses-1/s005"  # redacted: 00001 PASS, 00002 FAIL
 B_T1 = f"sub-{B}/ses-1/anat/sub-{B}_ses-1_run-1_T1w"  # PASS
 
@@ -77,6 +77,8 @@ def private(tmp_path: Path) -> Path:
     _json(p / "redact" / f"sub-{A}" / "ses-1" / "s005.json", {"status": "FAIL", "files": [
         {"file": "00001.dcm", "status": "PASS", "reasons": []},
         {"file": "00002.dcm", "status": "FAIL", "reasons": ["OCR still reads a date"]}]})
+    _json(p / "face" / f"sub-{A}" / "ses-1" / "s004.json",
+          {"images": [{"image": "image.nii.gz", "status": "ok", "reason": ""}]})
     qc = p / "qc" / "deface" / f"sub-{A}" / "ses-1" / "s001" / "a"
     qc.mkdir(parents=True)
     (qc / "deface_triplanar.png").write_bytes(b"png")
@@ -396,3 +398,24 @@ def test_decision_case_is_forgiven_but_not_typos(private: Path, tmp_path: Path):
     sheet = _sheet(private)
     path = _decisions(tmp_path, [[f"sub-{A}", CT, "Reject", "from a spreadsheet"]])
     assert review.read_decisions(path, sheet, SCHEMA) == {CT: ("reject", "from a spreadsheet")}
+
+
+def test_an_image_not_defaced_is_released_only_without_a_face(private: Path):
+    """Issue #18: a face seen on its renders, or no face check at all, withholds it."""
+    rec = private / "face" / f"sub-{A}" / "ses-1" / "s004.json"
+    _json(rec, {"images": [{"image": "image.nii.gz", "status": "face",
+                            "reason": "a face is detected on its surface renders (score 0.31 > -0.4)"}]})
+    row = {r["item"]: r for r in _sheet(private)}[CT]
+    assert row["verdict"] == "WITHHELD" and "face is detected" in row["reasons"]
+    rec.unlink()
+    row = {r["item"]: r for r in _sheet(private)}[CT]
+    assert row["verdict"] == "WITHHELD" and "face check pending" in row["reasons"]
+
+
+def test_dicom_of_a_series_with_a_face_is_withheld(private: Path):
+    """The de-identified DICOM of a series whose converted image shows a face holds the
+    same face: it does not leave as acquired either."""
+    _json(private / "face" / f"sub-{A}" / "ses-1" / "s004.json",
+          {"images": [{"image": "image.nii.gz", "status": "face", "reason": "a face is detected"}]})
+    row = {r["item"]: r for r in _sheet(private)}[f"sourcedata/dicom/sub-{A}/ses-1/s004"]
+    assert row["verdict"] == "WITHHELD" and "face" in row["reasons"]

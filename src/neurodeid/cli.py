@@ -271,6 +271,19 @@ def _cmd_deface(args: argparse.Namespace) -> int:
     return deface_main(parser.parse_args(args.args))
 
 
+def _cmd_face_check_series(args: argparse.Namespace) -> int:
+    import json
+
+    from .deface.face import check_folder
+    from .fileio import write_text_atomic
+
+    result = check_folder(args.convert_dir)
+    write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
+    for r in result["images"]:
+        print(f"face check: {r['image']}: {r['status']} {r['reason']}")
+    return 0
+
+
 def _cmd_deface_series(args: argparse.Namespace) -> int:
     import json
     import shutil
@@ -317,6 +330,7 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
     import json
 
     from . import morphometry as mm
+    from .deface.face import table_columns as face_columns
 
     thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
     deface = json.loads(Path(args.deface_result).read_text(encoding="utf-8"))
@@ -337,6 +351,7 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
             v = mm.verdict(m, thresholds)
         except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
             m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
+        m = {**m, **face_columns(im.get("summary") or {})}  # the face check beside the brain's
         tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
         print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
     if tsvs:
@@ -549,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="template")
     s.add_argument("--params-json", default="{}")
     s.set_defaults(func=_cmd_deface_series)
+
+    s = sub.add_parser("face-check-series",
+                       help="look for a face on renders of every converted image of a series not defaced")
+    s.add_argument("convert_dir")
+    s.add_argument("--result", required=True, help="per-image face decisions (JSON, private)")
+    s.set_defaults(func=_cmd_face_check_series)
 
     s = sub.add_parser("deface", add_help=False, help="deface one NIfTI head (prints a JSON summary)",
                        usage="neurodeid deface IN OUT [--method M] [--mask-out FILE] [--qc-dir DIR] ...")

@@ -121,18 +121,20 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
     if ses_plan.get("classification"):
         names = _session_names(subject, session, ses_plan, work, rules)
         out.names[session] = names
-        sources, converted, deface, morph = {}, {}, {}, {}
+        sources, converted, deface, morph, faces = {}, {}, {}, {}, {}
         for label, s in series.items():
             if not s.get("convert"):
                 continue
             converted[label] = stage_path(work, "convert", subject, session, label)
             if not s.get("deface"):
                 sources[label] = converted[label]
+                # not planned for defacing: released only where the face check saw no face
+                faces[label] = stage_path(private, "face", subject, session, label).with_suffix(".json")
             elif plan.get("deface_enabled", True):
                 sources[label] = stage_path(work, "deface", subject, session, label)
                 deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
                 morph[label] = stage_path(work, "morphometry", subject, session, label)
-        auto, extras, verdicts = review.session_exclusions(names, deface, morph)
+        auto, extras, verdicts = review.session_exclusions(names, deface, morph, faces)
         excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
         files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
                                        converted=converted, nrrd=nrrd, excluded=excluded, extras=extras)
@@ -148,6 +150,13 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
             raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
         src = stage_path(work, stage, subject, session, label)
         item = review.dicom_series_item(subject, session, label)
+        if stage == "deid" and not series[label].get("deface"):
+            face = review.dicom_face_reason(
+                stage_path(private, "face", subject, session, label).with_suffix(".json"))
+            if face:  # the DICOM holds the same face as its converted image
+                out.notes.append({"series": f"ses-{session}/{label}", "status": "withheld",
+                                  "reason": f"DICOM withheld, a face: {face}"})
+                continue
         keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)
         if src.is_dir():
             out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)

@@ -167,6 +167,30 @@ def dicom_series_item(subject: str, session: str, series: str) -> str:
     return f"sourcedata/dicom/sub-{subject}/ses-{session}/{series}"
 
 
+def face_check_verdict(record: dict | None) -> tuple[str, str]:
+    """Automatic ``(verdict, reasons)`` of a converted image that is not defaced, from its
+    face check (an entry of :func:`neurodeid.deface.face.check_folder`; None: no record):
+    RELEASED only when the check ran and saw no face."""
+    if record is None:
+        return "WITHHELD", "face check pending: no face check of this image"
+    if record.get("status") == "ok":
+        return "RELEASED", ""
+    return "WITHHELD", _clean(record.get("reason", "")) or "face check: no decision"
+
+
+def dicom_face_reason(face_result: str | os.PathLike) -> str:
+    """Why a series' de-identified DICOM must not leave as acquired: a face seen (or no
+    decision) on the renders of one of its converted images (``''`` when none, or when the
+    series has no face check record)."""
+    path = Path(face_result)
+    if not path.is_file():
+        return ""
+    for r in _read_json(path).get("images", []):
+        if r.get("status") != "ok":
+            return f"its converted image {r.get('image', '')}: {_clean(r.get('reason', ''))}"
+    return ""
+
+
 def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None) -> tuple[str, str]:
     """Automatic ``(verdict, reasons)`` of one converted BIDS image.
 
@@ -277,6 +301,11 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 dpath = private / "deface" / rel
                 if defaced and dpath.with_suffix(".json").is_file():
                     deface = {im["image"]: im for im in _read_json(dpath.with_suffix(".json")).get("images", [])}
+                faces = None
+                fpath = (private / "face" / rel).with_suffix(".json")
+                if not defaced:
+                    faces = ({im["image"]: im for im in _read_json(fpath).get("images", [])}
+                             if fpath.is_file() else {})
                 mpath = (private / "morphometry" / rel).with_suffix(".tsv")
                 if defaced and mpath.is_file():
                     morph = {Path(r.get("image", "")).name: r for r in _read_tsv(mpath)}
@@ -284,6 +313,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     image = e["image"]
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
                                                  morph.get(image) if deface else None)
+                    if faces is not None:  # not defaced: released only without a face
+                        verdict, why = face_check_verdict(faces.get(image))
                     qc = ""
                     if defaced:
                         q = f"qc/deface/{rel}/{_stem(image)}"
@@ -318,6 +349,9 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
                 else:
                     add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
+        elif dicom_face_reason((private / "face" / rel).with_suffix(".json")):
+            add(sub, ses, series, item, "WITHHELD",
+                f"a face: {dicom_face_reason((private / 'face' / rel).with_suffix('.json'))}")
         else:
             add(sub, ses, series, item, "RELEASED")
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
@@ -705,7 +739,8 @@ def apply_dicom_decisions(series_item: str, files: list[str], decisions: dict[st
 
 
 def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike],
-                       morphometry_dirs: dict[str, str | os.PathLike]
+                       morphometry_dirs: dict[str, str | os.PathLike],
+                       face_results: dict[str, str | os.PathLike] | None = None
                        ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, str]]:
     """The automatic exclusions, morphometry tables and verdicts of one session's images.
 
@@ -720,6 +755,10 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
         series label -> defacing result JSON (series that are defaced).
     morphometry_dirs : dict
         series label -> folder of per-image morphometry TSVs (``<image stem>.tsv``).
+    face_results : dict, optional
+        series label -> face check JSON (:func:`neurodeid.deface.face.check_folder`) of a
+        series that is not defaced: an image with a face, or without a decision (no
+        record, a check that failed), is withheld whatever the series is called.
 
     Returns
     -------
@@ -732,6 +771,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
     excluded: dict[str, dict[str, str]] = {}
     extras: dict[str, dict[str, str]] = {}
     verdicts: dict[str, str] = {}
+    face_seen: dict[str, dict] = {}
     for label, entries in names.items():
         if not isinstance(entries, list):
             continue
@@ -749,6 +789,12 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
                     extras.setdefault(label, {})[image] = str(table)
             defaced = deface is not None
             verdict, why = image_verdict(defaced, deface.get(image) if defaced else None, morph)
+            if label in (face_results or {}) and not defaced:
+                if label not in face_seen:
+                    fpath = Path(face_results[label])
+                    face_seen[label] = ({r["image"]: r for r in _read_json(fpath).get("images", [])}
+                                        if fpath.is_file() else {})
+                verdict, why = face_check_verdict(face_seen[label].get(image))
             verdicts[e["bids"]] = verdict
             if verdict in ("FAIL", "WITHHELD"):
                 excluded.setdefault(label, {})[image] = why

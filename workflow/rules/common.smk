@@ -236,6 +236,8 @@ def subject_release_inputs(w):
                     f"{PRIVATE}/deface/{base}.json",
                     f"{WORK}/morphometry/{base}",
                 ]
+            elif not p.deface:
+                out.append(f"{PRIVATE}/face/{base}.json")
         stage = nd_plan.dicom_stage(p)
         if stage:
             out.append(f"{WORK}/{stage}/{base}")

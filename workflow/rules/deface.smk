@@ -55,6 +55,28 @@ rule deface_series:
         " --method {params.method} --params-json {params.params:q} > {log:q} 2>&1"
 
 
+rule face_check_series:
+    """Look for a face on surface renders of every converted image of a series not planned for defacing."""
+    input:
+        f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
+    output:
+        f"{PRIVATE}/face/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+    log:
+        f"{LOGS}/face_check_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+    benchmark:
+        f"{BENCH}/face_check_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+    group:
+        "subject"
+    conda:
+        "../envs/neurodeid.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    shell:
+        "neurodeid face-check-series {input:q} --result {output:q} > {log:q} 2>&1"
+
+
 rule deface_dicom:
     """The de-identified DICOM series again, with the defaced pixels (new keyed UIDs, marked derived)."""
     input:
