@@ -195,6 +195,25 @@ def test_clean_volume_passes_unchanged(tmp_path):
         assert (tmp_path / "out" / f.name).read_bytes() == f.read_bytes()
 
 
+NIH = SHARED / "dicom" / "dcm_qa_nih" / "In"
+
+
+@needs_readers
+@pytest.mark.skipif(not NIH.is_dir(), reason="needs ../shared/data/dicom/dcm_qa_nih")
+def test_phantom_mosaics_are_not_text(tmp_path):
+    """Real Siemens EPI mosaics of round phantoms (a row of three read as "000"): screened clean, passed unchanged."""
+    firsts = sorted(p for p in NIH.rglob("*-00001.dcm"))
+    assert len(firsts) >= 4
+    for i, f in enumerate(firsts):
+        src = tmp_path / f"in{i}"
+        src.mkdir()
+        shutil.copy(f, src / "00001.dcm")
+        res = run_series(src, tmp_path / f"out{i}", tmp_path / f"r{i}.json", RedactionConfig(ocr_threads=2),
+                         None, mode="screen")
+        assert res["status"] == "PASS" and not res.get("screened"), (f.name, res.get("screened"))
+        assert (tmp_path / f"out{i}" / "00001.dcm").read_bytes() == f.read_bytes()
+
+
 def test_undecodable_image_is_withheld_never_released_unread(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -45,6 +45,16 @@ SCREEN_MAX_LINE = 80
 #: near-empty last slice of a real GE T1 (stored values 0-12) it read "ASA"
 #: at 0.60; planted 10-level text reads at 0.9 and more.
 MIN_SCORE_CONTRAST = 0.8
+#: Smallest best-read score (0-1) for a region to count as text on its own
+#: (:func:`text_regions`); weaker reads still reach the verifier. A row of
+#: three round phantoms in a real Siemens EPI mosaic (dcm_qa_nih) read as
+#: "000" at 0.51 and 0.55 and was masked out of the volume; planted text's
+#: best read scores 0.76 and more (corpus of 48, seed 7).
+MIN_REGION_SCORE = 0.65
+#: Glyphs a blob of anatomy or a phantom reads as: a read made only of these
+#: is not text (a round object in cross-section is an "0", two are an "8"),
+#: and such a string names nobody.
+BLOB_GLYPHS = frozenset("0Oo8")
 
 
 def detector_available() -> tuple[bool, str]:
@@ -274,23 +284,28 @@ def region_words(frame: np.ndarray, photometric: str = "MONOCHROME2", frame_inde
     return words
 
 
-def text_regions(words: list[Word], min_alnum: int = 3) -> list[Box]:
+def text_regions(words: list[Word], min_alnum: int = 3, min_score: float = MIN_REGION_SCORE) -> list[Box]:
     """Regions whose best read (over orientations) holds at least ``min_alnum`` ASCII letters/digits.
 
     These are the second reader's boxes to redact. Three, not two: on the
     real CT localizer, after the name was masked, the local-contrast view of
     the anatomy read as "40" and "10" (scores 0.64, 0.94); two-character
     tokens (orientation letters, numbers) do not identify anybody on their
-    own, and the verifier still judges every read.
+    own, and the verifier still judges every read. A read counts only with
+    score >= ``min_score`` (x 100 in ``Word.conf``) and when it is not made of
+    blob glyphs alone (:data:`BLOB_GLYPHS`).
     """
-    reads: dict[tuple, int] = {}
+    reads: dict[tuple, list[Word]] = {}
     boxes: dict[tuple, Box] = {}
     for w in words:
         if w.line and w.line[0] == "rapidocr":
-            k = (w.frame, w.line[1], w.line[2])
-            reads[k] = reads.get(k, 0) + _ascii_alnum(w.text)
+            reads.setdefault((w.frame, w.line[1], w.line[2]), []).append(w)
             boxes[(w.frame, w.line[1])] = w.box
     best: dict[tuple, int] = {}
-    for (f, i, _), n in reads.items():
-        best[(f, i)] = max(best.get((f, i), 0), n)
+    for (f, i, _), ws in reads.items():
+        text = "".join(w.text for w in ws)
+        alnum = [ch for ch in text if ch.isascii() and ch.isalnum()]
+        if ws[0].conf < min_score * 100.0 or set(alnum) <= BLOB_GLYPHS:
+            continue
+        best[(f, i)] = max(best.get((f, i), 0), len(alnum))
     return [boxes[k] for k, n in best.items() if n >= min_alnum]
