@@ -185,8 +185,9 @@ def _unturn(q: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
     return q
 
 
-def _ascii_alnum(text: str) -> int:
-    return sum(ch.isascii() and ch.isalnum() for ch in text)
+def _ascii_alnum(text: str) -> str:
+    """The ASCII letters and digits of ``text``, in order."""
+    return "".join(ch for ch in text if ch.isascii() and ch.isalnum())
 
 
 def orientations(height: int, width: int) -> tuple[int, ...]:
@@ -303,8 +304,7 @@ def text_regions(words: list[Word], min_alnum: int = 3, min_score: float = MIN_R
             boxes[(w.frame, w.line[1])] = w.box
     best: dict[tuple, int] = {}
     for (f, i, _), ws in reads.items():
-        text = "".join(w.text for w in ws)
-        alnum = [ch for ch in text if ch.isascii() and ch.isalnum()]
+        alnum = _ascii_alnum("".join(w.text for w in ws))
         if ws[0].conf < min_score * 100.0 or set(alnum) <= BLOB_GLYPHS:
             continue
         best[(f, i)] = max(best.get((f, i), 0), len(alnum))
