@@ -32,10 +32,12 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     order = [method] + ([m for m in METHODS if m != method] if fallback else [])
     failed: dict[str, str] = {}
     before = original_face_check(in_path) if face_check else None  # one look, every method
+    brains: dict = {}  # one independent brain extraction, every method
     for m in order:
         try:
             summary = deface_file_with(in_path, out_path, m, params, mask_out, brain_mask_out,
-                                       qc_dir, face_check, face_before=before)
+                                       qc_dir, face_check, face_before=before,
+                                       _brain_cache=brains)
         except DefaceError as e:
             failed[m] = str(e)
             continue
@@ -71,7 +73,7 @@ def original_face_check(in_path):
 
 def deface_file_with(in_path, out_path, method: str = "template", params: dict | None = None,
                      mask_out=None, brain_mask_out=None, qc_dir=None,
-                     face_check: bool = True, face_before=None) -> dict:
+                     face_check: bool = True, face_before=None, _brain_cache=None) -> dict:
     """Deface one NIfTI head with one method and write the result on the original grid.
 
     Parameters
@@ -120,7 +122,12 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         img, data, affine = load_head(in_path)
     except Exception as e:  # nibabel raises many types
         raise DefaceError(f"{name}: cannot read as NIfTI ({e}); give a .nii or .nii.gz") from e
-    independent = _independent_brain(data, affine, method, params, name)
+    if _brain_cache is not None and "brain" in _brain_cache:
+        independent = _brain_cache["brain"]
+    else:
+        independent = _independent_brain(data, affine, method, params, name)
+        if _brain_cache is not None:
+            _brain_cache["brain"] = independent
     res = deface_image(data, affine, method, params, name=name,
                        independent_brain=None if independent is None else independent.mask)
     try:

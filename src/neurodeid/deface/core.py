@@ -125,35 +125,32 @@ def upsample_blocks(small: np.ndarray, factors, shape) -> np.ndarray:
     return out
 
 
-def _protect_mask(mask, factors, small_shape, szooms, margin_mm) -> np.ndarray:
-    """Blocks of the work grid (``small_shape``, block sizes ``szooms`` mm) that hold a voxel
-    within ``margin_mm`` of ``mask`` (bool, full grid, voxel (i, j, k)).
+def _protect_mask(mask, factors, small_shape, zooms, margin_mm) -> np.ndarray:
+    """Blocks of the work grid (``small_shape``, ``factors`` voxels per block) that hold a
+    voxel within ``margin_mm`` of ``mask`` (bool, full grid, voxel (i, j, k), voxel sizes
+    ``zooms`` mm).
 
-    A block counts as brain when any of its voxels is (the trailing voxels beyond the last
-    whole block belong to the last block, as :func:`upsample_blocks` gives them its value);
-    a block is protected when its centre lies within ``margin_mm`` plus twice the largest
-    block-centre-to-voxel-centre distance of a brain block's centre, so every voxel within
-    the margin of the mask is covered.
+    The distance to the mask is measured on the full grid (exact Euclidean distance in mm)
+    and a block is protected when its nearest voxel is within the margin; the trailing
+    voxels beyond the last whole block belong to the last block, as :func:`upsample_blocks`
+    gives them its value. So every voxel of an unprotected block lies farther than
+    ``margin_mm`` from the mask, and no more than one block beyond the margin is protected.
     """
     m = np.asarray(mask, bool)
-    vz = np.asarray(szooms, float) / np.asarray(factors, float)
-    reach = np.array([((int(f) - 1) / 2.0 + (m.shape[ax] - small_shape[ax] * int(f))) * vz[ax]
-                      for ax, f in enumerate(factors)])
+    if not m.any():
+        return np.zeros(small_shape, bool)
+    dist = ndi.distance_transform_edt(~m, sampling=zooms).astype(np.float32)
     for ax, f in enumerate(factors):
         n = small_shape[ax] * int(f)
-        if m.shape[ax] > n:  # fold the trailing voxels into the last whole block
-            tail = np.take(m, range(n, m.shape[ax]), axis=ax).any(axis=ax, keepdims=True)
-            m = np.take(m, range(n), axis=ax).copy()
+        if dist.shape[ax] > n:  # fold the trailing voxels into the last whole block
+            tail = np.take(dist, range(n, dist.shape[ax]), axis=ax).min(axis=ax, keepdims=True)
+            dist = np.take(dist, range(n), axis=ax)
             idx = [slice(None)] * 3
             idx[ax] = slice(n - 1, n)
-            m[tuple(idx)] |= tail
+            dist[tuple(idx)] = np.minimum(dist[tuple(idx)], tail)
     f = [int(x) for x in factors]
-    blocks = m.reshape(small_shape[0], f[0], small_shape[1], f[1], small_shape[2], f[2])
-    blocks = blocks.any(axis=(1, 3, 5))
-    if not blocks.any():
-        return blocks
-    return (ndi.distance_transform_edt(~blocks, sampling=szooms)
-            <= margin_mm + 2.0 * float(np.linalg.norm(reach)))
+    blocks = dist.reshape(small_shape[0], f[0], small_shape[1], f[1], small_shape[2], f[2])
+    return blocks.min(axis=(1, 3, 5)) <= margin_mm
 
 
 def _template_coords(shape, affine, s2t):
@@ -286,7 +283,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     protected_s = dsub <= P.brain_margin_mm + half_diag
 
     if independent_brain is not None:
-        protected_s |= _protect_mask(independent_brain, factors, small.shape, szooms,
+        protected_s |= _protect_mask(independent_brain, factors, small.shape, zooms,
                                      P.brain_margin_mm)
 
     t_head = estimate.head_threshold(data, ct, P.ct_skin_hu)
