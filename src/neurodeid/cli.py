@@ -343,8 +343,11 @@ def _cmd_morphometry_series(args: argparse.Namespace) -> int:
         name = im["image"]
         stem = name[: -len(".nii.gz")]
         try:
+            # the independent brain check keeps the defacing's own margin
+            margin = (im.get("summary") or {}).get("params", {}).get("brain_margin_mm", 6.0)
             m = mm.compare_images(Path(args.convert_dir) / name, Path(args.deface_dir) / name,
-                                  Path(args.deface_dir) / f"{stem}_removal.nii.gz")
+                                  Path(args.deface_dir) / f"{stem}_removal.nii.gz",
+                                  brain_margin_mm=float(margin))
             v = mm.verdict(m, thresholds)
         except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
             m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}

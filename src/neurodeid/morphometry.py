@@ -25,6 +25,13 @@ Pipeline per image (:func:`analyse_head`)
    numbers) of the bias-corrected full-resolution intensities inside the brain mask labels
    CSF (1), GM (2) and WM (3).
 
+4. Independent brain check (:func:`independent_brain_check`, when a margin is given): the
+   brain is extracted again from the original by BET's surface deformation
+   (:mod:`neurodeid.deface.brainmask`: no template, no Otsu, nothing shared with the
+   defacer or with steps 1-3), and the defacing must change no voxel inside it and keep
+   every change at least the defacing's margin away. Steps 1-3 share the template and the
+   Otsu threshold with the defacer: they stay as a second opinion.
+
 Conventions
 -----------
 * Arrays are voxel ``(i, j, k)`` in the order nibabel returns them (any orientation: the
@@ -40,7 +47,7 @@ Conventions
 Public API
 ----------
 :func:`compare_images`, :func:`compare_arrays`, :func:`analyse_head`,
-:class:`MorphometryThresholds`, :func:`verdict`, :func:`write_image_tsv`,
+:func:`independent_brain_check`, :class:`MorphometryThresholds`, :func:`verdict`, :func:`write_image_tsv`,
 :func:`read_tsv`, :func:`summarize`, :func:`plot_summary`.
 """
 
@@ -62,6 +69,7 @@ __all__ = [
     "analyse_head",
     "compare_arrays",
     "compare_images",
+    "independent_brain_check",
     "plot_summary",
     "read_tsv",
     "summarize",
@@ -478,7 +486,7 @@ def _pct(new, old) -> float:
 
 
 def compare_arrays(original, defaced, affine, removal_mask=None, *, face_region=None, seed=0,
-                   threads=1, name="image", **analysis_kw) -> dict:
+                   threads=1, name="image", brain_margin_mm=None, **analysis_kw) -> dict:
     """Morphometry of an original / defaced pair given as arrays on the same grid.
 
     Parameters
@@ -496,6 +504,11 @@ def compare_arrays(original, defaced, affine, removal_mask=None, *, face_region=
         onto the original.
     seed, threads, analysis_kw
         Passed to :func:`analyse_head`.
+    brain_margin_mm : float, optional
+        When given, also judge the defacing with an independent brain mask
+        (:func:`neurodeid.deface.brainmask.extract_brain` of the original: BET's algorithm,
+        no template, no Otsu) against this margin (mm): ``independent_*`` measures, judged
+        by :func:`verdict`. The template-based measures stay as a second opinion.
 
     Returns
     -------
@@ -551,6 +564,8 @@ def compare_arrays(original, defaced, affine, removal_mask=None, *, face_region=
     m["face_region_residual_ml"] = np.logical_and(face, d3 > a.head_threshold).sum() * v
     m["registration_dice_original"] = a.registration_dice
     m["registration_dice_defaced"] = b.registration_dice
+    if brain_margin_mm is not None:
+        m.update(independent_brain_check(o3, original, defaced, affine, brain_margin_mm))
     out = {}
     for k, val in m.items():
         if isinstance(val, (float, np.floating)):
@@ -560,6 +575,41 @@ def compare_arrays(original, defaced, affine, removal_mask=None, *, face_region=
         else:
             out[k] = val
     return out
+
+
+def independent_brain_check(volume0, original, defaced, affine, margin_mm) -> dict:
+    """Brain safety judged by a mask that shares nothing with the defacer.
+
+    Parameters
+    ----------
+    volume0 : ndarray, voxel (i, j, k), 3-D
+        The original's first volume (the brain is extracted from it).
+    original, defaced : ndarray, voxel (i, j, k), 3-D or 4-D
+        Changed voxels are counted over every volume.
+    affine : ndarray (4, 4)
+        Voxel -> RAS+ mm.
+    margin_mm : float
+        The defacing's brain margin (mm).
+
+    Returns
+    -------
+    dict
+        ``independent_extractor``, ``independent_brain_ml``,
+        ``independent_brain_voxels_changed`` (count; must be 0),
+        ``independent_min_distance_mm`` (changed voxel to the mask; ``inf`` when nothing
+        changed; must be >= the margin), ``independent_margin_mm``.
+    """
+    from .deface.brainmask import brain_safety, extract_brain
+    from .deface.core import detect_ct
+
+    zooms = _zooms(affine)
+    bm = extract_brain(volume0, zooms, ct=detect_ct(np.asarray(volume0, np.float32)))
+    bs = brain_safety(original, defaced, bm.mask, zooms, margin_mm)
+    # no seconds here: the table is released and must be the same on every rerun
+    return {"independent_extractor": bm.extractor, "independent_brain_ml": bm.volume_ml,
+            "independent_brain_voxels_changed": bs.brain_voxels_changed,
+            "independent_min_distance_mm": bs.min_distance_mm,
+            "independent_margin_mm": float(margin_mm)}
 
 
 def _load(path, what):
@@ -574,7 +624,7 @@ def _load(path, what):
 
 
 def compare_images(original_nifti, defaced_nifti, removal_mask_nifti=None, *, face_region=None,
-                   seed=0, threads=1, **analysis_kw) -> dict:
+                   seed=0, threads=1, brain_margin_mm=None, **analysis_kw) -> dict:
     """Morphometry of an original / defaced pair of NIfTI files.
 
     Parameters
@@ -588,6 +638,8 @@ def compare_images(original_nifti, defaced_nifti, removal_mask_nifti=None, *, fa
         template face mask registered onto the original.
     seed, threads, analysis_kw
         See :func:`analyse_head`.
+    brain_margin_mm : float, optional
+        Judge with the independent brain mask too (see :func:`compare_arrays`).
 
     Returns
     -------
@@ -621,7 +673,8 @@ def compare_images(original_nifti, defaced_nifti, removal_mask_nifti=None, *, fa
     if face is not None and not isinstance(face, np.ndarray):
         face = np.asarray(_load(face, "face region")[1]) != 0
     return compare_arrays(d_o, d_d, img_o.affine, rm, face_region=face, seed=seed,
-                          threads=threads, name=name, **analysis_kw)
+                          threads=threads, name=name, brain_margin_mm=brain_margin_mm,
+                          **analysis_kw)
 
 
 # --------------------------------------------------------------------------- verdict
@@ -640,6 +693,14 @@ class MorphometryThresholds:
     ``warn_tissue_dice``; face-region residual > ``warn_face_residual_fraction`` of the
     head tissue that was there (a defacing that left the face: a privacy warning, not a
     morphometry change).
+
+    The independent brain check (measured when the image was compared with a margin, see
+    :func:`compare_arrays`) FAILs when a voxel inside the independent brain mask changed
+    (> ``fail_independent_brain_voxels_changed``), when a changed voxel lies closer to that
+    mask than the defacing's margin (``independent_min_distance_mm`` <
+    ``independent_margin_mm``), or when the mask's volume is implausible (outside
+    ``fail_independent_brain_ml_min`` - ``_max`` ml: a collapsed mask would judge nothing,
+    a whole-head mask everything).
     """
 
     fail_brain_voxels_changed: int | None = 0
@@ -654,6 +715,9 @@ class MorphometryThresholds:
     warn_csf_delta_pct: float | None = 2.0
     warn_tissue_dice: float | None = 0.98
     warn_face_residual_fraction: float | None = 0.5
+    fail_independent_brain_voxels_changed: int | None = 0
+    fail_independent_brain_ml_min: float | None = 300.0
+    fail_independent_brain_ml_max: float | None = 2600.0
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> MorphometryThresholds:
@@ -700,6 +764,20 @@ def verdict(m: dict, thresholds: MorphometryThresholds | None = None) -> dict:
     for x in TISSUES:
         above(f"{x}_delta_pct", m[f"{x}_delta_pct"], t.fail_tissue_delta_pct, " %", fail, "FAIL")
         below(f"{x}_dice", m[f"{x}_dice"], t.fail_tissue_dice, fail, "FAIL")
+    if m.get("independent_brain_voxels_changed") not in (None, ""):
+        above("independent_brain_voxels_changed", m["independent_brain_voxels_changed"],
+              t.fail_independent_brain_voxels_changed, " voxels", fail, "FAIL")
+        dmin, margin = m.get("independent_min_distance_mm"), m.get("independent_margin_mm")
+        if dmin is not None and margin is not None and float(dmin) < float(margin):
+            fail.append(f"FAIL independent_min_distance_mm = {float(dmin):.2f} mm (< margin "
+                        f"{float(margin):g} mm from the independent brain mask, "
+                        f"{m.get('independent_extractor', '')})")
+        ml = m.get("independent_brain_ml")
+        lo, hi = t.fail_independent_brain_ml_min, t.fail_independent_brain_ml_max
+        if ml is not None and ((lo is not None and ml < lo) or (hi is not None and ml > hi)):
+            fail.append(f"FAIL independent_brain_ml = {float(ml):.1f} ml (outside {lo}-{hi} ml: "
+                        "the independent brain extraction is implausible, brain safety "
+                        "cannot be judged)")
     failed = {r.split()[1] for r in fail}
     below("brain_dice", m["brain_dice"], t.warn_brain_dice, warn, "WARN")
     above("brain_delta_pct", m["brain_delta_pct"], t.warn_brain_delta_pct, " %", warn, "WARN")
@@ -740,7 +818,9 @@ MEASURE_COLUMNS = (
     + [f"{t}_{s}" for t in TISSUES for s in ("ml_original", "ml_defaced", "delta_pct", "dice")]
     + ["removed_ml", "removal_mask_ml", "removal_mask_brain_voxels", "face_region_source",
        "face_region_ml", "face_region_head_ml_original", "face_region_residual_ml",
-       "registration_dice_original", "registration_dice_defaced", "reasons"]
+       "registration_dice_original", "registration_dice_defaced",
+       "independent_brain_voxels_changed", "independent_min_distance_mm",
+       "independent_margin_mm", "independent_brain_ml", "independent_extractor", "reasons"]
 )
 
 

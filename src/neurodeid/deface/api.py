@@ -32,10 +32,12 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     order = [method] + ([m for m in METHODS if m != method] if fallback else [])
     failed: dict[str, str] = {}
     before = original_face_check(in_path) if face_check else None  # one look, every method
+    brains: dict = {}  # one independent brain extraction, every method
     for m in order:
         try:
             summary = deface_file_with(in_path, out_path, m, params, mask_out, brain_mask_out,
-                                       qc_dir, face_check, face_before=before)
+                                       qc_dir, face_check, face_before=before,
+                                       _brain_cache=brains)
         except DefaceError as e:
             failed[m] = str(e)
             continue
@@ -71,7 +73,7 @@ def original_face_check(in_path):
 
 def deface_file_with(in_path, out_path, method: str = "template", params: dict | None = None,
                      mask_out=None, brain_mask_out=None, qc_dir=None,
-                     face_check: bool = True, face_before=None) -> dict:
+                     face_check: bool = True, face_before=None, _brain_cache=None) -> dict:
     """Deface one NIfTI head with one method and write the result on the original grid.
 
     Parameters
@@ -120,7 +122,14 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         img, data, affine = load_head(in_path)
     except Exception as e:  # nibabel raises many types
         raise DefaceError(f"{name}: cannot read as NIfTI ({e}); give a .nii or .nii.gz") from e
-    res = deface_image(data, affine, method, params, name=name)
+    if _brain_cache is not None and "brain" in _brain_cache:
+        independent = _brain_cache["brain"]
+    else:
+        independent = _independent_brain(data, affine, method, params, name)
+        if _brain_cache is not None:
+            _brain_cache["brain"] = independent
+    res = deface_image(data, affine, method, params, name=name,
+                       independent_brain=None if independent is None else independent.mask)
     try:
         write_defaced(in_path, img, res.removal, res.background, out_path)
     except ValueError as e:
@@ -130,6 +139,10 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
     if brain_mask_out:
         write_mask(img, res.protected, brain_mask_out)
     summary = dict(res.summary)
+    if independent is not None:
+        summary.update({"independent_extractor": independent.extractor,
+                        "independent_brain_ml": independent.volume_ml,
+                        "independent_seconds": independent.seconds})
     if face_check:
         # the face decision and the re-identification check look at pixels: renders of the
         # original and of the defaced volume (4-D: the mean over time)
@@ -176,6 +189,26 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
                          qc.deface_qc(data, after, res.removal, res.vox_to_template, thr, qc_dir)]
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return summary
+
+
+def _independent_brain(data, affine, method, params, name):
+    """The independent brain mask protected by the defacing (``independent_brain`` param),
+    or ``None`` when switched off."""
+    import numpy as np
+
+    from .brainmask import extract_brain
+    from .core import detect_ct
+    from .params import split_params
+
+    P = split_params(method, params)[0]
+    if not P.independent_brain:
+        return None
+    zooms = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
+    try:
+        return extract_brain(data, zooms, ct=detect_ct(data, P.modality))
+    except ValueError as e:  # no tissue above the background threshold
+        raise DefaceError(f"{name}: the independent brain extraction failed ({e}); nothing "
+                          "was written. Is this a head volume?") from e
 
 
 def _param(text: str):

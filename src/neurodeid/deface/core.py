@@ -14,7 +14,9 @@ Three methods (see :mod:`neurodeid.deface.params`):
 For every method the template registration also gives the *protected* region: the
 registered template brain mask (derived from the template independently of its face mask)
 dilated by ``brain_margin_mm``, united with the subject's own intensity brain (opened, within
-``check_zone_mm`` of the template brain, dilated by ``refine_margin_mm``). The removal never
+``check_zone_mm`` of the template brain, dilated by ``refine_margin_mm``, at least the
+margin) and with the independent brain mask (:mod:`neurodeid.deface.brainmask`) dilated
+by ``brain_margin_mm`` when one is given. The removal never
 touches it. A registration whose head Dice is below ``min_head_dice``, an implausible
 removed volume, or any overlap of the removal with an intensity brain core computed without
 registration (``check_erode_mm``) raises :class:`DefaceError`.
@@ -123,6 +125,34 @@ def upsample_blocks(small: np.ndarray, factors, shape) -> np.ndarray:
     return out
 
 
+def _protect_mask(mask, factors, small_shape, zooms, margin_mm) -> np.ndarray:
+    """Blocks of the work grid (``small_shape``, ``factors`` voxels per block) that hold a
+    voxel within ``margin_mm`` of ``mask`` (bool, full grid, voxel (i, j, k), voxel sizes
+    ``zooms`` mm).
+
+    The distance to the mask is measured on the full grid (exact Euclidean distance in mm)
+    and a block is protected when its nearest voxel is within the margin; the trailing
+    voxels beyond the last whole block belong to the last block, as :func:`upsample_blocks`
+    gives them its value. So every voxel of an unprotected block lies farther than
+    ``margin_mm`` from the mask, and no more than one block beyond the margin is protected.
+    """
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return np.zeros(small_shape, bool)
+    dist = ndi.distance_transform_edt(~m, sampling=zooms).astype(np.float32)
+    for ax, f in enumerate(factors):
+        n = small_shape[ax] * int(f)
+        if dist.shape[ax] > n:  # fold the trailing voxels into the last whole block
+            tail = np.take(dist, range(n, dist.shape[ax]), axis=ax).min(axis=ax, keepdims=True)
+            dist = np.take(dist, range(n), axis=ax)
+            idx = [slice(None)] * 3
+            idx[ax] = slice(n - 1, n)
+            dist[tuple(idx)] = np.minimum(dist[tuple(idx)], tail)
+    f = [int(x) for x in factors]
+    blocks = dist.reshape(small_shape[0], f[0], small_shape[1], f[1], small_shape[2], f[2])
+    return blocks.min(axis=(1, 3, 5)) <= margin_mm
+
+
 def _template_coords(shape, affine, s2t):
     """Template RAS+ mm (x, y, z) of every voxel centre of a (small) grid, float32 arrays."""
     m = (s2t @ affine).astype(np.float32)
@@ -171,7 +201,7 @@ def _envelope_removal(brain, shape, affine, s2t, rp, frame):
 
 
 def deface_image(data, affine, method: str = "template", params: dict | None = None,
-                 *, name: str = "image") -> DefaceResult:
+                 *, name: str = "image", independent_brain=None) -> DefaceResult:
     """Compute the removal mask of one 3-D head volume and check its safety.
 
     Parameters
@@ -186,6 +216,11 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         :class:`RemovalParams`).
     name : str
         How the image is named in error messages (a file name, never written to outputs).
+    independent_brain : bool ndarray, voxel (i, j, k) on the grid of ``data``, optional
+        A brain mask made without the template or its threshold (e.g.
+        :func:`neurodeid.deface.brainmask.extract_brain`); it is protected too, dilated by
+        ``brain_margin_mm``, so the margin holds from it as well (issue 18: on an unseen
+        head the template brain alone let the removal reach the frontal pole).
 
     Returns
     -------
@@ -247,6 +282,10 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     # a block is protected when any of its voxels may lie within the margin
     protected_s = dsub <= P.brain_margin_mm + half_diag
 
+    if independent_brain is not None:
+        protected_s |= _protect_mask(independent_brain, factors, small.shape, zooms,
+                                     P.brain_margin_mm)
+
     t_head = estimate.head_threshold(data, ct, P.ct_skin_hu)
     face_s = resample_to(tpl.face, tpl.affine, small.shape, saff, s2t, order=1)
 
@@ -265,7 +304,8 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         core = estimate.largest_component(estimate.erode(brain_tm, P.refine_open_mm, szooms))
         refine = (estimate.dilate(core, P.refine_open_mm, szooms) & brain_tm
                   & (dsub <= P.check_zone_mm))
-        protected_s |= estimate.dilate(refine, P.refine_margin_mm, szooms)
+        protected_s |= estimate.dilate(refine, max(P.refine_margin_mm, P.brain_margin_mm),
+                                       szooms)
 
     frame = _template_face_frame(P.brain_fraction)
     info = {}
