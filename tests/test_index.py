@@ -186,3 +186,49 @@ def test_unknown_vr_in_file_meta_is_a_reason_not_a_crash(tmp_path):
     bad.write_bytes(base[: i + 4] + b"TI" + base[i + 6 :])
     with pytest.raises(index.NotDicomError, match="header cannot be decoded.*Unknown Value Representation"):
         index.read_header(bad)
+
+
+def _all_test_files():
+    """Every file of pydicom's test data and, where present, of the shared real exports."""
+    from pydicom.data import get_testdata_files
+
+    files = [os.fspath(p) for p in get_testdata_files("*")]
+    shared = os.environ.get("NEURODEID_SHARED_DATA")
+    if shared and os.path.isdir(os.path.join(shared, "dicom")):
+        for dirpath, _, names in os.walk(os.path.join(shared, "dicom")):
+            files += [os.path.join(dirpath, n) for n in names]
+    return files
+
+
+def test_fast_header_read_equals_pydicom_on_every_file():
+    """The byte-level reader gives exactly pydicom's fields wherever it answers, and it
+    answers for most real files (issue 21: the cold index reads headers without pydicom)."""
+    answered = 0
+    for path in _all_test_files():
+        fast = index._fast_fields(path)
+        if fast is None:
+            continue
+        answered += 1
+        assert fast == index._pydicom_fields(path), path
+    assert answered >= 100
+
+
+def test_fast_header_read_leaves_non_ascii_to_pydicom(tmp_path):
+    """A value whose bytes depend on the character set is decoded by pydicom."""
+    ds = pydicom.dcmread(pydicom_testdir("dicomdirtests", "98892001", "CT5N", "2062"))
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "Müller^Jürgen"
+    path = tmp_path / "latin1.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert index._fast_fields(path) is None
+    assert index.read_header(path)["PatientName"] == "Müller^Jürgen"
+
+
+def test_parallel_scan_equals_serial_scan(tree, tmp_path, monkeypatch):
+    """Header reads in a process pool give the same entries, statuses and reasons."""
+    serial = index.scan(tree, None, workers=1)
+    monkeypatch.setattr(index, "PARALLEL_MIN_FILES", 1)
+    parallel = index.scan(tree, tmp_path / "cache.json", workers=2)
+    assert [(e.path, e.status, e.reason, e.fields) for e in serial] == \
+        [(e.path, e.status, e.reason, e.fields) for e in parallel]
+    assert {e.status for e in parallel} == {"dicom", "quarantined", "skipped"}

@@ -21,13 +21,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
 
 from . import keys
+from .dicomfast import raw_elements
 from .fileio import write_text_atomic, write_text_if_changed
 
 #: Bump when the cached fields or their meaning change: the cache is then rebuilt.
@@ -59,6 +65,17 @@ HEADER_KEYWORDS = (
     "Manufacturer",
     "ManufacturerModelName",
 )
+
+#: The same attributes as tags, and the last of them: a header read stops at the first
+#: top-level element after it (the large private blocks, overlays and pixel data that
+#: follow are never parsed).
+HEADER_TAGS = tuple(tag_for_keyword(kw) for kw in HEADER_KEYWORDS)
+LAST_HEADER_TAG = max(HEADER_TAGS)
+
+#: An uncached scan of at least this many files reads headers in a process pool.
+PARALLEL_MIN_FILES = 256
+
+_FORK = multiprocessing.get_context("fork")
 
 #: SOP class of a DICOMDIR (Media Storage Directory Storage).
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -148,23 +165,26 @@ def read_header(path: str | os.PathLike) -> dict:
         image (the message says which).
     """
     path = os.fspath(path)
-    with open(path, "rb") as fh:
+    fast = _fast_fields(path)
+    return fast if fast is not None else _pydicom_fields(path)
+
+
+def _pydicom_fields(path: str) -> dict:
+    """:func:`read_header` by pydicom (every file the fast reader is unsure of)."""
+    with open(path, "rb") as fh:  # an OSError here is the caller's (cannot read the file)
         head = fh.read(132)
-    preamble = len(head) == 132 and head[128:132] == b"DICM"
-    if not head:
-        raise NotDicomError("empty file (0 bytes)")
-    try:
-        ds = pydicom.dcmread(
-            path,
-            stop_before_pixels=True,
-            force=not preamble,
-            specific_tags=list(HEADER_KEYWORDS),
-        )
-    except InvalidDicomError as exc:
-        raise NotDicomError(f"not DICOM ({exc})") from None
-    except Exception as exc:  # pydicom raises many types on garbage input
-        kind = "not DICOM" if not preamble else "unreadable DICOM header"
-        raise NotDicomError(f"{kind} ({type(exc).__name__}: {exc})") from None
+        preamble = len(head) == 132 and head[128:132] == b"DICM"
+        if not head:
+            raise NotDicomError("empty file (0 bytes)")
+        try:
+            ds = _read_index_elements(fh, preamble, stop_when=_past_header)
+            if not all(t in ds for t in _REQUIRED_TAGS):  # elements out of order?
+                ds = _read_index_elements(fh, preamble, stop_when=_at_pixels)
+        except InvalidDicomError as exc:
+            raise NotDicomError(f"not DICOM ({exc})") from None
+        except Exception as exc:  # pydicom raises many types on garbage input
+            kind = "not DICOM" if not preamble else "unreadable DICOM header"
+            raise NotDicomError(f"{kind} ({type(exc).__name__}: {exc})") from None
     fields: dict[str, str] = {}
     try:  # values are decoded lazily: a damaged element fails here, not in dcmread
         meta = getattr(ds, "file_meta", None)
@@ -183,6 +203,80 @@ def read_header(path: str | os.PathLike) -> dict:
     fields["_preamble"] = "yes" if preamble else "no"
     fields["_transfer_syntax"] = transfer_syntax
     return fields
+
+
+_FAST_WANTED = dict(zip(HEADER_TAGS, HEADER_KEYWORDS))
+_FAST_US = {tag_for_keyword("Rows"), tag_for_keyword("Columns")}
+_FAST_IS = {tag_for_keyword(kw) for kw in ("SeriesNumber", "InstanceNumber", "NumberOfFrames")}
+_FAST_READ_BYTES = 1 << 16
+_FAST_TEXT_BYTES = bytes(range(32, 127)) + b"\0"
+_FAST_SPLIT_STRIP = {t for t in HEADER_TAGS if dictionary_VR(t) in ("SH", "LO")}
+_FAST_SPLIT_KEEP = {t for t in HEADER_TAGS if dictionary_VR(t) in ("CS", "UI", "DA", "TM")}
+
+
+def _fast_fields(path: str) -> dict | None:
+    """The fields of :func:`read_header` straight from the file's bytes
+    (:func:`neurodeid.dicomfast.raw_elements`), or None whenever pydicom's reading could
+    differ: no preamble, an unusual transfer syntax or encoding, a value with a byte
+    outside printable ASCII (its decoding depends on the character set), an integer
+    string that is not an integer, a DICOMDIR, or a missing UID (pydicom then gives the
+    message)."""
+    head = raw_elements(path, _FAST_WANTED, LAST_HEADER_TAG + 1, _FAST_READ_BYTES)
+    if head is None or head.media_sop_class == DICOMDIR_SOP_CLASS:
+        return None
+    fields: dict[str, str] = {}
+    for tag, kw in _FAST_WANTED.items():
+        raw = head.values.get(tag)
+        if not raw:
+            fields[kw] = ""
+        elif tag in _FAST_US:
+            if len(raw) != 2:
+                return None
+            fields[kw] = str(int.from_bytes(raw, "little" if head.little else "big"))
+        else:
+            if raw.translate(None, _FAST_TEXT_BYTES):  # a byte that is not printable ASCII
+                return None
+            parts = raw.decode("ascii").rstrip("\0 ").split("\\")
+            if tag in _FAST_IS and not all(p.strip().lstrip("+-").isdigit() for p in parts):
+                return None
+            if len(parts) == 1:
+                fields[kw] = parts[0].strip()
+            elif tag in _FAST_SPLIT_STRIP:  # pydicom strips each value of SH and LO only
+                fields[kw] = "\\".join(p.rstrip("\0 ") for p in parts)
+            elif tag in _FAST_SPLIT_KEEP:
+                fields[kw] = "\\".join(parts)
+            else:  # several person names or integers in a one-value attribute
+                return None
+    if not all(fields[kw] for kw in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")):
+        return None
+    fields["_preamble"] = "yes"
+    fields["_transfer_syntax"] = head.transfer_syntax
+    return fields
+
+
+_REQUIRED_TAGS = tuple(tag_for_keyword(kw) for kw in
+                       ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"))
+
+
+def _read_index_elements(fh, preamble: bool, stop_when):
+    """The index attributes of an open file (what ``dcmread(stop_before_pixels=True,
+    specific_tags=...)`` gives), read from the start up to where ``stop_when`` says."""
+    fh.seek(0)
+    return read_partial(fh, stop_when=stop_when, force=not preamble,
+                        specific_tags=list(HEADER_TAGS))
+
+
+def _past_header(tag, vr, length) -> bool:
+    """``stop_when`` of :func:`read_header`: True past the last index attribute."""
+    return tag > LAST_HEADER_TAG
+
+
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, DoubleFloat, Pixel Data
+
+
+def _at_pixels(tag, vr, length) -> bool:
+    """``stop_when`` of the retry in :func:`read_header`: True at the pixel data."""
+    return tag in _PIXEL_TAGS
 
 
 # --------------------------------------------------------------------------- scanning
@@ -227,41 +321,64 @@ def load_cache(cache_path: Path, input_dir: Path, version: int = CACHE_VERSION) 
 
 
 def scan(input_dir: str | os.PathLike, cache_path: str | os.PathLike | None = None,
-         write_cache: bool = True) -> list[FileEntry]:
+         write_cache: bool = True, workers: int = 1) -> list[FileEntry]:
     """Scan ``input_dir`` recursively; read the headers of new or changed files.
 
     A file whose (path, size, mtime_ns) is in the cache is not opened. The cache
     is rewritten (atomically) only when something changed, and never when
-    ``write_cache`` is False.
+    ``write_cache`` is False. With ``workers`` > 1 and at least
+    :data:`PARALLEL_MIN_FILES` files to read, headers are read in a pool of that many
+    processes (never more than the machine's CPUs); the result is the same.
     """
     input_dir = Path(input_dir).resolve()
     if not input_dir.is_dir():
         raise IndexError_(f"input_dir {str(input_dir)!r} is not a folder; set `input_dir` in the config")
     cache = load_cache(Path(cache_path), input_dir) if cache_path else {}
-    new_cache: dict[str, list] = {}
-    entries: list[FileEntry] = []
-    changed = False
-    for rel, size, mtime_ns in walk_files(input_dir):
+    files = walk_files(input_dir)
+    records: dict[str, list] = {}
+    todo: list[tuple[str, int, int]] = []
+    for rel, size, mtime_ns in files:
         hit = cache.get(rel)
         if hit is not None and hit[0] == size and hit[1] == mtime_ns:
-            record = hit
+            records[rel] = hit
         else:
-            changed = True
-            try:
-                record = [size, mtime_ns, "dicom", "", read_header(input_dir / rel)]
-            except NotDicomError as exc:
-                status = "quarantined" if _looks_like_dicom(input_dir / rel) else "skipped"
-                if str(exc).startswith("DICOMDIR"):
-                    status = "skipped"
-                record = [size, mtime_ns, status, str(exc), {}]
-            except OSError as exc:
-                record = [size, mtime_ns, "quarantined", f"cannot read file: {exc.strerror}", {}]
-        new_cache[rel] = record
-        entries.append(FileEntry(rel, record[0], record[1], record[2], record[3], record[4]))
-    if cache_path and write_cache and (changed or len(new_cache) != len(cache)):
+            todo.append((rel, size, mtime_ns))
+    paths = [str(input_dir / rel) for rel, _, _ in todo]
+    workers = max(1, min(int(workers or 1), os.cpu_count() or 1))
+    read = None
+    if workers > 1 and len(todo) >= PARALLEL_MIN_FILES:
+        # forked workers (spawned ones re-import the caller's main module, which a
+        # workflow or an interactive caller may not have as a file)
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_FORK) as pool:
+                read = list(pool.map(_read_record, paths,
+                                     chunksize=max(1, min(64, len(paths) // (8 * workers)))))
+        except (BrokenProcessPool, OSError):  # no processes here: read in this one
+            read = None
+    if read is None:
+        read = [_read_record(p) for p in paths]
+    for (rel, size, mtime_ns), (status, reason, fields) in zip(todo, read):
+        records[rel] = [size, mtime_ns, status, reason, fields]
+    new_cache = {rel: records[rel] for rel, _, _ in files}
+    entries = [FileEntry(rel, r[0], r[1], r[2], r[3], r[4]) for rel, r in new_cache.items()]
+    if cache_path and write_cache and (todo or len(new_cache) != len(cache)):
         payload = {"version": CACHE_VERSION, "input_dir": str(input_dir), "entries": new_cache}
         write_text_atomic(Path(cache_path), json.dumps(payload, separators=(",", ":")))
     return entries
+
+
+def _read_record(path: str) -> tuple[str, str, dict]:
+    """``(status, reason, fields)`` of one file: ``("dicom", "", header fields)``, or
+    ``"quarantined"`` / ``"skipped"`` with the reason (see :func:`_looks_like_dicom`)."""
+    try:
+        return "dicom", "", read_header(path)
+    except NotDicomError as exc:
+        status = "quarantined" if _looks_like_dicom(Path(path)) else "skipped"
+        if str(exc).startswith("DICOMDIR"):
+            status = "skipped"
+        return status, str(exc), {}
+    except OSError as exc:
+        return "quarantined", f"cannot read file: {exc.strerror}", {}
 
 
 #: Extensions of files that are expected to be DICOM: when such a file cannot be
@@ -558,14 +675,17 @@ def build_index(
     crosswalk: str | os.PathLike | None = None,
     pixel_cleaning_modalities=DEFAULT_PIXEL_CLEANING_MODALITIES,
     write: bool = True,
+    workers: int = 1,
 ) -> DatasetIndex:
     """Scan, group, label and write the private index files. The one call the workflow makes.
 
     ``write=False`` (a cluster job re-reading the workflow) only reads: the
     cache and the private files are left as the main process wrote them.
+    ``workers``: processes that read uncached headers (see :func:`scan`).
     """
     private_dir = Path(private_dir)
-    entries = scan(input_dir, private_dir / "index_cache.json", write_cache=write)
+    entries = scan(input_dir, private_dir / "index_cache.json", write_cache=write,
+                   workers=workers)
     cw = read_crosswalk(crosswalk) if crosswalk else None
     series, subjects = group(entries, key, cw, pixel_cleaning_modalities)
     index = DatasetIndex(Path(input_dir).resolve(), series, entries, subjects)

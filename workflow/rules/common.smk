@@ -51,6 +51,8 @@ try:
         config.get("key_file") or None,
         allow_demo=ALLOW_DEMO_KEY,
     )
+    # Uncached headers are read by as many processes as the cores given (--cores).
+    INDEX_WORKERS = workflow._cores if isinstance(workflow._cores, int) else 1
     # Parse-time index: a header scan cached by (path, size, mtime), so every
     # snakemake call (dry runs included) sees the current tree. Its files are
     # rewritten only when their content changes. Cluster jobs parse the workflow
@@ -73,6 +75,7 @@ try:
                 config["index"]["pixel_cleaning_modalities"]
             ),
             write=workflow.is_main_process,
+            workers=INDEX_WORKERS,
         )
 except (nd_keys.KeyError_, nd_index.IndexError_, ProfileError) as exc:
     raise WorkflowError(str(exc)) from None
