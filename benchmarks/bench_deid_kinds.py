@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""De-identification time by file kind: neurodeid vs dicognito, interleaved, on real exports.
+
+Every DICOM file under ``--data`` (default: all sets of ``../shared/data/dicom``) gets one
+kind, the first that applies:
+
+- ``compressed``: encapsulated pixel data (a transfer syntax other than the three native ones);
+- ``enhanced multi-frame``: NumberOfFrames > 1;
+- ``deep sequences``: a sequence nested 3 or more levels deep;
+- ``large private``: more than 8 KiB of private element values;
+- ``classic``: the rest (single-frame, shallow, small private blocks).
+
+Per kind, each tool reads, de-identifies and writes every file of that kind (neurodeid
+through :func:`neurodeid.deid.deidentify_series` per folder, with its header re-read
+check; dicognito through ``dcmread`` -> ``Anonymizer.anonymize`` -> ``save_as``), the two
+interleaved within each of ``--repeat`` rounds; ms per file is the median over rounds.
+Goal (issue 21): neurodeid <= 0.5x dicognito on every kind.
+
+Usage: python benchmarks/bench_deid_kinds.py [--data DIR] [--repeat N] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pydicom
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_deid import REPO, run_dicognito, run_neurodeid  # noqa: E402
+
+NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+KINDS = ("classic", "large private", "deep sequences", "enhanced multi-frame", "compressed")
+PRIVATE_BYTES = 8 * 1024
+
+
+def _depth_and_private(ds, depth: int = 0) -> tuple[int, int]:
+    deepest, private = depth, 0
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)  # a raw element keeps its length in the file
+        if tag.is_private and getattr(raw, "length", 0) not in (0xFFFFFFFF,) and raw.VR != "SQ":
+            private += getattr(raw, "length", 0) or 0
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                d, p = _depth_and_private(item, depth + 1)
+                deepest, private = max(deepest, d), private + p
+    return deepest, private
+
+
+def kind_of(path: Path) -> str | None:
+    """The kind of one file (see the module docstring), None if pydicom cannot read it."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return None
+    if "SOPInstanceUID" not in ds:
+        return None
+    ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "1.2.840.10008.1.2"))
+    if ts not in NATIVE:
+        return "compressed"
+    if int(ds.get("NumberOfFrames") or 1) > 1:
+        return "enhanced multi-frame"
+    depth, private = _depth_and_private(ds)
+    if depth >= 3:
+        return "deep sequences"
+    if private > PRIVATE_BYTES:
+        return "large private"
+    return "classic"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    shared = Path(os.environ.get("NEURODEID_SHARED_DATA", REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", type=Path, default=shared / "dicom")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--record", action="store_true", help="append to benchmarks/results/")
+    args = ap.parse_args(argv)
+    by_kind: dict[str, list[Path]] = {k: [] for k in KINDS}
+    for path in sorted(p for p in args.data.rglob("*") if p.is_file()):
+        k = kind_of(path)
+        if k:
+            by_kind[k].append(path)
+    rows = []
+    for kind in KINDS:
+        files = by_kind[kind]
+        if not files:
+            continue
+        ms = {"neurodeid": [], "dicognito": []}
+        for _ in range(args.repeat):
+            for name, fn in (("neurodeid", run_neurodeid), ("dicognito", run_dicognito)):
+                out = Path(tempfile.mkdtemp(prefix="bench_kinds_"))
+                t0 = time.perf_counter()
+                fn(files, out)
+                ms[name].append((time.perf_counter() - t0) / len(files) * 1000.0)
+                shutil.rmtree(out)
+        ours, theirs = statistics.median(ms["neurodeid"]), statistics.median(ms["dicognito"])
+        mb = sum(p.stat().st_size for p in files) / len(files) / 1e6
+        rows.append((kind, len(files), mb, ours, theirs, ours / theirs))
+        print(f"{kind:22s} {len(files):5d} files {mb:7.2f} MB/file  neurodeid {ours:8.2f} ms  "
+              f"dicognito {theirs:8.2f} ms  ratio {ours / theirs:.3f}", flush=True)
+    worst = max(r[5] for r in rows)
+    print(f"worst ratio {worst:.3f} (goal <= 0.5 on every kind: {'met' if worst <= 0.5 else 'NOT met'})")
+    if args.record:
+        now = datetime.now(timezone.utc)
+        u = platform.uname()
+        load = os.getloadavg()[0]
+        lines = [
+            f"\n# De-identification by file kind, {now:%Y-%m-%d %H:%M} UTC\n",
+            f"- machine: {u.system} {u.release} {u.machine}, {os.cpu_count()} cores, "
+            f"Python {sys.version.split()[0]}, pydicom {pydicom.__version__}; load at the end {load:.1f}",
+            f"- command: `python benchmarks/bench_deid_kinds.py --data {args.data} "
+            f"--repeat {args.repeat} --record`",
+            "- read + de-identify + write, median of the rounds, the two tools interleaved\n",
+            "| kind | files | MB / file | neurodeid ms / file | dicognito ms / file | ratio |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {k} | {n} | {mb:.2f} | {a:.2f} | {b:.2f} | {r:.3f} |" for k, n, mb, a, b, r in rows]
+        lines.append(f"\nworst ratio **{worst:.3f}** (goal <= 0.5 on every kind)\n")
+        out = REPO / "benchmarks" / "results" / f"deid_kinds_{now:%Y-%m-%d}.md"
+        with out.open("a") as fh:
+            fh.write("\n".join(lines))
+        print(f"recorded in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
