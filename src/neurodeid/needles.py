@@ -329,9 +329,16 @@ def dataset_needles(
     found: set[Needle] = set()
 
     def walk(dataset: pydicom.Dataset, path: str) -> None:
-        for elem in dataset:
-            tag = int(elem.tag)
+        for btag in sorted(dataset.keys()):
+            tag = int(btag)
             action = table.action(tag, options)
+            if not (tag >> 16) & 1 and (action is None or action == "K"):
+                # a public attribute kept or not listed gives no needle: skip it without
+                # decoding its value, unless it is (or may be: implicit VR, UN) a sequence
+                vr = getattr(dataset.get_item(btag), "VR", None)
+                if vr is not None and vr not in ("SQ", "UN"):
+                    continue
+            elem = dataset[btag]
             keyword = keyword_for_tag(elem.tag)
             name = keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
             where = f"{path}{name}"
