@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from neurodeid import audit
-from neurodeid.profile import DEFAULT_OPTIONS, load_table
+from neurodeid.deid.profile import DEFAULT_OPTIONS, load_table
 
 from conftest import pydicom_testdir
 

@@ -802,7 +802,8 @@ def plan_bids(index: DatasetIndex) -> list[SeriesPlan]:
             target = {"datatype": f["BidsDatatype"], "suffix": f["BidsSuffix"], "entities": dict(f["BidsEntities"])}
         deface = "datatype" in target and target["datatype"] in DEFACE_DATATYPES and bool(face_risk_reason(s))
         out.append(SeriesPlan(s.subject, s.session, s.series, f.get("Modality", ""), False,
-                              NO_DICOM_REASON, target, deface, redact=False, defaced_dicom=False))
+                              NO_DICOM_REASON, target, deface, redact=False, defaced_dicom=False,
+                              has_dicom=False))
     return out
 
 

@@ -70,7 +70,7 @@ def _cmd_check_quasi(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_skeleton(args: argparse.Namespace) -> int:
-    from .profile import check_options, load_table
+    from .deid.profile import check_options, load_table
     from .release import write_skeleton
 
     options = sorted(check_options(args.options))
@@ -389,7 +389,7 @@ def _cmd_deface_dicom(args: argparse.Namespace) -> int:
     import json
 
     from . import keys
-    from .deface_dicom import write_defaced_series
+    from .deface.dicom import write_defaced_series
     from .fileio import write_text_atomic
     from .morphometry import read_tsv
 

@@ -35,6 +35,7 @@ from pydicom.filereader import read_partial
 from . import keys
 from .dicomfast import raw_elements
 from .fileio import write_text_atomic, write_text_if_changed
+from .layout import Layout, series_ids
 
 #: Bump when the cached fields or their meaning change: the cache is then rebuilt.
 CACHE_VERSION = 2
@@ -634,32 +635,33 @@ def series_row(s: Series) -> list:
     ]
 
 
-def manifest_path(private_dir: Path, subject: str, session: str, series: str) -> Path:
+def manifest_path(private_dir: str | os.PathLike, subject: str, session: str, series: str) -> Path:
     """Where the file list of one series is kept (private: it names input paths)."""
-    return Path(private_dir) / "index" / f"sub-{subject}" / f"ses-{session}" / f"{series}.files.tsv"
+    return Path(Layout(os.fspath(private_dir)).index_files(subject=subject, session=session, series=series))
 
 
 def write_outputs(index: DatasetIndex, private_dir: str | os.PathLike) -> None:
     """Write ``index.tsv``, ``crosswalk.tsv``, ``index/quarantine.tsv``, ``index/subjects.tsv``,
     ``index/paths.tsv`` (every raw relative path) and one manifest per series under
-    ``private_dir``.
+    ``private_dir`` (:class:`neurodeid.layout.Layout`).
 
     Every file is rewritten only when its content changed, so its mtime tells
     Snakemake exactly which series changed.
     """
-    private_dir = Path(private_dir)
-    write_text_if_changed(private_dir / "index.tsv", _tsv([series_row(s) for s in index.series], INDEX_COLUMNS))
+    lay = Layout(os.fspath(private_dir))
+    write_text_if_changed(lay.private_file("index.tsv"), _tsv([series_row(s) for s in index.series], INDEX_COLUMNS))
     cw_rows = sorted([[pid, issuer, f"sub-{label}"] for (issuer, pid), label in index.subjects.items()], key=lambda r: r[2])
-    write_text_if_changed(private_dir / "crosswalk.tsv", _tsv(cw_rows, ("patient_id", "issuer", "subject")))
+    write_text_if_changed(lay.private_file("crosswalk.tsv"), _tsv(cw_rows, ("patient_id", "issuer", "subject")))
     q_rows = [[e.path, e.status, e.reason] for e in index.quarantined]
-    write_text_if_changed(private_dir / "index" / "quarantine.tsv", _tsv(q_rows, ("file", "status", "reason")))
+    write_text_if_changed(lay.private_file("index/quarantine.tsv"), _tsv(q_rows, ("file", "status", "reason")))
     write_text_if_changed(
-        private_dir / "index" / "subjects.tsv", _tsv([[f"sub-{s}"] for s in index.subject_labels()], ("participant_id",))
+        lay.private_file("index/subjects.tsv"),
+        _tsv([[f"sub-{s}"] for s in index.subject_labels()], ("participant_id",)),
     )
-    write_text_if_changed(private_dir / "index" / "paths.tsv", _tsv([[e.path] for e in index.entries], ("path",)))
+    write_text_if_changed(lay.private_file("index/paths.tsv"), _tsv([[e.path] for e in index.entries], ("path",)))
     for s in index.series:
         rows = [[str(index.input_dir / e.path), e.size, e.mtime_ns] for e in s.files]
-        write_text_if_changed(manifest_path(private_dir, s.subject, s.session, s.series), _tsv(rows, ("path", "size", "mtime_ns")))
+        write_text_if_changed(lay.index_files(**series_ids(s)), _tsv(rows, ("path", "size", "mtime_ns")))
 
 
 def read_manifest(path: str | os.PathLike) -> list[Path]:
@@ -683,8 +685,7 @@ def build_index(
     cache and the private files are left as the main process wrote them.
     ``workers``: processes that read uncached headers (see :func:`scan`).
     """
-    private_dir = Path(private_dir)
-    entries = scan(input_dir, private_dir / "index_cache.json", write_cache=write,
+    entries = scan(input_dir, Layout(os.fspath(private_dir)).private_file("index_cache.json"), write_cache=write,
                    workers=workers)
     cw = read_crosswalk(crosswalk) if crosswalk else None
     series, subjects = group(entries, key, cw, pixel_cleaning_modalities)

@@ -32,7 +32,8 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID_dictionary
 
 from .fileio import write_text_atomic
-from .profile import ActionTable, load_table
+from .deid.profile import ActionTable, load_table
+from .values import is_number as _is_number
 
 #: VRs whose values are never text; they are not turned into needles.
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV"})
@@ -121,14 +122,6 @@ def path_stopwords() -> frozenset[str]:
 
 
 # --------------------------------------------------------------------------- spellings
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def is_cjk(text: str) -> bool:

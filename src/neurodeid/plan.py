@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .fileio import write_text_if_changed
 from .index import DatasetIndex, Series
+from .layout import Layout
 
 #: BIDS datatypes whose head images are defaced before release.
 DEFACE_DATATYPES = ("anat", "ct")
@@ -52,6 +53,7 @@ class SeriesPlan:
     redact: bool = False  # pixels read for burned-in text (and cleaned) before anything is made of them
     defaced_dicom: bool = False  # the DICOM is released as rewritten with the defaced pixels
     text_mode: str = ""  # "read" (2D: every image and frame) or "screen" (volume slices); "" when not read
+    has_dicom: bool = True  # False for an image of a BIDS input (there is no DICOM to release)
 
     @property
     def convert(self) -> bool:
@@ -153,12 +155,18 @@ def target_text(p: SeriesPlan) -> str:
     return "not converted (2D: burned-in text redaction)" if p.text_mode == "read" else "not converted"
 
 
-PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")
+#: Columns of ``release_plan.tsv``: the first seven for the reader (``bids`` is
+#: :func:`target_text`), the last three the flags other stages decide on (never the prose).
+PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids",
+                "convert", "deface", "dicom")
+
+#: Values of the ``dicom`` column besides a stage of :data:`DICOM_STAGES`.
+DICOM_WITHHELD, DICOM_NONE = "withheld", "none"
 
 
 def subject_plan_path(private_dir, subject: str) -> Path:
     """Where one subject's plan is kept (private: it holds series descriptions)."""
-    return Path(private_dir) / "plan" / f"sub-{subject}.json"
+    return Path(Layout(os.fspath(private_dir)).subject_file("plan", subject))
 
 
 #: Stages whose DICOM output may be released (:func:`dicom_stage`).
@@ -170,6 +178,13 @@ def dicom_stage(p: SeriesPlan) -> str:
     if not p.release_dicom:
         return ""
     return "deface_dicom" if p.defaced_dicom else "redact" if p.redact else "deid"
+
+
+def dicom_column(p: SeriesPlan) -> str:
+    """The plan's ``dicom`` flag: the stage released from, ``withheld`` or ``none`` (no DICOM)."""
+    if not p.has_dicom:
+        return DICOM_NONE
+    return dicom_stage(p) or DICOM_WITHHELD
 
 
 def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: bool = True) -> dict[str, dict]:
@@ -191,6 +206,10 @@ def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: b
     return out
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: DatasetIndex | None = None,
                deface_enabled: bool = True) -> Path:
     """Write ``private/release_plan.tsv`` and, with ``index``, one JSON per subject
@@ -200,10 +219,11 @@ def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: Da
     if index is not None:
         for sub, content in subject_plans(plan, index, deface_enabled).items():
             write_text_if_changed(subject_plan_path(private_dir, sub), json.dumps(content, indent=1) + "\n")
-    path = Path(private_dir) / "release_plan.tsv"
+    path = Path(Layout(os.fspath(private_dir)).private_file("release_plan.tsv"))
     lines = ["\t".join(PLAN_COLUMNS)]
     for p in plan:
         lines.append("\t".join([f"sub-{p.subject}", f"ses-{p.session}", p.series, p.modality,
-                                "yes" if p.release_dicom else "no", p.reason, target_text(p)]))
+                                _yes(p.release_dicom), p.reason, target_text(p),
+                                _yes(p.convert), _yes(p.deface), dicom_column(p)]))
     write_text_if_changed(path, "\n".join(lines) + "\n")
     return path

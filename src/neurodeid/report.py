@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fileio import write_text_atomic
-from .plan import NO_DICOM_REASON
+from .layout import Layout, released_dicom_series
+from .plan import DICOM_NONE
 from .release import read_listing
 
 #: The verdicts of the send check, worst first.
@@ -392,15 +393,11 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     DatasetSummary
         Only the series of the current index are read (files of older runs are ignored).
     """
-    priv = Path(private_dir)
-    index = read_tsv(priv / "index.tsv")
+    lay = Layout(os.fspath(private_dir))
+    index = read_tsv(lay.private_file("index.tsv"))
     plan = {(_strip("sub-", r["subject"]), _strip("ses-", r["session"]), r["series"]): r
-            for r in read_tsv(priv / "release_plan.tsv")}
-    deface = {}
-    for p in deface_results:
-        p = Path(p)
-        deface[(_strip("sub-", p.parent.parent.name), _strip("ses-", p.parent.name), p.stem)] = \
-            read_deface_result(p)
+            for r in read_tsv(lay.private_file("release_plan.tsv"))}
+    deface_given = {Path(p) for p in deface_results}
     morph = read_morphometry(morphometry) if morphometry and Path(morphometry).is_file() else {}
 
     series: list[SeriesStatus] = []
@@ -410,29 +407,30 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
                          int(r.get("n_files") or 0))
         p = plan.get(s.key, {})
+        ids = {"subject": s.subject, "session": s.session, "series": s.series}
         s.bids = p.get("bids", "")
         # the subject's release listing: every released file, and notes on what was withheld
-        listing = priv / "released" / f"sub-{s.subject}.tsv"
+        listing = Path(lay.subject_file("released", s.subject))
         if s.subject not in listing_cache:
             listed, listed_notes = read_listing(listing) if listing.is_file() else ([], {})
             listing_cache[s.subject] = ([f for f, _ in listed], listed_notes)
         files, notes = listing_cache[s.subject]
         # DICOM: released when the subject's release job listed it
         if p.get("release_dicom") == "yes" and listing.is_file():
-            prefix = f"sourcedata/dicom/sub-{s.subject}/ses-{s.session}/{s.series}/"
+            prefix = released_dicom_series(**ids) + "/"
             n_rel = sum(f.startswith(prefix) for f in files)
             s.dicom = "released" if n_rel >= s.n_files else ("partly released" if n_rel else "withheld")
             if n_rel < s.n_files:
                 note = notes.get(f"ses-{s.session}/{s.series}", "")
                 s.dicom_reason = (f"{n_rel} of {s.n_files} file(s) released" if n_rel
                                   else note or "no file of the series was released")
-        elif p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input
+        elif p.get("dicom") == DICOM_NONE:  # an image of a BIDS input
             s.dicom = "none"
         else:
             s.dicom = "withheld"
             s.dicom_reason = p.get("withheld_reason", "") or ("not released yet" if p.get("release_dicom") == "yes" else "")
         # conversion and BIDS names
-        names_path = priv / "bids" / f"sub-{s.subject}.names.json"
+        names_path = Path(lay.subject_file("names", s.subject))
         if s.subject not in names_cache:
             names_cache[s.subject] = _read_json(names_path) if names_path.is_file() else {}
         entry = names_cache[s.subject].get(s.session, {}).get(s.series)
@@ -450,14 +448,15 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
             elif not s.images:
                 s.images_note = "withheld: not released yet"
         # burned-in text
-        red = priv / "redact" / f"sub-{s.subject}" / f"ses-{s.session}" / f"{s.series}.json"
+        red = Path(lay.result("redact", **ids))
         if red.is_file():
             data = _read_json(red)
             imgs = data.get("files", [])
             s.redaction = "PASS" if data.get("status") == "PASS" else "FAIL"
             s.redaction_images = (sum(f.get("status") == "PASS" for f in imgs), len(imgs))
-        if s.key in deface:
-            s.deface, ok, n, why = deface[s.key]
+        deface_path = Path(lay.result("deface", **ids))
+        if deface_path in deface_given:
+            s.deface, ok, n, why = read_deface_result(deface_path)
             if s.deface != "pending" and why:
                 s.deface_note = why
             elif n:
@@ -466,7 +465,7 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         for e in (entry if isinstance(entry, list) else []):
             name = Path(e.get("bids", "")).name
             # the table names an image by its work label (morphometry-series --label) and file
-            work_name = f"sub-{s.subject}_ses-{s.session}_{s.series}/{e.get('image', '')}"
+            work_name = f"{Layout.job(**ids)}/{e.get('image', '')}"
             key = next((k for k in (name, work_name.removesuffix(".nii.gz").removesuffix(".nii")) if k in morph), None)
             if key is None:
                 continue
@@ -477,14 +476,16 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
                 s.morphometry_note = "; ".join(x for x in (s.morphometry_note, f"{name}: {why}") if x)
         series.append(s)
 
-    quarantine = read_tsv(priv / "quarantine.tsv") if (priv / "quarantine.tsv").is_file() else []
-    audit = read_audit(priv / "audit.tsv")
+    quarantine_path = Path(lay.private_file("quarantine.tsv"))
+    quarantine = read_tsv(quarantine_path) if quarantine_path.is_file() else []
+    audit = read_audit(lay.private_file("audit.tsv"))
     n_released = sum(len(v[0]) for v in listing_cache.values())
     from .review import report_tables
 
-    quasi = _read_json(priv / "quasi" / "k_anonymity.json") if (priv / "quasi" / "k_anonymity.json").is_file() else {}
+    quasi_path = Path(lay.private_file("quasi/k_anonymity.json"))
+    quasi = _read_json(quasi_path) if quasi_path.is_file() else {}
     return DatasetSummary(series=series, quarantine=quarantine, audit=audit, demo_key=demo_key,
-                          released_files=n_released, review=report_tables(priv), quasi=quasi or {})
+                          released_files=n_released, review=report_tables(private_dir), quasi=quasi or {})
 
 
 # ---------------------------------------------------------------------------

@@ -64,7 +64,8 @@ import re
 from pathlib import Path
 
 from .fileio import write_text_atomic, write_text_if_changed
-from .plan import NO_DICOM_REASON
+from .layout import Layout, released_dicom_series
+from .plan import DICOM_NONE
 from .release import read_listing
 
 # ---------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def item_session(item: str) -> tuple[str, str, bool]:
 
 def dicom_series_item(subject: str, session: str, series: str) -> str:
     """The item of a de-identified DICOM series in ``release/sourcedata/dicom``."""
-    return f"sourcedata/dicom/sub-{subject}/ses-{session}/{series}"
+    return released_dicom_series(subject, session, series)
 
 
 def face_check_verdict(record: dict | None) -> tuple[str, str]:
@@ -247,8 +248,9 @@ def _strip(prefix: str, value: str) -> str:
     return value.removeprefix(prefix)
 
 
-def _existing(private: Path, rels: list[str]) -> str:
-    return " ".join(r for r in rels if (private / r).is_file())
+def _existing(private: Path, paths: list[str]) -> str:
+    """The files of ``paths`` that exist, relative to ``private`` (the sheet's ``qc`` column)."""
+    return " ".join(Path(p).relative_to(private).as_posix() for p in paths if Path(p).is_file())
 
 
 def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -> list[dict]:
@@ -261,12 +263,13 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
     losing a review.
     """
     private = Path(private_dir)
-    plan_path = private / "release_plan.tsv"
+    lay = Layout(os.fspath(private_dir))
+    plan_path = Path(lay.private_file("release_plan.tsv"))
     if not plan_path.is_file():
         raise ReviewError(f"{plan_path}: missing; run the workflow first")
     pixel_cleaning = {}
-    if (private / "index.tsv").is_file():
-        for r in _read_tsv(private / "index.tsv"):
+    if Path(lay.private_file("index.tsv")).is_file():
+        for r in _read_tsv(Path(lay.private_file("index.tsv"))):
             pixel_cleaning[(r["subject"], r["session"], r["series"])] = bool(r.get("pixel_cleaning", "").strip())
     decisions = decisions or {}
     rows: list[dict] = []
@@ -280,16 +283,15 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
 
     for p in _read_tsv(plan_path):
         sub, ses, series = _strip("sub-", p["subject"]), _strip("ses-", p["session"]), p["series"]
-        target = p.get("bids", "")
-        rel = f"sub-{sub}/ses-{ses}/{series}"
+        ids = {"subject": sub, "session": ses, "series": series}
         # -- BIDS images of a converted series --------------------------------
-        if target and not target.startswith(("skipped", "unmatched", "not converted")):
+        if p.get("convert") == "yes":
             if sub not in names_cache:  # one file per subject: {session: {series: names}}
-                npath = private / "bids" / f"sub-{sub}.names.json"
+                npath = Path(lay.subject_file("names", sub))
                 names_cache[sub] = _read_json(npath) if npath.is_file() else None
             names = None if names_cache[sub] is None else names_cache[sub].get(ses)
             entry = None if names is None else names.get(series)
-            defaced = "(defaced" in target
+            defaced = p.get("deface") == "yes"
             if entry is None:
                 add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "WITHHELD",
                     "conversion pending: not converted or named yet")
@@ -298,15 +300,15 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     f"conversion failed: {entry.get('failed', '')}")
             else:
                 deface, morph = {}, {}
-                dpath = private / "deface" / rel
-                if defaced and dpath.with_suffix(".json").is_file():
-                    deface = {im["image"]: im for im in _read_json(dpath.with_suffix(".json")).get("images", [])}
+                dpath = Path(lay.result("deface", **ids))
+                if defaced and dpath.is_file():
+                    deface = {im["image"]: im for im in _read_json(dpath).get("images", [])}
                 faces = None
-                fpath = (private / "face" / rel).with_suffix(".json")
+                fpath = Path(lay.result("face", **ids))
                 if not defaced:
                     faces = ({im["image"]: im for im in _read_json(fpath).get("images", [])}
                              if fpath.is_file() else {})
-                mpath = (private / "morphometry" / rel).with_suffix(".tsv")
+                mpath = Path(lay.result("morphometry", **ids))
                 if defaced and mpath.is_file():
                     morph = {Path(r.get("image", "")).name: r for r in _read_tsv(mpath)}
                 for e in entry:
@@ -317,14 +319,14 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                         verdict, why = face_check_verdict(faces.get(image))
                     qc = ""
                     if defaced:
-                        q = f"qc/deface/{rel}/{_stem(image)}"
+                        q = f"{lay.qc_dir('deface', **ids)}/{_stem(image)}"
                         qc = _existing(private, [f"{q}/deface_triplanar.png", f"{q}/deface_render.png"])
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
-        if p.get("withheld_reason") == NO_DICOM_REASON:  # an image of a BIDS input: there is no DICOM
+        if p.get("dicom") == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
             continue
-        rpath = (private / "redact" / rel).with_suffix(".json")
+        rpath = Path(lay.result("redact", **ids))
         text = _read_json(rpath) if rpath.is_file() else {}  # the text stage's result (issue 19)
         if p.get("release_dicom") != "yes":
             add(sub, ses, series, item, "WITHHELD", f"withheld: {p.get('withheld_reason', '')}")
@@ -338,9 +340,9 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 ok = f.get("status") == "PASS"
                 why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
                 add(sub, ses, series, f"{item}/{_stem(f['file'])}", "PASS" if ok else "FAIL", why,
-                    _existing(private, [f"qc/redact/{rel}/{_stem(f['file'])}.png"]))
-        elif "DICOM rewritten defaced" in target:
-            dpath = (private / "deface_dicom" / rel).with_suffix(".json")
+                    _existing(private, [f"{lay.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
+        elif p.get("dicom") == "deface_dicom":
+            dpath = Path(lay.result("deface_dicom", **ids))
             if not dpath.is_file():
                 add(sub, ses, series, item, "WITHHELD", "defaced DICOM pending: not written yet")
             else:
@@ -349,9 +351,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
                 else:
                     add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
-        elif dicom_face_reason((private / "face" / rel).with_suffix(".json")):
-            add(sub, ses, series, item, "WITHHELD",
-                f"a face: {dicom_face_reason((private / 'face' / rel).with_suffix('.json'))}")
+        elif dicom_face_reason(Path(lay.result("face", **ids))):
+            add(sub, ses, series, item, "WITHHELD", f"a face: {dicom_face_reason(Path(lay.result('face', **ids)))}")
         else:
             add(sub, ses, series, item, "RELEASED")
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
@@ -968,13 +969,14 @@ def report_tables(private_dir: str | os.PathLike) -> dict[str, list[list[str]]]:
         ``release_log.tsv``, newest run first, in file order within a run (columns
         :data:`CHANGELOG_HEADER`). Missing files give empty tables.
     """
-    private = Path(private_dir)
-    sheet = {r["item"]: r for r in read_sheet(private / "review.tsv")} if (private / "review.tsv").is_file() else {}
-    applied = read_applied(sorted((private / "review" / "applied").rglob("*.json")))
+    lay = Layout(os.fspath(private_dir))
+    sheet_path = Path(lay.private_file("review.tsv"))
+    sheet = {r["item"]: r for r in read_sheet(sheet_path)} if sheet_path.is_file() else {}
+    applied = read_applied(sorted(Path(lay.subject_folder("applied")).rglob("*.json")))
     decisions = [[a["item"], sheet.get(a["item"], {}).get("verdict", a.get("verdict", "")),
                   sheet.get(a["item"], {}).get("reasons", ""), a["decision"], a["effect"], a["note"]]
                  for a in applied if not sheet or a["item"] in sheet]
-    log = read_release_log(private / "release_log.tsv")
+    log = read_release_log(lay.private_file("release_log.tsv"))
     blocks: list[list[dict]] = []  # one block per run, in file order (an id may repeat)
     for r in log:
         if not blocks or blocks[-1][0]["run"] != r["run"]:

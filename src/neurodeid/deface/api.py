@@ -157,7 +157,7 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         summary["face_before"] = before_chk.summary()
         summary["face_after"] = after_chk.summary()
         if qc_dir:
-            from .. import qc
+            from . import qc
 
             Path(qc_dir).mkdir(parents=True, exist_ok=True)
             qc.write_png(Path(qc_dir) / "deface_faces.png",
@@ -179,7 +179,7 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
             raise DefaceError(f"{name}: {why}; the image is withheld. Inspect "
                               "deface_faces.png and try another deface.method")
     if qc_dir:
-        from .. import qc
+        from . import qc
 
         after = data.copy()
         after[res.removal] = res.background

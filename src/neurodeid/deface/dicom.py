@@ -20,7 +20,7 @@ background value:
   DeidentificationMethod and the code 113102 (Clean Recognizable Visual Features Option)
   in DeidentificationMethodCodeSequence.
 
->>> from neurodeid.deface_dicom import write_defaced_series  # doctest: +SKIP
+>>> from neurodeid.deface.dicom import write_defaced_series  # doctest: +SKIP
 >>> summary = write_defaced_series(files, "image.nii.gz", "image_removal.nii.gz", out, key)  # doctest: +SKIP
 """
 
