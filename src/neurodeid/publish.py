@@ -154,3 +154,23 @@ def _release_session(plan: dict, session: str, lay: Layout, tmp_dir, rules: list
         if src.is_dir():
             out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
         out.applied += applied
+
+
+def release_subject_job(plan_json, *, work_dir, private_dir, release_dir, tmp_dir, heuristics, decisions_file,
+                        names_json, listing_tsv, applied_json, nrrd: bool = True) -> tuple[dict, SubjectRelease]:
+    """One release job: :func:`release_subject` for the subject plan in ``plan_json``, then
+    its private records: the BIDS names (``names_json``), the listing of released files with
+    the notes on what was withheld (``listing_tsv``) and the reviewer's decisions applied
+    (``applied_json``). Returns the plan and the release."""
+    from .convert import load_heuristics
+    from .fileio import write_text_atomic
+    from .release import write_listing
+
+    plan = read_subject_plan(plan_json)
+    r = release_subject(plan, work_dir=work_dir, private_dir=private_dir, release_dir=release_dir, tmp_dir=tmp_dir,
+                        rules=load_heuristics(heuristics or None),
+                        decisions=review.load_decisions_file(decisions_file), nrrd=nrrd)
+    write_text_atomic(names_json, json.dumps(r.names, indent=1, sort_keys=True) + "\n")
+    write_listing(listing_tsv, r.files, release_dir, r.notes)
+    review.write_applied(applied_json, r.applied)
+    return plan, r

@@ -60,8 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import geometry
-from .geometry import LPS, block_mean, from_sitk, to_sitk, upsample
+from .. import geometry
+from ..geometry import LPS, block_mean, from_sitk, to_sitk, upsample
 
 __all__ = [
     "MEASURE_COLUMNS",
@@ -90,7 +90,7 @@ class MorphometryError(RuntimeError):
 def _template():
     """The vendored template (shared with, and cached by, the defacing package):
     ``({"template", "brain", "face"} arrays, affine RAS+ mm)``."""
-    from .deface.template import load_template
+    from ..deface.template import load_template
 
     t = load_template()
     return {"template": t.image, "brain": t.brain, "face": t.face}, t.affine
@@ -98,7 +98,7 @@ def _template():
 
 def _otsu(values, bins=256) -> float:
     """Otsu threshold (the defacing package's, so both stages threshold alike)."""
-    from .deface.template import otsu
+    from ..deface.template import otsu
 
     return otsu(values, bins)
 
@@ -545,8 +545,8 @@ def independent_brain_check(volume0, original, defaced, affine, margin_mm) -> di
         ``independent_min_distance_mm`` (changed voxel to the mask; ``inf`` when nothing
         changed; must be >= the margin), ``independent_margin_mm``.
     """
-    from .deface.brainmask import brain_safety, extract_brain
-    from .deface.core import detect_ct
+    from ..deface.brainmask import brain_safety, extract_brain
+    from ..deface.core import detect_ct
 
     zooms = geometry.zooms(affine)
     bm = extract_brain(volume0, zooms, ct=detect_ct(np.asarray(volume0, np.float32)))
