@@ -22,15 +22,14 @@ The module never imports snakemake.
 
 from __future__ import annotations
 
-import csv
 import html
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fileio import write_text_atomic
+from . import records
 from .layout import Layout, released_dicom_series
 from .plan import DICOM_NONE
 from .release import read_listing
@@ -268,13 +267,8 @@ class DatasetSummary:
 
 
 def read_tsv(path: str | os.PathLike) -> list[dict]:
-    """Rows of a TSV with a header; lines starting with ``#`` are skipped."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            lines = [ln for ln in fh if not ln.startswith("#")]
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read ({exc.strerror}); run the workflow first") from None
-    return list(csv.DictReader(lines, delimiter="\t"))
+    """Rows of a TSV with a header (:func:`neurodeid.records.read_tsv`)."""
+    return records.read_tsv(path, ReportError)
 
 
 def _strip(prefix: str, value: str) -> str:
@@ -317,10 +311,7 @@ def mask_value(text: str, value: str, mask: str = "[...]") -> str:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: cannot read as JSON ({exc}); rerun the step that writes it") from None
+    return records.read_json(path, ReportError)
 
 
 def _verdict_column(row: dict) -> str:
@@ -391,22 +382,21 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     DatasetSummary
         Only the series of the current index are read (files of older runs are ignored).
     """
-    lay = Layout(os.fspath(private_dir))
-    index = read_tsv(lay.private_file("index.tsv"))
-    plan = {(_strip("sub-", r["subject"]), _strip("ses-", r["session"]), r["series"]): r
-            for r in read_tsv(lay.private_file("release_plan.tsv"))}
+    rec = records.RunRecords(private_dir, ReportError)
+    lay = rec.layout
+    index = rec.tsv("index.tsv")
+    plan = {p.key: p for p in rec.plan()}
     deface_given = {Path(p) for p in deface_results}
     morph = read_morphometry(morphometry) if morphometry and Path(morphometry).is_file() else {}
 
     series: list[SeriesStatus] = []
-    names_cache: dict[str, dict] = {}
     listing_cache: dict[str, tuple[list[str], dict[str, str]]] = {}
     for r in index:
         s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
                          int(r.get("n_files") or 0))
-        p = plan.get(s.key, {})
+        p = plan.get(s.key)
         ids = {"subject": s.subject, "session": s.session, "series": s.series}
-        s.bids = p.get("bids", "")
+        s.bids = p.bids if p else ""
         # the subject's release listing: every released file, and notes on what was withheld
         listing = Path(lay.subject_file("released", s.subject))
         if s.subject not in listing_cache:
@@ -414,7 +404,7 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
             listing_cache[s.subject] = ([f for f, _ in listed], listed_notes)
         files, notes = listing_cache[s.subject]
         # DICOM: released when the subject's release job listed it
-        if p.get("release_dicom") == "yes" and listing.is_file():
+        if p and p.release_dicom and listing.is_file():
             prefix = released_dicom_series(**ids) + "/"
             n_rel = sum(f.startswith(prefix) for f in files)
             s.dicom = "released" if n_rel >= s.n_files else ("partly released" if n_rel else "withheld")
@@ -422,16 +412,13 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
                 note = notes.get(f"ses-{s.session}/{s.series}", "")
                 s.dicom_reason = (f"{n_rel} of {s.n_files} file(s) released" if n_rel
                                   else note or "no file of the series was released")
-        elif p.get("dicom") == DICOM_NONE:  # an image of a BIDS input
+        elif p and p.dicom == DICOM_NONE:  # an image of a BIDS input
             s.dicom = "none"
         else:
             s.dicom = "withheld"
-            s.dicom_reason = p.get("withheld_reason", "") or ("not released yet" if p.get("release_dicom") == "yes" else "")
+            s.dicom_reason = (p.withheld_reason if p else "") or ("not released yet" if p and p.release_dicom else "")
         # conversion and BIDS names
-        names_path = Path(lay.subject_file("names", s.subject))
-        if s.subject not in names_cache:
-            names_cache[s.subject] = _read_json(names_path) if names_path.is_file() else {}
-        entry = names_cache[s.subject].get(s.session, {}).get(s.series)
+        entry = (rec.names(s.subject) or {}).get(s.session, {}).get(s.series)
         if isinstance(entry, list):
             s.conversion = "ok"
         elif isinstance(entry, dict) and "failed" in entry:
@@ -446,9 +433,8 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
             elif not s.images:
                 s.images_note = "withheld: not released yet"
         # burned-in text
-        red = Path(lay.result("redact", **ids))
-        if red.is_file():
-            data = _read_json(red)
+        data = rec.result("redact", ids)
+        if data is not None:
             imgs = data.get("files", [])
             s.redaction = "PASS" if data.get("status") == "PASS" else "FAIL"
             s.redaction_images = (sum(f.get("status") == "PASS" for f in imgs), len(imgs))
@@ -474,13 +460,12 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
                 s.morphometry_note = "; ".join(x for x in (s.morphometry_note, f"{name}: {why}") if x)
         series.append(s)
 
-    quarantine_path = Path(lay.private_file("quarantine.tsv"))
-    quarantine = read_tsv(quarantine_path) if quarantine_path.is_file() else []
-    audit = read_audit(lay.private_file("audit.tsv"))
+    quarantine = rec.tsv("quarantine.tsv", missing_ok=True)
+    audit = read_audit(rec.path("audit.tsv"))
     n_released = sum(len(v[0]) for v in listing_cache.values())
     from .review import report_tables
 
-    quasi_path = Path(lay.private_file("quasi/k_anonymity.json"))
+    quasi_path = rec.path("quasi/k_anonymity.json")
     quasi = _read_json(quasi_path) if quasi_path.is_file() else {}
     return DatasetSummary(series=series, quarantine=quarantine, audit=audit, demo_key=demo_key,
                           released_files=n_released, review=report_tables(private_dir), quasi=quasi or {})

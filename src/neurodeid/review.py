@@ -66,6 +66,7 @@ from pathlib import Path
 from .fileio import write_text_atomic, write_text_if_changed
 from .layout import Layout, released_dicom_series
 from .plan import DICOM_NONE
+from .records import RunRecords, by_image, read_json, read_tsv
 from .release import read_listing
 
 # ---------------------------------------------------------------------------
@@ -233,15 +234,11 @@ def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None) 
 
 
 def _read_tsv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader((ln for ln in fh if not ln.startswith("#")), delimiter="\t"))
+    return read_tsv(path, ReviewError)
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReviewError(f"{path}: cannot read as JSON ({exc}); rerun the step that writes it") from None
+    return read_json(path, ReviewError)
 
 
 def _strip(prefix: str, value: str) -> str:
@@ -262,18 +259,14 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
     ``decision`` and ``note`` columns so the sheet can be copied again without
     losing a review.
     """
-    private = Path(private_dir)
-    lay = Layout(os.fspath(private_dir))
-    plan_path = Path(lay.private_file("release_plan.tsv"))
+    rec = RunRecords(private_dir, ReviewError)
+    plan_path = rec.path("release_plan.tsv")
     if not plan_path.is_file():
         raise ReviewError(f"{plan_path}: missing; run the workflow first")
-    pixel_cleaning = {}
-    if Path(lay.private_file("index.tsv")).is_file():
-        for r in _read_tsv(Path(lay.private_file("index.tsv"))):
-            pixel_cleaning[(r["subject"], r["session"], r["series"])] = bool(r.get("pixel_cleaning", "").strip())
+    pixel_cleaning = {(r["subject"], r["session"], r["series"]): bool(r.get("pixel_cleaning", "").strip())
+                      for r in rec.tsv("index.tsv", missing_ok=True)}
     decisions = decisions or {}
     rows: list[dict] = []
-    names_cache: dict[str, dict | None] = {}
 
     def add(sub, ses, series, item, verdict, reasons="", qc=""):
         d, n = decisions.get(item, ("", ""))
@@ -281,17 +274,14 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                      "verdict": verdict, "reasons": _clean(reasons), "qc": qc,
                      "decision": "" if d == "default" else d, "note": _clean(n)})
 
-    for p in _read_tsv(plan_path):
-        sub, ses, series = _strip("sub-", p["subject"]), _strip("ses-", p["session"]), p["series"]
-        ids = {"subject": sub, "session": ses, "series": series}
+    for p in rec.plan():
+        sub, ses, series, ids = p.subject, p.session, p.series, p.ids
         # -- BIDS images of a converted series --------------------------------
-        if p.get("convert") == "yes":
-            if sub not in names_cache:  # one file per subject: {session: {series: names}}
-                npath = Path(lay.subject_file("names", sub))
-                names_cache[sub] = _read_json(npath) if npath.is_file() else None
-            names = None if names_cache[sub] is None else names_cache[sub].get(ses)
+        if p.convert:
+            subject_names = rec.names(sub)  # one file per subject: {session: {series: names}}
+            names = None if subject_names is None else subject_names.get(ses)
             entry = None if names is None else names.get(series)
-            defaced = p.get("deface") == "yes"
+            defaced = p.deface
             if entry is None:
                 add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "WITHHELD",
                     "conversion pending: not converted or named yet")
@@ -299,18 +289,10 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "FAIL",
                     f"conversion failed: {entry.get('failed', '')}")
             else:
-                deface, morph = {}, {}
-                dpath = Path(lay.result("deface", **ids))
-                if defaced and dpath.is_file():
-                    deface = {im["image"]: im for im in _read_json(dpath).get("images", [])}
-                faces = None
-                fpath = Path(lay.result("face", **ids))
-                if not defaced:
-                    faces = ({im["image"]: im for im in _read_json(fpath).get("images", [])}
-                             if fpath.is_file() else {})
-                mpath = Path(lay.result("morphometry", **ids))
-                if defaced and mpath.is_file():
-                    morph = {Path(r.get("image", "")).name: r for r in _read_tsv(mpath)}
+                deface = by_image(rec.result("deface", ids)) if defaced else {}
+                faces = None if defaced else by_image(rec.result("face", ids))
+                morph = ({Path(r.get("image", "")).name: r for r in rec.result("morphometry", ids) or []}
+                         if defaced else {})
                 for e in entry:
                     image = e["image"]
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
@@ -319,40 +301,37 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                         verdict, why = face_check_verdict(faces.get(image))
                     qc = ""
                     if defaced:
-                        q = f"{lay.qc_dir('deface', **ids)}/{_stem(image)}"
-                        qc = _existing(private, [f"{q}/deface_triplanar.png", f"{q}/deface_render.png"])
+                        q = f"{rec.layout.qc_dir('deface', **ids)}/{_stem(image)}"
+                        qc = _existing(rec.private, [f"{q}/deface_triplanar.png", f"{q}/deface_render.png"])
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
-        if p.get("dicom") == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
+        if p.dicom == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
             continue
-        rpath = Path(lay.result("redact", **ids))
-        text = _read_json(rpath) if rpath.is_file() else {}  # the text stage's result (issue 19)
-        if p.get("release_dicom") != "yes":
-            add(sub, ses, series, item, "WITHHELD", f"withheld: {p.get('withheld_reason', '')}")
-        elif text.get("mode") == "screen" and text.get("status") != "PASS":
+        text = rec.result("redact", ids)  # the text stage's result (issue 19)
+        if not p.release_dicom:
+            add(sub, ses, series, item, "WITHHELD", f"withheld: {p.withheld_reason}")
+        elif (text or {}).get("mode") == "screen" and text.get("status") != "PASS":
             add(sub, ses, series, item, "WITHHELD", f"burned-in text: {_clean(text.get('reason', ''))}")
-        elif pixel_cleaning.get((sub, ses, series)) or text.get("mode") == "read":
-            if not rpath.is_file():
+        elif pixel_cleaning.get((sub, ses, series)) or (text or {}).get("mode") == "read":
+            if text is None:
                 add(sub, ses, series, item, "WITHHELD", "redaction pending: burned-in text redaction has not run")
                 continue
-            for f in _read_json(rpath).get("files", []):
+            for f in text.get("files", []):
                 ok = f.get("status") == "PASS"
                 why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
                 add(sub, ses, series, f"{item}/{_stem(f['file'])}", "PASS" if ok else "FAIL", why,
-                    _existing(private, [f"{lay.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
-        elif p.get("dicom") == "deface_dicom":
-            dpath = Path(lay.result("deface_dicom", **ids))
-            if not dpath.is_file():
+                    _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
+        elif p.dicom == "deface_dicom":
+            res = rec.result("deface_dicom", ids)
+            if res is None:
                 add(sub, ses, series, item, "WITHHELD", "defaced DICOM pending: not written yet")
+            elif res.get("status") == "ok":
+                add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
             else:
-                res = _read_json(dpath)
-                if res.get("status") == "ok":
-                    add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
-                else:
-                    add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
-        elif dicom_face_reason(Path(lay.result("face", **ids))):
-            add(sub, ses, series, item, "WITHHELD", f"a face: {dicom_face_reason(Path(lay.result('face', **ids)))}")
+                add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
+        elif dicom_face_reason(rec.result_path("face", ids)):
+            add(sub, ses, series, item, "WITHHELD", f"a face: {dicom_face_reason(rec.result_path('face', ids))}")
         else:
             add(sub, ses, series, item, "RELEASED")
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
@@ -778,7 +757,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
             continue
         deface = None
         if label in deface_results:
-            deface = {im["image"]: im for im in _read_json(Path(deface_results[label])).get("images", [])}
+            deface = by_image(_read_json(Path(deface_results[label])))
         for e in entries:
             image = e["image"]
             morph = None
@@ -793,8 +772,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
             if label in (face_results or {}) and not defaced:
                 if label not in face_seen:
                     fpath = Path(face_results[label])
-                    face_seen[label] = ({r["image"]: r for r in _read_json(fpath).get("images", [])}
-                                        if fpath.is_file() else {})
+                    face_seen[label] = by_image(_read_json(fpath)) if fpath.is_file() else {}
                 verdict, why = face_check_verdict(face_seen[label].get(image))
             verdicts[e["bids"]] = verdict
             if verdict in ("FAIL", "WITHHELD"):
