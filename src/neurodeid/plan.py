@@ -72,11 +72,23 @@ def slice_count(s: Series) -> int:
 
 
 def face_risk_reason(s: Series) -> str:
-    """Why a series may show a face (``''`` when it cannot)."""
+    """Why a series may show a face (``''`` when it cannot): one rule for both inputs.
+
+    Its modality is one of :data:`FACE_MODALITIES` and it spans at least
+    :data:`FACE_MIN_SLICES` along every axis it has: the slices (files or frames) of a DICOM
+    series, each axis of the voxel grid (``shape``) of a BIDS input image, so that a 3D
+    rendering can show a surface.
+    """
     modality = s.fields.get("Modality", "")
-    n = slice_count(s)
-    if modality in FACE_MODALITIES and n >= FACE_MIN_SLICES:
-        return f"{modality} volume of {n} slices may show a face: withheld until defaced DICOM exists"
+    shape = s.fields.get("shape")
+    if shape is not None:  # an image of a BIDS input: its voxel grid (i, j, k)
+        dims = (list(shape)[:3] + [1, 1, 1])[:3]
+        extent, what = min(dims), f"{dims[0]}x{dims[1]}x{dims[2]} voxels"
+    else:
+        extent = slice_count(s)
+        what = f"{extent} slices"
+    if modality in FACE_MODALITIES and extent >= FACE_MIN_SLICES:
+        return f"{modality} volume of {what} may show a face"
     return ""
 
 
@@ -130,7 +142,7 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
         why = f" ({s.pixel_cleaning})" if s.pixel_cleaning else ""
         reason = f"pixels may carry burned-in text{why}: withheld (redaction is off, nothing was read)"
     elif face and not (deface and deface_enabled):
-        reason = face
+        reason = f"{face}: withheld until defaced DICOM exists"
     return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
                       deface, redact=redact,
                       defaced_dicom=bool(release_dicom and deface and deface_enabled),
@@ -140,6 +152,31 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
 def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None,
               redact: bool = True, deface_enabled: bool = True) -> list[SeriesPlan]:
     return [plan_series(s, release_dicom, rules, redact, deface_enabled) for s in index.series]
+
+
+def plan_bids(index: DatasetIndex) -> list[SeriesPlan]:
+    """The release plan of a BIDS input (:func:`neurodeid.inputs.bids.build_bids_index`):
+    every indexed image keeps its BIDS name.
+
+    ``target`` is ``{"datatype", "suffix", "entities"}`` from the input name (entities
+    other than sub/ses, in BIDS order); there is no DICOM (``has_dicom`` False, withheld
+    with :data:`NO_DICOM_REASON`); ``deface`` is True for images of
+    :data:`DEFACE_DATATYPES` that may show a face (:func:`face_risk_reason`, the rule of
+    DICOM input). A ``defacemask`` image is skipped (neurodeid makes its own defacing; the
+    input's mask is not released).
+    """
+    out = []
+    for s in index.series:
+        f = s.fields
+        if f.get("BidsSuffix") == "defacemask":
+            target: dict = {"skip": "input defacemask: neurodeid defaces the images itself"}
+        else:
+            target = {"datatype": f["BidsDatatype"], "suffix": f["BidsSuffix"], "entities": dict(f["BidsEntities"])}
+        deface = target.get("datatype") in DEFACE_DATATYPES and bool(face_risk_reason(s))
+        out.append(SeriesPlan(s.subject, s.session, s.series, f.get("Modality", ""), False,
+                              NO_DICOM_REASON, target, deface, redact=False, defaced_dicom=False,
+                              has_dicom=False))
+    return out
 
 
 def target_text(p: SeriesPlan) -> str:

@@ -48,7 +48,7 @@ def _session_names(subject: str, session: str, ses_plan: dict, lay: Layout, rule
         if result.is_file():
             conversions[r["series_label"]] = read_conversion(result)
     if conversions and all(c.get("source") == "bids" for c in conversions.values()):
-        from .bids_input import session_names  # a BIDS input: the names are the input's own
+        from .convert.bids_import import session_names  # a BIDS input: the names are the input's own
 
         return session_names(subject, session, conversions)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from neurodeid import bids_input as nd_bids_input
+from neurodeid.inputs import bids as nd_bids_input
 from neurodeid import index as nd_index
 from neurodeid import kanon as nd_kanon
 from neurodeid import keys as nd_keys
@@ -99,7 +99,7 @@ try:
 except (OSError, ValueError) as exc:
     raise WorkflowError(f"convert.heuristics: {exc}") from None
 PLAN = (
-    nd_bids_input.plan_bids(INDEX)
+    nd_plan.plan_bids(INDEX)
     if INPUT_BIDS
     else nd_plan.make_plan(
         INDEX,

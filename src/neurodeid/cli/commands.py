@@ -142,7 +142,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_import_bids(args: argparse.Namespace) -> int:
     """One image of a BIDS input: imported like a conversion (sanitised), needles collected."""
-    from ..bids_input import import_series, write_bids_needles
+    from ..convert.bids_import import import_series
+    from ..inputs.bids import write_bids_needles
     from ..index import read_manifest
 
     files = read_manifest(args.manifest)
