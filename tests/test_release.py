@@ -146,8 +146,8 @@ def test_bold_sidecar_gets_task_name_and_readme_counts_what_was_released(tmp_pat
     what the listings hold and never claims the audit's result."""
     import json
 
-    from neurodeid.bids import release_session
-    from neurodeid.release import readme_text, release_counts, write_listing
+    from neurodeid.release.session import release_session
+    from neurodeid.release.dataset import readme_text, release_counts, write_listing
 
     conv = tmp_path / "conv"
     conv.mkdir()

@@ -225,7 +225,7 @@ def dicom_column(p: SeriesPlan) -> str:
 
 
 def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: bool = True) -> dict[str, dict]:
-    """One plan per subject, for its release job (:func:`neurodeid.publish.release_subject`).
+    """One plan per subject, for its release job (:func:`neurodeid.release.subject.release_subject`).
 
     ``{"subject", "deface_enabled", "sessions": {session: {"classification": [the
     classification fields of its converted series], "series": {label: {"convert",

@@ -32,7 +32,7 @@ from .fileio import write_text_atomic
 from . import records
 from .layout import Layout, released_dicom_series
 from .plan import DICOM_NONE
-from .release import read_listing
+from .release.dataset import read_listing
 
 #: The verdicts of the send check, worst first.
 VERDICT_NO = "NO"

@@ -67,7 +67,7 @@ from .fileio import write_text_atomic, write_text_if_changed
 from .layout import Layout, released_dicom_series
 from .plan import DICOM_NONE
 from .records import RunRecords, by_image, read_json, read_tsv
-from .release import read_listing
+from .release.dataset import read_listing
 
 # ---------------------------------------------------------------------------
 # Vocabulary
@@ -591,7 +591,7 @@ def apply_decisions(names: dict, excluded: dict[str, dict[str, str]], decisions:
     Parameters
     ----------
     names : dict
-        :func:`neurodeid.bids.name_session` output (series label -> list of
+        :func:`neurodeid.release.session.name_session` output (series label -> list of
         ``{"image", "bids", ...}`` or ``{"failed": reason}``).
     excluded : dict
         The automatic exclusions: series label -> {image file -> reason}, reasons
@@ -607,7 +607,7 @@ def apply_decisions(names: dict, excluded: dict[str, dict[str, str]], decisions:
     Returns
     -------
     (excluded, applied)
-        The exclusions for :func:`neurodeid.bids.release_session`, and one record per
+        The exclusions for :func:`neurodeid.release.session.release_session`, and one record per
         decision that concerns this session: ``{"item", "series", "image", "decision",
         "note", "verdict", "effect", "record"}`` with ``effect`` ``rejected``,
         ``accepted`` or ``refused``. ``reject`` always excludes (reason
@@ -730,7 +730,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
     Parameters
     ----------
     names : dict
-        :func:`neurodeid.bids.name_session` output.
+        :func:`neurodeid.release.session.name_session` output.
     deface_results : dict
         series label -> defacing result JSON (series that are defaced).
     morphometry_dirs : dict
@@ -801,7 +801,7 @@ def read_applied(paths) -> list[dict]:
 
 
 def _listing_files(paths) -> list[tuple[str, str]]:
-    """``(file, sha256)`` of every existing listing (:func:`neurodeid.release.read_listing`)."""
+    """``(file, sha256)`` of every existing listing (:func:`neurodeid.release.dataset.read_listing`)."""
     return [f for p in paths if Path(p).is_file() for f in read_listing(p)[0]]
 
 

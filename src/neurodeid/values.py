@@ -1,5 +1,5 @@
 """Small predicates over attribute values, shared by the audit's needles
-(:mod:`neurodeid.needles`) and the quasi-identifier rules (:mod:`neurodeid.deid.quasi`),
+(:mod:`neurodeid.audit.needles`) and the quasi-identifier rules (:mod:`neurodeid.deid.quasi`),
 so that both agree on what a value is."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _cmd_check_quasi(args: argparse.Namespace) -> int:
 
 def _cmd_release_skeleton(args: argparse.Namespace) -> int:
     from ..deid.profile import check_options, load_table
-    from ..release import write_skeleton
+    from ..release.dataset import write_skeleton
 
     options = sorted(check_options(args.options))
     keep = None
@@ -99,7 +99,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     from ..deid.quasi import QuasiPolicy
     from ..deid.series import deid_series_job
     from ..index import read_manifest
-    from ..needles import collect_series_needles
+    from ..audit.needles import collect_series_needles
 
     key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
     cfg = DeidConfig(
@@ -157,7 +157,7 @@ def _cmd_import_bids(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_subject(args: argparse.Namespace) -> int:
-    from ..publish import release_subject_job
+    from ..release.subject import release_subject_job
 
     plan, r = release_subject_job(args.plan, work_dir=args.work_dir, private_dir=args.private_dir,
                                   release_dir=args.release_dir, tmp_dir=args.tmp_dir, heuristics=args.heuristics,

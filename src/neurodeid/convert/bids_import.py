@@ -29,7 +29,7 @@ def bids_release_name(subject: str, session: str | None, target: dict) -> str:
 
 
 def session_names(subject: str, session: str, conversions: dict[str, dict]) -> dict:
-    """Release names of one session's imported images, in :func:`neurodeid.bids.name_session`'s shape.
+    """Release names of one session's imported images, in :func:`neurodeid.release.session.name_session`'s shape.
 
     Parameters
     ----------

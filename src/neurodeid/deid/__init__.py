@@ -8,7 +8,7 @@
 decisions, :mod:`.engine` the walk over a dataset, :mod:`.series` the file I/O.
 
 The names below are imported on first use (PEP 562): the profile table is also read by
-the audit's needles (:mod:`neurodeid.needles`), which the de-identification itself uses,
+the audit's needles (:mod:`neurodeid.audit.needles`), which the de-identification itself uses,
 so importing :mod:`neurodeid.deid.profile` must not pull in the engine.
 """
 

@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
-from neurodeid.needles import dataset_needles
+from neurodeid.audit.needles import dataset_needles
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 

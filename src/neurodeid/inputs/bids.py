@@ -11,7 +11,7 @@ release, audit) runs unchanged on what it produces:
 - the release plan is :func:`neurodeid.plan.plan_bids` (the BIDS name comes from the input
   name; the face rule is the DICOM input's), the release name
   :func:`neurodeid.convert.naming.bids_name`, the date spellings of the needles
-  :func:`neurodeid.needles.date_spellings`: one rule each for both inputs;
+  :func:`neurodeid.audit.needles.date_spellings`: one rule each for both inputs;
 - :func:`import_series` is the "conversion" of one image: voxel data and affine are
   copied byte for byte, NIfTI header text is replaced, extensions are dropped, the JSON
   sidecar is rebuilt through the allow-list;
@@ -48,7 +48,7 @@ from ..convert.naming import ENTITY_ORDER
 from ..fileio import write_text_if_changed
 from ..index import (DatasetIndex, FileEntry, IndexError_, Series, assign_subject_labels, load_cache, read_crosswalk,
                     write_outputs)
-from ..needles import date_spellings
+from ..audit.needles import date_spellings
 
 __all__ = [
     "BidsInputError",
@@ -810,7 +810,7 @@ def merged_sidecar(json_files: list[Path]) -> dict:
 
 def _date_variants(text: str) -> list[str]:
     """Every date inside ``text`` in every spelling the audit knows for a DICOM date
-    (:func:`neurodeid.needles.date_spellings`: one list for both inputs)."""
+    (:func:`neurodeid.audit.needles.date_spellings`: one list for both inputs)."""
     out = []
     for m in _DATE_IN_TEXT.finditer(text):
         if m.group(1):

@@ -19,11 +19,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import review
-from .bids import name_session, read_conversion, release_session
-from .layout import Layout
-from .plan import DICOM_STAGES
-from .release import copy_dir_atomic, folder_files
+from .. import review
+from ..layout import Layout
+from ..plan import DICOM_STAGES
+from .dataset import copy_dir_atomic, folder_files
+from .session import name_session, read_conversion, release_session
 
 @dataclass
 class SubjectRelease:
@@ -48,7 +48,7 @@ def _session_names(subject: str, session: str, ses_plan: dict, lay: Layout, rule
         if result.is_file():
             conversions[r["series_label"]] = read_conversion(result)
     if conversions and all(c.get("source") == "bids" for c in conversions.values()):
-        from .convert.bids_import import session_names  # a BIDS input: the names are the input's own
+        from ..convert.bids_import import session_names  # a BIDS input: the names are the input's own
 
         return session_names(subject, session, conversions)
     try:
@@ -162,9 +162,9 @@ def release_subject_job(plan_json, *, work_dir, private_dir, release_dir, tmp_di
     its private records: the BIDS names (``names_json``), the listing of released files with
     the notes on what was withheld (``listing_tsv``) and the reviewer's decisions applied
     (``applied_json``). Returns the plan and the release."""
-    from .convert import load_heuristics
-    from .fileio import write_text_atomic
-    from .release import write_listing
+    from ..convert import load_heuristics
+    from ..fileio import write_text_atomic
+    from .dataset import write_listing
 
     plan = read_subject_plan(plan_json)
     r = release_subject(plan, work_dir=work_dir, private_dir=private_dir, release_dir=release_dir, tmp_dir=tmp_dir,

@@ -31,9 +31,9 @@ import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID_dictionary
 
-from .fileio import write_text_atomic
-from .deid.profile import ActionTable, load_table
-from .values import is_number as _is_number
+from ..deid.profile import ActionTable, load_table
+from ..fileio import write_text_atomic
+from ..values import is_number as _is_number
 
 #: VRs whose values are never text; they are not turned into needles.
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV"})
