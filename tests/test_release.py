@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from neurodeid import index, plan, quarantine, release
+from neurodeid.inputs import dicom as dicom_input
 
 from conftest import EXAMPLE_DICOM, TEST_KEY
 
@@ -57,7 +58,7 @@ def test_copy_of_empty_folder_releases_nothing(tmp_path):
 
 
 def test_plan_withholds_pixels_that_may_identify(tmp_path):
-    idx = index.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
+    idx = dicom_input.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
     p = {x.modality: x for x in plan.make_plan(idx)}
     assert p["CT"].release_dicom and p["CT"].reason == ""  # 5 slices of 16x16: no face
     assert not p["MR"].release_dicom and "face" in p["MR"].reason

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from neurodeid.inputs import bids as nd_bids_input
 from neurodeid import index as nd_index
+from neurodeid.inputs import dicom as nd_dicom_input
 from neurodeid import kanon as nd_kanon
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
@@ -63,7 +64,7 @@ try:
             write=workflow.is_main_process,
         )
     else:
-        INDEX = nd_index.build_index(
+        INDEX = nd_dicom_input.build_index(
             config["input_dir"],
             L.private,
             KEY,
