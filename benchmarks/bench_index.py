@@ -6,7 +6,7 @@ small header-valid CT images cloned from pydicom's CT_small.dcm with new UIDs), 
 
 1. the anchor: reading every header with pydicom (``dcmread(stop_before_pixels=True)``), which is
    what an index without a cache costs;
-2. ``neurodeid.dicom_input.build_index`` cold (empty cache: header reads + grouping + private files),
+2. ``neurodeid.inputs.dicom.build_index`` cold (empty cache: header reads + grouping + private files),
    in one process and with as many worker processes as the machine has cores (what the
    workflow does with ``--cores``; issue 21's goal: <= 0.5x the anchor);
 3. ``build_index`` warm, on the unchanged tree (the goal: <= 3 s on 2 cores), repeated.

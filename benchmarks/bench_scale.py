@@ -15,7 +15,7 @@ each as a separate ``snakemake`` process from the repository (as a user runs it)
    ``--touch`` of Snakemake only touches outputs that exist, and took 10 min at 1,000 subjects);
 4. ``no-op rerun``: ``snakemake --cores 2`` on the complete folder (goal <= 15 s; it must
    answer "Nothing to be done");
-5. ``index rescan``: ``neurodeid.dicom_input.build_index`` in this process on the unchanged tree
+5. ``index rescan``: ``neurodeid.inputs.dicom.build_index`` in this process on the unchanged tree
    (median of 3; goal <= 3 s);
 6. anchor: ``snakemake --version`` (Python + Snakemake start-up), the floor of every call.
 

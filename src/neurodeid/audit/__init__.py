@@ -5,17 +5,6 @@ The names of both modules are available from the package (``audit.audit_release`
 ``audit.load_needles``...).
 """
 
-from . import needles, scan
+from .._exports import module_getattr
 
-
-def __getattr__(name: str):
-    for module in (scan, needles):
-        try:
-            return getattr(module, name)
-        except AttributeError:
-            pass
-    raise AttributeError(f"module 'neurodeid.audit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(dir(scan)) | set(dir(needles)))
+__getattr__ = module_getattr(__name__, ("scan", "needles"))

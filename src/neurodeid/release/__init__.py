@@ -6,14 +6,9 @@ reviewer's decisions).
 The names of the three modules are available from the package.
 """
 
-from importlib import import_module
+from .._exports import module_getattr
 
-_MODULES = ("dataset", "session", "subject")
+#: The modules of the package, in dependency order; their names are the package's.
+_MODULES = ('dataset', 'session', 'subject')
 
-
-def __getattr__(name: str):
-    for module in _MODULES:
-        m = import_module(f"{__name__}.{module}")
-        if hasattr(m, name):
-            return getattr(m, name)
-    raise AttributeError(f"module 'neurodeid.release' has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _MODULES)

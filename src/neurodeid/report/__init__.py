@@ -20,15 +20,9 @@ Run as ``neurodeid report-summary PRIVATE_DIR --out-dir DIR`` (:mod:`neurodeid.c
 The module never imports snakemake.
 """
 
-from importlib import import_module
+from .._exports import module_getattr
 
-#: The modules of the package; their names are the package's.
-_MODULES = ("summary", "pages")
+#: The modules of the package, in dependency order; their names are the package's.
+_MODULES = ('summary', 'pages')
 
-
-def __getattr__(name: str):
-    for module in _MODULES:
-        m = import_module(f"{__name__}.{module}")
-        if name in vars(m):
-            return vars(m)[name]
-    raise AttributeError(f"module 'neurodeid.report' has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _MODULES)

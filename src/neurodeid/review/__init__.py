@@ -53,15 +53,9 @@ fixed text and the reviewer's notes; all of it is private (``results/private``).
 The module never imports snakemake.
 """
 
-from importlib import import_module
+from .._exports import module_getattr
 
 #: The modules of the package, in dependency order; their names are the package's.
-_MODULES = ("verdicts", "sheet", "decisions", "changelog")
+_MODULES = ('verdicts', 'sheet', 'decisions', 'changelog')
 
-
-def __getattr__(name: str):
-    for module in _MODULES:
-        m = import_module(f"{__name__}.{module}")
-        if name in vars(m):
-            return vars(m)[name]
-    raise AttributeError(f"module 'neurodeid.review' has no attribute {name!r}")
+__getattr__ = module_getattr(__name__, _MODULES)
