@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import deid_corpus as dc
 
 from neurodeid.deid import DeidConfig, deidentify_series
-from neurodeid.profile import DEFAULT_OPTIONS
+from neurodeid.deid.profile import DEFAULT_OPTIONS
 
 KEY = b"neurodeid-benchmark-key-not-secret"
 

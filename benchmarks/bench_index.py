@@ -6,7 +6,7 @@ small header-valid CT images cloned from pydicom's CT_small.dcm with new UIDs), 
 
 1. the anchor: reading every header with pydicom (``dcmread(stop_before_pixels=True)``), which is
    what an index without a cache costs;
-2. ``neurodeid.index.build_index`` cold (empty cache: header reads + grouping + private files),
+2. ``neurodeid.inputs.dicom.build_index`` cold (empty cache: header reads + grouping + private files),
    in one process and with as many worker processes as the machine has cores (what the
    workflow does with ``--cores``; issue 21's goal: <= 0.5x the anchor);
 3. ``build_index`` warm, on the unchanged tree (the goal: <= 3 s on 2 cores), repeated.
@@ -31,6 +31,7 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from neurodeid import index, keys
+from neurodeid.inputs import dicom as dicom_input
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,10 +101,10 @@ def main() -> None:
     key = keys.DEMO_KEY
     workers = os.cpu_count() or 1
     t_anchor, n = timed(anchor_read_all, tree)
-    t_cold1, _ = timed(index.build_index, tree, private, key, workers=1)
+    t_cold1, _ = timed(dicom_input.build_index, tree, private, key, workers=1)
     shutil.rmtree(private, ignore_errors=True)
-    t_cold, idx = timed(index.build_index, tree, private, key, workers=workers)
-    warm = [timed(index.build_index, tree, private, key)[0] for _ in range(args.repeats)]
+    t_cold, idx = timed(dicom_input.build_index, tree, private, key, workers=workers)
+    warm = [timed(dicom_input.build_index, tree, private, key)[0] for _ in range(args.repeats)]
     t_warm = statistics.median(warm)
     lines = [
         f"files: {n}; subjects: {len(idx.subject_labels())}; series: {len(idx.series)}",

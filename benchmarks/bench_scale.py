@@ -15,7 +15,7 @@ each as a separate ``snakemake`` process from the repository (as a user runs it)
    ``--touch`` of Snakemake only touches outputs that exist, and took 10 min at 1,000 subjects);
 4. ``no-op rerun``: ``snakemake --cores 2`` on the complete folder (goal <= 15 s; it must
    answer "Nothing to be done");
-5. ``index rescan``: ``neurodeid.index.build_index`` in this process on the unchanged tree
+5. ``index rescan``: ``neurodeid.inputs.dicom.build_index`` in this process on the unchanged tree
    (median of 3; goal <= 3 s);
 6. anchor: ``snakemake --version`` (Python + Snakemake start-up), the floor of every call.
 
@@ -46,6 +46,7 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from neurodeid import index
+from neurodeid.inputs import dicom as dicom_input
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -199,7 +200,7 @@ def bench_one(n: int, work: Path, full_run_max: int, profile_dir: Path | None) -
     rescans = []
     for _ in range(3):
         t = time.perf_counter()
-        index.build_index(tree, out / "private", BENCH_KEY.encode())
+        dicom_input.build_index(tree, out / "private", BENCH_KEY.encode())
         rescans.append(time.perf_counter() - t)
     r["index rescan"] = statistics.median(rescans)
     print(f"[{n}] index rescan {r['index rescan']:.2f} s", flush=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: The real vendor files of the corpus (as tests/conftest.py finds them).
 SHARED_DATA = Path(os.environ.get("NEURODEID_SHARED_DATA", REPO.parent / "shared" / "data"))
-N, A = "src/neurodeid/needles.py", "src/neurodeid/audit.py"
+N, A = "src/neurodeid/audit/needles.py", "src/neurodeid/audit/scan.py"
 SOURCE, MODE = "needle source", "matching mode"
 FAST, CORPUS = ["tests/test_audit.py"], ["tests/test_audit_corpus.py"]
 

@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from neurodeid.deid.rules import PSEUDONYM_TAGS, load_safe_attributes, resolve_action
-from neurodeid.profile import load_table
+from neurodeid.deid.profile import load_table
 
 MARKER_RE = re.compile(rb"NDMK\d{5}Q")
 #: VRs that can hold a 10-character upper-case marker.

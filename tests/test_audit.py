@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from neurodeid import audit
-from neurodeid.profile import DEFAULT_OPTIONS, load_table
+from neurodeid.deid.profile import DEFAULT_OPTIONS, load_table
 
 from conftest import pydicom_testdir
 
@@ -238,7 +238,7 @@ def test_site_allow_list_drops_harmless_values_and_refuses_direct_identifiers(tm
 
 
 def test_needle_spellings_dates_ids_names():
-    from neurodeid import needles as N
+    from neurodeid.audit import needles as N
 
     d = set(N.date_spellings("19420317"))
     assert {"17.03.1942", "03/17/1942", "1942.03.17", "17 Mar 1942", "17.03.42", "1942-03-17"} <= d
@@ -250,7 +250,7 @@ def test_needle_spellings_dates_ids_names():
 
 
 def test_vocabulary_is_reviewed_data_with_reasons():
-    from neurodeid import needles as N
+    from neurodeid.audit import needles as N
 
     values, private = N.vocabulary()
     assert {"none", "yes", "com", "parallel"} <= values
@@ -266,7 +266,7 @@ def test_scoped_needles_are_looked_for_in_their_own_subject_and_shared_files(tmp
     """A technical vendor value or a short name part of one subject found by chance in another
     subject's file is no hit; in its own subject's files and in the README it is; a long name is
     looked for everywhere."""
-    from neurodeid.needles import NAME, VENDOR_TEXT, Needle, save_needles
+    from neurodeid.audit.needles import NAME, VENDOR_TEXT, Needle, save_needles
 
     nd = tmp_path / "needles"
     (nd / "sub-aaa" / "ses-1").mkdir(parents=True)
@@ -292,7 +292,7 @@ def test_byte_scan_finds_what_the_latin1_text_scan_finds():
     substrings for long ones, overlapping needles."""
     import random
 
-    from neurodeid.needles import DATE, NAME, Needle
+    from neurodeid.audit.needles import DATE, NAME, Needle
 
     needles = [Needle("DOE", "PatientName", NAME), Needle("Müller", "PatientName", NAME),
                Needle("ÉLODIE", "PatientName", NAME), Needle("Glenmoor Royal", "InstitutionName"),

@@ -23,7 +23,7 @@ import pytest
 from neurodeid import audit
 from neurodeid.deid import DeidConfig
 from neurodeid.deid.series import deidentify_file
-from neurodeid.profile import DEFAULT_OPTIONS
+from neurodeid.deid.profile import DEFAULT_OPTIONS
 
 from conftest import SHARED_DATA, pydicom_testdir
 

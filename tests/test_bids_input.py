@@ -12,7 +12,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from neurodeid import audit, bids_input, index
+from neurodeid import audit, index
+from neurodeid.convert import bids_import
+from neurodeid.inputs import bids as bids_input
+from neurodeid import plan as nd_plan
 from neurodeid.convert import find_dcm2niix
 from neurodeid.convert.sanitise import NIFTI_DESCRIP
 
@@ -197,7 +200,7 @@ def test_input_labels_stay_private(indexed):
         assert not any(lab.lower() in rel.lower() for lab in labels), rel
     for s in idx.series:
         assert not any(lab in f"{s.subject}{s.session}{s.series}" for lab in labels)
-    for p in bids_input.plan_bids(idx):
+    for p in nd_plan.plan_bids(idx):
         assert not any(lab in json.dumps(p.target) for lab in labels)
     subjects = (private / "index" / "subjects.tsv").read_text()
     assert not any(lab in subjects for lab in labels)
@@ -228,7 +231,7 @@ def test_crosswalk_labels(dataset, tmp_path):
 
 def test_plan(indexed):
     idx, _ = indexed
-    plan = {(p.subject, p.session, p.series): p for p in bids_input.plan_bids(idx)}
+    plan = {(p.subject, p.session, p.series): p for p in nd_plan.plan_bids(idx)}
 
     def key(stem):
         s = _series(idx, stem)
@@ -253,7 +256,7 @@ def _load(path):
 def test_import_keeps_voxels_and_affine(indexed, tmp_path, stem):
     idx, _ = indexed
     s = _series(idx, stem)
-    res = bids_input.import_series(_files(idx, s), tmp_path / "out", tmp_path / "out.json")
+    res = bids_import.import_series(_files(idx, s), tmp_path / "out", tmp_path / "out.json")
     assert res["status"] == "ok", res["reason"]
     assert json.loads((tmp_path / "out.json").read_text()) == res
     (im,) = res["images"]
@@ -280,23 +283,23 @@ def test_import_keeps_voxels_and_affine(indexed, tmp_path, stem):
 
 def test_import_sidecars(indexed, tmp_path):
     idx, _ = indexed
-    t1 = bids_input.import_series(_files(idx, _series(idx, T1W)), tmp_path / "t1", tmp_path / "t1.json")
+    t1 = bids_import.import_series(_files(idx, _series(idx, T1W)), tmp_path / "t1", tmp_path / "t1.json")
     side = json.loads((tmp_path / "t1" / t1["images"][0]["json"]).read_text())
     assert side == {"RepetitionTime": 2.3, "EchoTime": 0.003, "FlipAngle": 9, "MagneticFieldStrength": 3}
-    bold = bids_input.import_series(_files(idx, _series(idx, BOLD)), tmp_path / "b", tmp_path / "b.json")
+    bold = bids_import.import_series(_files(idx, _series(idx, BOLD)), tmp_path / "b", tmp_path / "b.json")
     side = json.loads((tmp_path / "b" / "image.json").read_text())
     # RepetitionTime inherited from the top-level task-rest_bold.json; TaskName from the name
     assert side == {"RepetitionTime": 2.0, "EchoTime": 0.03, "TaskName": "rest"}
     assert bold["status"] == "ok"
     dwi = _series(idx, DWI)
-    bids_input.import_series(_files(idx, dwi), tmp_path / "d", tmp_path / "d.json")
+    bids_import.import_series(_files(idx, dwi), tmp_path / "d", tmp_path / "d.json")
     for ext in ("bval", "bvec"):
         assert (tmp_path / "d" / f"image.{ext}").read_bytes() == (idx.input_dir / f"{DWI}.{ext}").read_bytes()
     assert json.loads((tmp_path / "d" / "image.json").read_text()) == {"PhaseEncodingDirection": "j-"}
 
 
 def test_import_failure_is_a_result_not_an_exception(dataset, tmp_path):
-    res = bids_input.import_series([dataset / TRUNCATED], tmp_path / "out", tmp_path / "out.json")
+    res = bids_import.import_series([dataset / TRUNCATED], tmp_path / "out", tmp_path / "out.json")
     assert res["status"] == "failed" and res["images"] == []
     assert Path(TRUNCATED).name in res["reason"] and "truncated" in res["reason"]
     assert json.loads((tmp_path / "out.json").read_text())["status"] == "failed"
@@ -305,7 +308,7 @@ def test_import_failure_is_a_result_not_an_exception(dataset, tmp_path):
     bad.mkdir(parents=True)
     shutil.copy(dataset / f"{T1W_2}.nii.gz", bad / "sub-X_T1w.nii.gz")
     (bad / "sub-X_T1w.json").write_text("{not json")
-    res = bids_input.import_series([bad / "sub-X_T1w.nii.gz", bad / "sub-X_T1w.json"], tmp_path / "o2",
+    res = bids_import.import_series([bad / "sub-X_T1w.nii.gz", bad / "sub-X_T1w.json"], tmp_path / "o2",
                                    tmp_path / "o2.json")
     assert res["status"] == "failed" and "sub-X_T1w.json" in res["reason"]
 
@@ -343,7 +346,7 @@ def test_imported_files_hold_no_needle(indexed, tmp_path):
     idx, _ = indexed
     for i, s in enumerate(idx.series):
         out = tmp_path / f"r{i}"
-        res = bids_input.import_series(_files(idx, s), out / "conv", tmp_path / f"r{i}.json")
+        res = bids_import.import_series(_files(idx, s), out / "conv", tmp_path / f"r{i}.json")
         assert res["status"] == "ok"
         needles = bids_input.bids_needles(_files(idx, s), s.fields["BidsInputSubject"],
                                           s.fields["BidsInputSession"], idx.input_dir)
@@ -380,9 +383,9 @@ def test_example_mr_series_through_dcm2niix(tmp_path):
     assert "DOE^JOHN" in raw_side  # -ba n kept the identifiers: the test means something
     idx = bids_input.build_bids_index(root, tmp_path / "private", TEST_KEY)
     (s,) = idx.series
-    (p,) = bids_input.plan_bids(idx)
+    (p,) = nd_plan.plan_bids(idx)
     assert p.deface and p.target == {"datatype": "anat", "suffix": "T1w", "entities": {}}
-    res = bids_input.import_series(_files(idx, s), tmp_path / "rel" / "conv", tmp_path / "conv.json")
+    res = bids_import.import_series(_files(idx, s), tmp_path / "rel" / "conv", tmp_path / "conv.json")
     assert res["status"] == "ok", res["reason"]
     needles = bids_input.bids_needles(_files(idx, s), "DOEJOHN19610723", "20200611", root)
     texts = {n.text for n in needles}
@@ -402,9 +405,9 @@ def test_example_mr_series_through_dcm2niix(tmp_path):
 def test_session_names_and_entity_order(indexed, tmp_path):
     idx, _ = indexed
     bold = _series(idx, BOLD)
-    res = bids_input.import_series(_files(idx, bold), tmp_path / "b", tmp_path / "b.json")
+    res = bids_import.import_series(_files(idx, bold), tmp_path / "b", tmp_path / "b.json")
     failed = {"status": "failed", "reason": "import failed: x", "images": []}
-    names = bids_input.session_names(bold.subject, bold.session, {bold.series: res, "s9": failed})
+    names = bids_import.session_names(bold.subject, bold.session, {bold.series: res, "s9": failed})
     p = bold.subject
     assert names == {bold.series: [{"image": "image.nii.gz", "datatype": "func",
                                     "bids": f"sub-{p}/ses-1/func/sub-{p}_ses-1_task-rest_run-1_bold"}],
@@ -412,7 +415,7 @@ def test_session_names_and_entity_order(indexed, tmp_path):
     ents, suffix = bids_input.parse_bids_name("sub-A_ses-B_rec-ac_trc-FDG_run-2_pet.nii.gz", "pet")
     assert list(ents) == ["sub", "ses", "trc", "rec", "run"] and suffix == "pet"
     target = {"datatype": "pet", "suffix": "pet", "entities": {k: v for k, v in ents.items() if k not in ("sub", "ses")}}
-    assert bids_input.bids_release_name("p1", "1", target) == "sub-p1/ses-1/pet/sub-p1_ses-1_trc-FDG_rec-ac_run-2_pet"
+    assert bids_import.bids_release_name("p1", "1", target) == "sub-p1/ses-1/pet/sub-p1_ses-1_trc-FDG_rec-ac_run-2_pet"
 
 
 @pytest.mark.parametrize("name, datatype, why", [
@@ -469,4 +472,4 @@ def test_edge_cases(tmp_path):
     assert got == {("A", "1", "1", "s1", "T1w"), ("A", "1", "1", "s2", "FLAIR"),
                    ("Smith77", "2", "1", "s1", "bold"), ("Smith77", "10", "2", "s1", "bold")}
     # 8 voxels per axis: no face
-    assert not any(p.deface for p in bids_input.plan_bids(idx))
+    assert not any(p.deface for p in nd_plan.plan_bids(idx))

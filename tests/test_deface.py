@@ -24,13 +24,8 @@ nib = pytest.importorskip("nibabel")
 pytest.importorskip("SimpleITK")
 from scipy import ndimage as ndi
 
-from neurodeid.deface import (
-    DefaceError,
-    add_deface_arguments,
-    deface_file,
-    deface_image,
-    deface_main,
-)
+from neurodeid.cli.deface import add_deface_arguments, deface_main
+from neurodeid.deface import DefaceError, deface_file, deface_image
 
 SHARED = Path(os.environ.get("NEURODEID_SHARED_DATA",
                              Path(__file__).resolve().parents[2] / "shared" / "data"))

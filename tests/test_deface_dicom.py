@@ -1,4 +1,4 @@
-"""Defaced DICOM: the removal mask carried back to the DICOM pixels (neurodeid.deface_dicom).
+"""Defaced DICOM: the removal mask carried back to the DICOM pixels (neurodeid.deface.dicom).
 
 Real data: the bundled example MR head (de-identified, converted with dcm2niix, defaced with
 the template method, then written back as DICOM and converted again), the GE 3D structural
@@ -28,13 +28,13 @@ from neurodeid import audit, keys
 from neurodeid.convert import convert_series
 from neurodeid.deface import deface_file
 from neurodeid.deface.io import load_head, write_defaced, write_mask
-from neurodeid.deface_dicom import (
+from neurodeid.deface.dicom import (
     DefacedDicomError,
     frame_removal_mask,
     write_defaced_series,
 )
 from neurodeid.deid import DeidConfig, deidentify_series
-from neurodeid.profile import DEFAULT_OPTIONS
+from neurodeid.deid.profile import DEFAULT_OPTIONS
 
 HEAD_DIR = EXAMPLE_DICOM / "DOE_JOHN" / "20200611_MR_BRAIN" / "t1_mprage"
 CT_DIR = EXAMPLE_DICOM / "DOE_JOHN" / "2019-03-14_CT_HEAD" / "SE2"

@@ -26,7 +26,7 @@ from neurodeid.deid import (
 )
 from neurodeid.deid.rules import load_private_allowlist, load_safe_attributes
 from neurodeid.keys import remap_uid
-from neurodeid.profile import DEFAULT_OPTIONS, ProfileError, load_table
+from neurodeid.deid.profile import DEFAULT_OPTIONS, ProfileError, load_table
 
 KEY = b"neurodeid-test-key-0123456789"
 OTHER_KEY = b"neurodeid-other-key-9876543210"

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from neurodeid import index
+from neurodeid.inputs import dicom as dicom_input
 from neurodeid.deid import DeidConfig, deidentify_series
 
 from conftest import EXAMPLE_DICOM, TEST_KEY
@@ -61,8 +62,8 @@ def test_header_reader_never_crashes(tmp_path, ops):
     p = tmp_path / "f.dcm"
     p.write_bytes(mutate(BASE, ops))
     try:
-        fields = index.read_header(p)
-    except index.NotDicomError as exc:
+        fields = dicom_input.read_header(p)
+    except dicom_input.NotDicomError as exc:
         assert str(exc)  # a reason, never an empty message
     else:
         assert fields["SOPInstanceUID"] and fields["SeriesInstanceUID"]

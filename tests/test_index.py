@@ -10,6 +10,7 @@ import pydicom
 import pytest
 
 from neurodeid import index, keys
+from neurodeid.inputs import dicom as dicom_input
 
 from conftest import REPO, TEST_KEY, pydicom_testdir
 
@@ -29,7 +30,7 @@ def tree(tmp_path):
 
 
 def test_scan_skips_and_quarantines_with_reasons(tree, tmp_path):
-    entries = index.scan(tree, tmp_path / "cache.json")
+    entries = dicom_input.scan(tree, tmp_path / "cache.json")
     by_path = {e.path: e for e in entries}
     assert by_path["junk/random.dcm"].status == "quarantined"
     assert "not DICOM" in by_path["junk/random.dcm"].reason
@@ -53,7 +54,7 @@ def test_file_without_preamble_is_indexed(tmp_path):
     # write without the 128-byte preamble and 'DICM' prefix, as old exports do
     ds.save_as(root / "noext", enforce_file_format=False)
     assert (root / "noext").read_bytes()[128:132] != b"DICM"
-    (entry,) = index.scan(root)
+    (entry,) = dicom_input.scan(root)
     assert entry.status == "dicom", entry.reason
     assert entry.fields["_preamble"] == "no"
     assert entry.fields["SOPInstanceUID"] == ds.SOPInstanceUID
@@ -66,39 +67,39 @@ def test_header_only_read_never_touches_pixels(tmp_path):
     root = tmp_path / "in"
     root.mkdir()
     (root / "cut.dcm").write_bytes(data[: len(data) - 100])
-    (entry,) = index.scan(root)
+    (entry,) = dicom_input.scan(root)
     assert entry.status == "dicom"
 
 
 def test_cache_skips_unchanged_files_and_rereads_changed(tree, tmp_path, monkeypatch):
     cache = tmp_path / "cache.json"
-    first = index.scan(tree, cache)
+    first = dicom_input.scan(tree, cache)
     calls = []
-    real = index.read_header
-    monkeypatch.setattr(index, "read_header", lambda p: calls.append(p) or real(p))
-    second = index.scan(tree, cache)
+    real = dicom_input.read_header
+    monkeypatch.setattr(dicom_input, "read_header", lambda p: calls.append(p) or real(p))
+    second = dicom_input.scan(tree, cache)
     assert calls == []  # nothing re-read
     assert [(e.path, e.status, e.fields) for e in first] == [(e.path, e.status, e.fields) for e in second]
     # touch one file: only that one is re-read
     target = next(tree.rglob("2062"))
     st = target.stat()
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    index.scan(tree, cache)
+    dicom_input.scan(tree, cache)
     assert [os.fspath(p) for p in calls] == [os.fspath(target)]
 
 
 def test_cache_of_another_tree_is_ignored(tree, tmp_path):
     cache = tmp_path / "cache.json"
-    index.scan(tree, cache)
+    dicom_input.scan(tree, cache)
     other = tmp_path / "other"
     shutil.copytree(tree / "98892001", other)
-    entries = index.scan(other, cache)
+    entries = dicom_input.scan(other, cache)
     assert all(e.status == "dicom" for e in entries)
     assert len(entries) == len(list(other.rglob("*")) ) - len([p for p in other.rglob("*") if p.is_dir()])
 
 
 def test_grouping_labels_and_sessions(tree, tmp_path):
-    idx = index.build_index(tree, tmp_path / "private", TEST_KEY)
+    idx = dicom_input.build_index(tree, tmp_path / "private", TEST_KEY)
     # subjects: labels are 8 hex digits, keyed, never the PatientID
     pids = {s.fields["PatientID"] for s in idx.series}
     labels = idx.subject_labels()
@@ -119,15 +120,15 @@ def test_grouping_labels_and_sessions(tree, tmp_path):
     for s in idx.series:
         assert s.series.startswith("s") and s.series[1:4].isdigit()
     # the same key gives the same labels; another key other labels
-    again = index.group(idx.entries, TEST_KEY)[1]
+    again = dicom_input.group(idx.entries, TEST_KEY)[1]
     assert again == idx.subjects
-    other = index.group(idx.entries, b"another-key-0123456789abcdef")[1]
+    other = dicom_input.group(idx.entries, b"another-key-0123456789abcdef")[1]
     assert set(other.values()).isdisjoint(idx.subjects.values())
 
 
 def test_private_outputs_and_manifests(tree, tmp_path):
     private = tmp_path / "private"
-    idx = index.build_index(tree, private, TEST_KEY)
+    idx = dicom_input.build_index(tree, private, TEST_KEY)
     for name in ("index.tsv", "crosswalk.tsv", "index/quarantine.tsv", "index/subjects.tsv", "index/paths.tsv"):
         assert (private / name).is_file(), name
     q = (private / "index" / "quarantine.tsv").read_text()
@@ -138,16 +139,16 @@ def test_private_outputs_and_manifests(tree, tmp_path):
     # unchanged tree -> files not rewritten (mtime kept, so Snakemake reruns nothing)
     before = {p: p.stat().st_mtime_ns for p in private.rglob("*.tsv")}
     time.sleep(0.01)
-    index.build_index(tree, private, TEST_KEY)
+    dicom_input.build_index(tree, private, TEST_KEY)
     assert {p: p.stat().st_mtime_ns for p in private.rglob("*.tsv")} == before
 
 
 def test_crosswalk_labels(tree, tmp_path):
-    entries = index.scan(tree)
+    entries = dicom_input.scan(tree)
     pid = next(e.fields["PatientID"] for e in entries if e.status == "dicom")
     cw = tmp_path / "cw.tsv"
     cw.write_text(f"patient_id\tlabel\n{pid}\tpilot01\n")
-    series, subjects = index.group(entries, TEST_KEY, index.read_crosswalk(cw))
+    series, subjects = dicom_input.group(entries, TEST_KEY, index.read_crosswalk(cw))
     assert {s.subject for s in series if s.fields["PatientID"] == pid} == {"pilot01"}
     bad = tmp_path / "bad.tsv"
     bad.write_text(f"patient_id\tlabel\n{pid}\tpilot_01\n")
@@ -165,15 +166,15 @@ def test_subject_label_collisions_are_lengthened():
 
 
 def test_pixel_cleaning_flags():
-    assert index.pixel_cleaning_reason({"Modality": "US"}) == "modality US"
-    assert index.pixel_cleaning_reason({"Modality": "MR", "BurnedInAnnotation": "YES"}) == "BurnedInAnnotation YES"
-    assert index.pixel_cleaning_reason({"Modality": "CT", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}) == "secondary capture"
-    assert index.pixel_cleaning_reason({"Modality": "MR", "ImageType": "ORIGINAL\\PRIMARY"}) == ""
+    assert dicom_input.pixel_cleaning_reason({"Modality": "US"}) == "modality US"
+    assert dicom_input.pixel_cleaning_reason({"Modality": "MR", "BurnedInAnnotation": "YES"}) == "BurnedInAnnotation YES"
+    assert dicom_input.pixel_cleaning_reason({"Modality": "CT", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}) == "secondary capture"
+    assert dicom_input.pixel_cleaning_reason({"Modality": "MR", "ImageType": "ORIGINAL\\PRIMARY"}) == ""
 
 
 def test_missing_input_dir_message(tmp_path):
     with pytest.raises(index.IndexError_, match="is not a folder"):
-        index.scan(tmp_path / "nope")
+        dicom_input.scan(tmp_path / "nope")
 
 
 def test_unknown_vr_in_file_meta_is_a_reason_not_a_crash(tmp_path):
@@ -184,8 +185,8 @@ def test_unknown_vr_in_file_meta_is_a_reason_not_a_crash(tmp_path):
     i = base.find(b"\x02\x00\x02\x00UI")
     bad = tmp_path / "bad.dcm"
     bad.write_bytes(base[: i + 4] + b"TI" + base[i + 6 :])
-    with pytest.raises(index.NotDicomError, match="header cannot be decoded.*Unknown Value Representation"):
-        index.read_header(bad)
+    with pytest.raises(dicom_input.NotDicomError, match="header cannot be decoded.*Unknown Value Representation"):
+        dicom_input.read_header(bad)
 
 
 def _all_test_files():
@@ -207,11 +208,11 @@ def test_fast_header_read_equals_pydicom_on_every_file():
     answers for most real files (issue 21: the cold index reads headers without pydicom)."""
     answered = 0
     for path in _all_test_files():
-        fast = index._fast_fields(path)
+        fast = dicom_input._fast_fields(path)
         if fast is None:
             continue
         answered += 1
-        assert fast == index._pydicom_fields(path), path
+        assert fast == dicom_input._pydicom_fields(path), path
     assert answered >= 250
 
 
@@ -222,15 +223,15 @@ def test_fast_header_read_leaves_non_ascii_to_pydicom(tmp_path):
     ds.PatientName = "Müller^Jürgen"
     path = tmp_path / "latin1.dcm"
     ds.save_as(path, enforce_file_format=True)
-    assert index._fast_fields(path) is None
-    assert index.read_header(path)["PatientName"] == "Müller^Jürgen"
+    assert dicom_input._fast_fields(path) is None
+    assert dicom_input.read_header(path)["PatientName"] == "Müller^Jürgen"
 
 
 def test_parallel_scan_equals_serial_scan(tree, tmp_path, monkeypatch):
     """Header reads in a process pool give the same entries, statuses and reasons."""
-    serial = index.scan(tree, None, workers=1)
-    monkeypatch.setattr(index, "PARALLEL_MIN_FILES", 1)
-    parallel = index.scan(tree, tmp_path / "cache.json", workers=2)
+    serial = dicom_input.scan(tree, None, workers=1)
+    monkeypatch.setattr(dicom_input, "PARALLEL_MIN_FILES", 1)
+    parallel = dicom_input.scan(tree, tmp_path / "cache.json", workers=2)
     assert [(e.path, e.status, e.reason, e.fields) for e in serial] == \
         [(e.path, e.status, e.reason, e.fields) for e in parallel]
     assert {e.status for e in parallel} == {"dicom", "quarantined", "skipped"}

@@ -27,7 +27,7 @@ from neurodeid.deid.engine import DeidConfig
 from neurodeid.deid.quasi import QuasiPolicy, generalise_years
 from neurodeid.deid.series import deidentify_series
 from neurodeid.kanon import IDENTIFIERS, KAnonymityError, analyse, check, render_html, write_outputs
-from neurodeid.release import write_listing
+from neurodeid.release.dataset import write_listing
 
 from conftest import EXAMPLE_DICOM, SHARED_DATA, TEST_KEY
 from test_quasi import plant_csa_item

@@ -19,6 +19,8 @@ pytest.importorskip("SimpleITK")
 pytest.importorskip("scipy")
 
 from neurodeid import morphometry as M
+from neurodeid.geometry import zooms
+from neurodeid.morphometry.measures import _VERDICT_RGB
 
 HEADS = {"colin": "colin27_ch2.nii.gz", "vrd": "vrd_seg3D_MR.nii.gz"}
 
@@ -55,7 +57,7 @@ def _boxes(key):
         b = xyz[a.brain]
         c = b.mean(0)
         ymax = b[:, 1].max()
-        dist = ndi.distance_transform_edt(~a.brain, sampling=M._zooms(img.affine))
+        dist = ndi.distance_transform_edt(~a.brain, sampling=zooms(img.affine))
         _CACHE[key] = {
             "analysis": a,
             "good": (dist > 15) & (xyz[..., 1] > c[1] + 20) & (xyz[..., 2] < c[2]),
@@ -188,8 +190,8 @@ def test_tables_and_plot(tmp_path):
     assert im.size == (900, 520)
     px = np.asarray(im.convert("RGB")).reshape(-1, 3)
     # a red (FAIL) and a green (PASS) dot are drawn
-    assert np.any(np.all(px == M._VERDICT_RGB["FAIL"], axis=1))
-    assert np.any(np.all(px == M._VERDICT_RGB["PASS"], axis=1))
+    assert np.any(np.all(px == _VERDICT_RGB["FAIL"], axis=1))
+    assert np.any(np.all(px == _VERDICT_RGB["PASS"], axis=1))
     # the per-image form works as well
     assert M.plot_summary(paths, tmp_path / "s2.png").is_file()
 

@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from neurodeid import qc
+from neurodeid.deface import qc
 
 
 def _read_png(path):

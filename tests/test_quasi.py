@@ -27,7 +27,7 @@ from neurodeid.deid.quasi import (
     generalise_dataset,
     load_private_items,
 )
-from neurodeid.profile import DEFAULT_OPTIONS
+from neurodeid.deid.profile import DEFAULT_OPTIONS
 
 from conftest import SHARED_DATA, TEST_KEY
 

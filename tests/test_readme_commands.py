@@ -109,3 +109,28 @@ def test_nested_config_values_are_typed(tmp_path):
     cfg["deface"]["params"] = {"min_head_dice": "high"}
     with pytest.raises(ConfigError, match="deface.params.min_head_dice"):
         check_config(cfg, schema)
+
+
+def test_morphometry_thresholds_are_checked_against_their_dataclass():
+    """The keys, types and defaults of morphometry.thresholds are the dataclass's fields
+    (issue 20: one definition); config.yaml shows exactly those defaults."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from neurodeid.configcheck import ConfigError, check_config
+    from neurodeid.morphometry import MorphometryThresholds
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert cfg["morphometry"]["thresholds"] == asdict(MorphometryThresholds())
+    cfg["morphometry"]["thresholds"] = {"fail_brain_dice": "0.97", "warn_brain_dice": "null",
+                                        "fail_brain_voxels_changed": "3"}
+    typed = check_config(cfg, schema)["morphometry"]["thresholds"]
+    assert typed == {"fail_brain_dice": 0.97, "warn_brain_dice": None, "fail_brain_voxels_changed": 3}
+    for bad, match in (({"fail_brain_dise": 0.9}, r"thresholds\.fail_brain_dise: not a known key"),
+                       ({"fail_brain_dice": "high"}, r"thresholds\.fail_brain_dice: 'high' is not a float"),
+                       ({"fail_brain_voxels_changed": -1}, r"fail_brain_voxels_changed: -1 is a voxel count")):
+        cfg["morphometry"]["thresholds"] = bad
+        with pytest.raises(ConfigError, match=match):
+            check_config(cfg, schema)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from neurodeid import index, plan, quarantine, release
+from neurodeid.inputs import dicom as dicom_input
 
 from conftest import EXAMPLE_DICOM, TEST_KEY
 
@@ -56,7 +58,7 @@ def test_copy_of_empty_folder_releases_nothing(tmp_path):
 
 
 def test_plan_withholds_pixels_that_may_identify(tmp_path):
-    idx = index.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
+    idx = dicom_input.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
     p = {x.modality: x for x in plan.make_plan(idx)}
     assert p["CT"].release_dicom and p["CT"].reason == ""  # 5 slices of 16x16: no face
     assert not p["MR"].release_dicom and "face" in p["MR"].reason
@@ -88,23 +90,25 @@ def _session_fixture(tmp_path, verdict: str):
     import numpy as np
 
     from neurodeid import morphometry as mm
-    from neurodeid.publish import stage_path
+    from neurodeid.layout import Layout
 
     work, private = tmp_path / "work", tmp_path / "private"
-    src = stage_path(work, "deface", "ab12", "1", "s003")
+    lay = Layout(private=str(private), work=str(work))
+    ids = {"subject": "ab12", "session": "1", "series": "s003"}
+    src = Path(lay.work_dir("deface", **ids))
     src.mkdir(parents=True)
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), dtype=np.int16), np.eye(4)), src / "image.nii.gz")
-    conv = stage_path(work, "convert", "ab12", "1", "s003")
+    conv = Path(lay.work_dir("convert", **ids))
     conv.mkdir(parents=True)
     (conv / "image.json").write_text('{"RepetitionTime": 2.3}')
-    conv.with_suffix(".json").write_text(json.dumps(
+    Path(lay.convert_result(**ids)).write_text(json.dumps(
         {"status": "ok", "reason": "", "images": [{"nifti": "image.nii.gz", "suffix_hint": ""}]}))
-    morph = stage_path(work, "morphometry", "ab12", "1", "s003")
+    morph = Path(lay.work_dir("morphometry", **ids))
     morph.mkdir(parents=True)
     reasons = ["FAIL brain_voxels_changed = 812 (> 0)"] if verdict == "FAIL" else []
     mm.write_image_tsv(morph / "image.tsv", {"brain_voxels_changed": 812 if reasons else 0},
                        {"verdict": verdict, "reasons": reasons}, image="s003/image.nii.gz")
-    deface = stage_path(private, "deface", "ab12", "1", "s003").with_suffix(".json")
+    deface = Path(lay.result("deface", **ids))
     deface.parent.mkdir(parents=True)
     deface.write_text(json.dumps({"images": [{"image": "image.nii.gz", "status": "ok", "reason": ""}]}))
     row = {"SeriesDescription": "t1_mprage", "ProtocolName": "t1_mprage", "ImageType": "ORIGINAL\\PRIMARY\\M",
@@ -143,8 +147,8 @@ def test_bold_sidecar_gets_task_name_and_readme_counts_what_was_released(tmp_pat
     what the listings hold and never claims the audit's result."""
     import json
 
-    from neurodeid.bids import release_session
-    from neurodeid.release import readme_text, release_counts, write_listing
+    from neurodeid.release.session import release_session
+    from neurodeid.release.dataset import readme_text, release_counts, write_listing
 
     conv = tmp_path / "conv"
     conv.mkdir()

@@ -171,10 +171,12 @@ def test_summary_rst_is_valid_restructuredtext(private):
 
 def test_command_line(run, tmp_path):
     out = tmp_path / "cmd"
-    rc = report.main([str(run["out"] / "private"), "--out-dir", str(out),
-                      "--key-fingerprint", keys.fingerprint(keys.DEMO_KEY)])
+    from neurodeid.cli import main
+
+    rc = main(["report-summary", str(run["out"] / "private"), "--out-dir", str(out),
+               "--key-fingerprint", keys.fingerprint(keys.DEMO_KEY)])
     assert rc == 0 and (out / "summary.html").is_file() and any((out / "subjects").glob("sub-*.html"))
-    assert report.main([str(tmp_path / "nowhere"), "--out-dir", str(out)]) == 1
+    assert main(["report-summary", str(tmp_path / "nowhere"), "--out-dir", str(out)]) == 1
 
 
 def test_workflow_wrote_the_pages(run):

@@ -47,12 +47,14 @@ def private(tmp_path: Path) -> Path:
     p = tmp_path / "private"
     face = "MR volume of 177 slices may show a face: withheld until defaced DICOM exists"
     _tsv(p / "release_plan.tsv",
-         ["subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids"],
-         [[f"sub-{A}", "ses-1", "s001", "MR", "no", face, "anat/T1w (defaced)"],
-          [f"sub-{A}", "ses-1", "s004", "CT", "yes", "", "ct/ct"],
-          [f"sub-{A}", "ses-1", "s005", "US", "yes", "", "not converted (2D: burned-in text redaction)"],
-          [f"sub-{A}", "ses-1", "s006", "MR", "yes", "", "func/bold"],
-          [f"sub-{B}", "ses-1", "s001", "MR", "no", face, "anat/T1w (defaced)"]])
+         ["subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids",
+          "convert", "deface", "dicom"],
+         [[f"sub-{A}", "ses-1", "s001", "MR", "no", face, "anat/T1w (defaced)", "yes", "yes", "withheld"],
+          [f"sub-{A}", "ses-1", "s004", "CT", "yes", "", "ct/ct", "yes", "no", "deid"],
+          [f"sub-{A}", "ses-1", "s005", "US", "yes", "", "not converted (2D: burned-in text redaction)",
+           "no", "no", "redact"],
+          [f"sub-{A}", "ses-1", "s006", "MR", "yes", "", "func/bold", "yes", "no", "deid"],
+          [f"sub-{B}", "ses-1", "s001", "MR", "no", face, "anat/T1w (defaced)", "yes", "yes", "withheld"]])
     _tsv(p / "index.tsv", ["subject", "session", "series", "pixel_cleaning"],
          [[A, "1", "s001", ""], [A, "1", "s004", ""], [A, "1", "s005", "Modality US"], [A, "1", "s006", ""],
           [B, "1", "s001", ""]])

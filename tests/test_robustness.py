@@ -7,6 +7,7 @@ import csv
 import pytest
 
 from neurodeid import index
+from neurodeid.inputs import dicom as dicom_input
 
 from conftest import TEST_KEY, tree_sha256
 from messy import build_messy_tree, make_read_only, make_writable
@@ -26,8 +27,8 @@ def _statuses(entries):
 
 def test_index_gives_every_bad_file_a_reason(messy):
     root, cases = messy
-    entries = index.scan(root)
-    index.mark_duplicates(entries)
+    entries = dicom_input.scan(root)
+    dicom_input.mark_duplicates(entries)
     by = _statuses(entries)
     expect = {
         "truncated_header": ("quarantined", ""),
@@ -53,7 +54,7 @@ def test_index_gives_every_bad_file_a_reason(messy):
 
 def test_grouping_of_messy_tree(messy, tmp_path):
     root, cases = messy
-    idx = index.build_index(root, tmp_path / "private", TEST_KEY)
+    idx = dicom_input.build_index(root, tmp_path / "private", TEST_KEY)
     by_pid: dict[str, set] = {}
     for s in idx.series:
         by_pid.setdefault(s.fields["PatientID"], set()).add((s.subject, s.session, s.series, len(s.files)))

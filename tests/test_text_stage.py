@@ -18,6 +18,7 @@ import pydicom
 import pytest
 
 from neurodeid import index, plan
+from neurodeid.inputs import dicom as dicom_input
 from neurodeid.deid.pixels import clear_unused_bits
 from neurodeid.redact import RedactionConfig, tesseract_available
 from neurodeid.redact.detect import detector_available
@@ -52,7 +53,7 @@ def reads_name(a: np.ndarray) -> set[str]:
 
 # ---------------------------------------------------------------- the plan
 def test_plan_reads_every_series(tmp_path):
-    idx = index.build_index(EXAMPLE, tmp_path / "private", TEST_KEY)
+    idx = dicom_input.build_index(EXAMPLE, tmp_path / "private", TEST_KEY)
     rules = __import__("neurodeid.convert", fromlist=["load_heuristics"]).load_heuristics(None)
     p = {x.modality: x for x in plan.make_plan(idx, rules=rules)}
     assert {x.text_mode for x in p.values()} <= {"read", "screen"} and all(x.redact for x in p.values())

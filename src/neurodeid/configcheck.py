@@ -3,8 +3,10 @@
 Snakemake's ``--config KEY=VALUE`` parses nested values with YAML's base loader, so
 ``--config 'deface={params: {min_head_dice: 0.8}}'`` gives the *string* ``"0.8"``; and a
 schema error printed by Snakemake carries the whole schema (hundreds of lines). Here,
-strings are turned into the type the schema (or the defacing parameter dataclasses) asks
-for, and the first error names the key: ``config deface.params.min_head_dice: ...``.
+strings are turned into the type the schema asks for, and the first error names the key:
+``config deface.params.min_head_dice: ...``. The sections that configure a dataclass
+(``deface.params``, ``morphometry.thresholds``) are checked against its fields, not against
+a copy of them in the schema.
 """
 
 from __future__ import annotations
@@ -57,36 +59,67 @@ def coerce(value, schema: dict):
     return _coerce_scalar(value, [t for t in types if t != "string"])
 
 
-def coerce_deface_params(method: str, params: dict) -> dict:
-    """Config ``deface.params`` with each value of the type of its dataclass field.
+def coerce_to_fields(where: str, values: dict | None, classes) -> dict:
+    """``values`` (a config section) with each value of the type of the dataclass field of
+    its name, over the fields of ``classes``: the dataclasses are the one definition of a
+    section's keys, their types and their defaults.
+
+    A field whose annotation admits ``None`` takes ``null`` (``--config`` strings
+    ``null``/``none``/``~`` included).
 
     Raises
     ------
     ConfigError
-        An unknown parameter for ``method``, or a value that is not of its type.
+        A key that is no field (``config <where>.<key>: ... known: ...``), or a value that
+        is not of its field's type.
     """
+    kinds, nullable = {}, set()
+    for cls in classes:
+        for f in fields(cls):
+            kinds[f.name] = type(f.default)
+            if "None" in str(f.type):
+                nullable.add(f.name)
+    out = {}
+    for k, v in (values or {}).items():
+        if k not in kinds:
+            raise ConfigError(f"config {where}.{k}: not a known key; known: {', '.join(sorted(kinds))}")
+        kind = kinds[k]
+        types = {bool: ["boolean"], int: ["integer"], float: ["number"]}.get(kind, [])
+        v = _coerce_scalar(v, types + (["null"] if k in nullable else [])) if types else v
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if v is None and k in nullable:
+            out[k] = v
+            continue
+        if kind in (bool, int, float) and (type(v) is not kind):
+            raise ConfigError(f"config {where}.{k}: {v!r} is not a {kind.__name__}"
+                              + (" (or null)" if k in nullable else ""))
+        out[k] = v
+    return out
+
+
+def coerce_deface_params(method: str, params: dict) -> dict:
+    """Config ``deface.params`` checked against the parameter dataclasses of ``method``
+    (:func:`coerce_to_fields`)."""
     from .deface.params import METHOD_PARAMS, DefaceParams, RemovalParams
 
     if method not in METHOD_PARAMS:
         raise ConfigError(f"config deface.method: unknown method {method!r}")
-    kinds = {}
-    for cls in (DefaceParams, METHOD_PARAMS[method], RemovalParams):
-        for f in fields(cls):
-            kinds[f.name] = type(f.default)
-    out = {}
-    for k, v in (params or {}).items():
-        if k not in kinds:
-            raise ConfigError(
-                f"config deface.params.{k}: not a parameter of method {method!r}; "
-                f"known: {', '.join(sorted(kinds))}")
-        kind = kinds[k]
-        types = {bool: ["boolean"], int: ["integer"], float: ["number"]}.get(kind, [])
-        v = _coerce_scalar(v, types) if types else v
-        if kind is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if kind in (bool, int, float) and (type(v) is not kind):
-            raise ConfigError(f"config deface.params.{k}: {v!r} is not a {kind.__name__}")
-        out[k] = v
+    try:
+        return coerce_to_fields("deface.params", params, (DefaceParams, METHOD_PARAMS[method], RemovalParams))
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("not a known key", f"not a parameter of method {method!r}")) from None
+
+
+def coerce_morphometry_thresholds(thresholds: dict) -> dict:
+    """Config ``morphometry.thresholds`` checked against
+    :class:`neurodeid.morphometry.MorphometryThresholds` (:func:`coerce_to_fields`)."""
+    from .morphometry import MorphometryThresholds
+
+    out = coerce_to_fields("morphometry.thresholds", thresholds, (MorphometryThresholds,))
+    for k, v in out.items():
+        if v is not None and "voxels" in k and v < 0:
+            raise ConfigError(f"config morphometry.thresholds.{k}: {v} is a voxel count, not below 0")
     return out
 
 
@@ -122,4 +155,7 @@ def check_config(config: dict, schema_path: str | Path) -> dict:
     deface = typed.get("deface") or {}
     if "params" in deface:
         deface["params"] = coerce_deface_params(deface.get("method", "template"), deface["params"])
+    morphometry = typed.get("morphometry") or {}
+    if "thresholds" in morphometry:
+        morphometry["thresholds"] = coerce_morphometry_thresholds(morphometry["thresholds"])
     return typed

@@ -50,3 +50,18 @@ def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
         pass
     write_bytes_atomic(path, data)
     return True
+
+
+def write_json_atomic(path: str | os.PathLike, record) -> None:
+    """Write a stage's JSON record (indented, one trailing newline) atomically; values that
+    JSON cannot hold (paths) are written as text."""
+    import json
+
+    write_text_atomic(path, json.dumps(record, indent=1, default=str) + "\n")
+
+
+def write_placeholder_png(path: str | os.PathLike) -> None:
+    """A black 64 x 64 picture where a QC picture could not be made, so the report shows the gap."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(path, format="PNG")

@@ -44,7 +44,7 @@ import pydicom
 import pydicom.errors
 
 from .fileio import write_text_atomic
-from .release import read_listing
+from .release.dataset import read_listing
 
 #: The quasi-identifiers the report knows, in report order.
 IDENTIFIERS = (

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .fileio import write_text_if_changed
 from .index import DatasetIndex, Series
+from .layout import Layout
 
 #: BIDS datatypes whose head images are defaced before release.
 DEFACE_DATATYPES = ("anat", "ct")
@@ -52,6 +53,7 @@ class SeriesPlan:
     redact: bool = False  # pixels read for burned-in text (and cleaned) before anything is made of them
     defaced_dicom: bool = False  # the DICOM is released as rewritten with the defaced pixels
     text_mode: str = ""  # "read" (2D: every image and frame) or "screen" (volume slices); "" when not read
+    has_dicom: bool = True  # False for an image of a BIDS input (there is no DICOM to release)
 
     @property
     def convert(self) -> bool:
@@ -70,11 +72,23 @@ def slice_count(s: Series) -> int:
 
 
 def face_risk_reason(s: Series) -> str:
-    """Why a series may show a face (``''`` when it cannot)."""
+    """Why a series may show a face (``''`` when it cannot): one rule for both inputs.
+
+    Its modality is one of :data:`FACE_MODALITIES` and it spans at least
+    :data:`FACE_MIN_SLICES` along every axis it has: the slices (files or frames) of a DICOM
+    series, each axis of the voxel grid (``shape``) of a BIDS input image, so that a 3D
+    rendering can show a surface.
+    """
     modality = s.fields.get("Modality", "")
-    n = slice_count(s)
-    if modality in FACE_MODALITIES and n >= FACE_MIN_SLICES:
-        return f"{modality} volume of {n} slices may show a face: withheld until defaced DICOM exists"
+    shape = s.fields.get("shape")
+    if shape is not None:  # an image of a BIDS input: its voxel grid (i, j, k)
+        dims = (list(shape)[:3] + [1, 1, 1])[:3]
+        extent, what = min(dims), f"{dims[0]}x{dims[1]}x{dims[2]} voxels"
+    else:
+        extent = slice_count(s)
+        what = f"{extent} slices"
+    if modality in FACE_MODALITIES and extent >= FACE_MIN_SLICES:
+        return f"{modality} volume of {what} may show a face"
     return ""
 
 
@@ -128,7 +142,7 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
         why = f" ({s.pixel_cleaning})" if s.pixel_cleaning else ""
         reason = f"pixels may carry burned-in text{why}: withheld (redaction is off, nothing was read)"
     elif face and not (deface and deface_enabled):
-        reason = face
+        reason = f"{face}: withheld until defaced DICOM exists"
     return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
                       deface, redact=redact,
                       defaced_dicom=bool(release_dicom and deface and deface_enabled),
@@ -138,6 +152,31 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
 def make_plan(index: DatasetIndex, release_dicom: bool = True, rules: list[dict] | None = None,
               redact: bool = True, deface_enabled: bool = True) -> list[SeriesPlan]:
     return [plan_series(s, release_dicom, rules, redact, deface_enabled) for s in index.series]
+
+
+def plan_bids(index: DatasetIndex) -> list[SeriesPlan]:
+    """The release plan of a BIDS input (:func:`neurodeid.inputs.bids.build_bids_index`):
+    every indexed image keeps its BIDS name.
+
+    ``target`` is ``{"datatype", "suffix", "entities"}`` from the input name (entities
+    other than sub/ses, in BIDS order); there is no DICOM (``has_dicom`` False, withheld
+    with :data:`NO_DICOM_REASON`); ``deface`` is True for images of
+    :data:`DEFACE_DATATYPES` that may show a face (:func:`face_risk_reason`, the rule of
+    DICOM input). A ``defacemask`` image is skipped (neurodeid makes its own defacing; the
+    input's mask is not released).
+    """
+    out = []
+    for s in index.series:
+        f = s.fields
+        if f.get("BidsSuffix") == "defacemask":
+            target: dict = {"skip": "input defacemask: neurodeid defaces the images itself"}
+        else:
+            target = {"datatype": f["BidsDatatype"], "suffix": f["BidsSuffix"], "entities": dict(f["BidsEntities"])}
+        deface = target.get("datatype") in DEFACE_DATATYPES and bool(face_risk_reason(s))
+        out.append(SeriesPlan(s.subject, s.session, s.series, f.get("Modality", ""), False,
+                              NO_DICOM_REASON, target, deface, redact=False, defaced_dicom=False,
+                              has_dicom=False))
+    return out
 
 
 def target_text(p: SeriesPlan) -> str:
@@ -153,12 +192,18 @@ def target_text(p: SeriesPlan) -> str:
     return "not converted (2D: burned-in text redaction)" if p.text_mode == "read" else "not converted"
 
 
-PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids")
+#: Columns of ``release_plan.tsv``: the first seven for the reader (``bids`` is
+#: :func:`target_text`), the last three the flags other stages decide on (never the prose).
+PLAN_COLUMNS = ("subject", "session", "series", "modality", "release_dicom", "withheld_reason", "bids",
+                "convert", "deface", "dicom")
+
+#: Values of the ``dicom`` column besides a stage of :data:`DICOM_STAGES`.
+DICOM_WITHHELD, DICOM_NONE = "withheld", "none"
 
 
 def subject_plan_path(private_dir, subject: str) -> Path:
     """Where one subject's plan is kept (private: it holds series descriptions)."""
-    return Path(private_dir) / "plan" / f"sub-{subject}.json"
+    return Path(Layout(os.fspath(private_dir)).subject_file("plan", subject))
 
 
 #: Stages whose DICOM output may be released (:func:`dicom_stage`).
@@ -172,8 +217,15 @@ def dicom_stage(p: SeriesPlan) -> str:
     return "deface_dicom" if p.defaced_dicom else "redact" if p.redact else "deid"
 
 
+def dicom_column(p: SeriesPlan) -> str:
+    """The plan's ``dicom`` flag: the stage released from, ``withheld`` or ``none`` (no DICOM)."""
+    if not p.has_dicom:
+        return DICOM_NONE
+    return dicom_stage(p) or DICOM_WITHHELD
+
+
 def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: bool = True) -> dict[str, dict]:
-    """One plan per subject, for its release job (:func:`neurodeid.publish.release_subject`).
+    """One plan per subject, for its release job (:func:`neurodeid.release.subject.release_subject`).
 
     ``{"subject", "deface_enabled", "sessions": {session: {"classification": [the
     classification fields of its converted series], "series": {label: {"convert",
@@ -191,6 +243,10 @@ def subject_plans(plan: list[SeriesPlan], index: DatasetIndex, deface_enabled: b
     return out
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: DatasetIndex | None = None,
                deface_enabled: bool = True) -> Path:
     """Write ``private/release_plan.tsv`` and, with ``index``, one JSON per subject
@@ -200,10 +256,11 @@ def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: Da
     if index is not None:
         for sub, content in subject_plans(plan, index, deface_enabled).items():
             write_text_if_changed(subject_plan_path(private_dir, sub), json.dumps(content, indent=1) + "\n")
-    path = Path(private_dir) / "release_plan.tsv"
+    path = Path(Layout(os.fspath(private_dir)).private_file("release_plan.tsv"))
     lines = ["\t".join(PLAN_COLUMNS)]
     for p in plan:
         lines.append("\t".join([f"sub-{p.subject}", f"ses-{p.session}", p.series, p.modality,
-                                "yes" if p.release_dicom else "no", p.reason, target_text(p)]))
+                                _yes(p.release_dicom), p.reason, target_text(p),
+                                _yes(p.convert), _yes(p.deface), dicom_column(p)]))
     write_text_if_changed(path, "\n".join(lines) + "\n")
     return path

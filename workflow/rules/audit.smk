@@ -7,11 +7,11 @@ rule audit:
         needles=get_needle_files(),
         release=get_release_files(),
     output:
-        f"{PRIVATE}/audit.tsv",
+        L.private_file("audit.tsv"),
     log:
-        f"{LOGS}/audit.log",
+        L.log("audit"),
     benchmark:
-        f"{BENCH}/audit.tsv"
+        L.benchmark("audit")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1  # --set-threads audit=N: N forked workers (no gain measured on a shared 2-core VM)
@@ -31,13 +31,13 @@ rule audit:
 rule audit_gate:
     """Fail the run when the audit found anything (names files and attributes, never values)."""
     input:
-        f"{PRIVATE}/audit.tsv",
+        L.private_file("audit.tsv"),
     output:
-        f"{PRIVATE}/audit.ok",
+        L.private_file("audit.ok"),
     log:
-        f"{LOGS}/audit_gate.log",
+        L.log("audit_gate"),
     benchmark:
-        f"{BENCH}/audit_gate.tsv"
+        L.benchmark("audit_gate")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

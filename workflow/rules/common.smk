@@ -7,17 +7,19 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from neurodeid import bids_input as nd_bids_input
+from neurodeid.inputs import bids as nd_bids_input
 from neurodeid import index as nd_index
+from neurodeid.inputs import dicom as nd_dicom_input
 from neurodeid import kanon as nd_kanon
 from neurodeid import keys as nd_keys
 from neurodeid import plan as nd_plan
 from neurodeid import review as nd_review
 from neurodeid.convert import load_heuristics
 from neurodeid.deid.quasi import QuasiError, QuasiPolicy
-from neurodeid.profile import ProfileError, check_options
+from neurodeid.deid.profile import ProfileError, check_options
 
 from neurodeid.configcheck import ConfigError, check_config
+from neurodeid.layout import Layout, series_ids
 
 # Typed and checked first (one short message naming the key, values given as strings by
 # --config turned into their types), then Snakemake's validator fills in the defaults.
@@ -29,12 +31,8 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 validate(config, schema="../schemas/config.schema.yaml")
 
-OUT = config["output_dir"].rstrip("/")
-PRIVATE = f"{OUT}/private"
-RELEASE = f"{OUT}/release"
-WORK = f"{OUT}/work"
-LOGS = f"{PRIVATE}/logs"
-BENCH = f"{PRIVATE}/benchmarks"
+# Every path of the results folder comes from one Layout (neurodeid.layout).
+L = Layout.of(config["output_dir"])
 PROJECT = Path(workflow.basedir).parent  # workflow/Snakefile
 EXAMPLE_DIR = (PROJECT / "example" / "dicom").resolve()
 
@@ -60,15 +58,15 @@ try:
     if INPUT_BIDS:
         INDEX = nd_bids_input.build_bids_index(
             INPUT_BIDS,
-            PRIVATE,
+            L.private,
             KEY,
             crosswalk=config.get("crosswalk") or None,
             write=workflow.is_main_process,
         )
     else:
-        INDEX = nd_index.build_index(
+        INDEX = nd_dicom_input.build_index(
             config["input_dir"],
-            PRIVATE,
+            L.private,
             KEY,
             crosswalk=config.get("crosswalk") or None,
             pixel_cleaning_modalities=tuple(
@@ -102,7 +100,7 @@ try:
 except (OSError, ValueError) as exc:
     raise WorkflowError(f"convert.heuristics: {exc}") from None
 PLAN = (
-    nd_bids_input.plan_bids(INDEX)
+    nd_plan.plan_bids(INDEX)
     if INPUT_BIDS
     else nd_plan.make_plan(
         INDEX,
@@ -123,7 +121,7 @@ REDACT_IMAGES = (
 )
 DEFACE = config["deface"]["enabled"]
 if workflow.is_main_process:
-    nd_plan.write_plan(PLAN, PRIVATE, INDEX, deface_enabled=DEFACE)
+    nd_plan.write_plan(PLAN, L.private, INDEX, deface_enabled=DEFACE)
 # Plans by subject: a dict lookup, so input functions stay O(1) per job at thousands
 # of subjects.
 PLANS_BY_SUBJECT = {}
@@ -138,8 +136,8 @@ MORPHOMETRY_JSON = json.dumps(config["morphometry"]["thresholds"], sort_keys=Tru
 # checked against the last review sheet and split into one small file per subject,
 # each rewritten only when its content changes: editing a decision reruns only the
 # release job of the subject it concerns.
-REVIEW_SHEET = f"{PRIVATE}/review.tsv"
-REVIEW_DECISIONS = f"{PRIVATE}/review/decisions"
+REVIEW_SHEET = L.private_file("review.tsv")
+REVIEW_DECISIONS = L.private_file("review/decisions")
 REVIEW_SCHEMA = Path(workflow.basedir) / "schemas" / "review.schema.yaml"
 # Cluster jobs parse the workflow again: only the main process reads and writes.
 if workflow.is_main_process:
@@ -166,9 +164,7 @@ wildcard_constraints:
 
 
 def series_manifest(wildcards):
-    return nd_index.manifest_path(
-        PRIVATE, wildcards.subject, wildcards.session, wildcards.series
-    )
+    return L.index_files(**series_ids(wildcards))
 
 
 def all_series(pattern):
@@ -182,18 +178,15 @@ def all_series(pattern):
 def get_needle_files():
     """Needles of every series, and of the raw path words (DICOM input only: a BIDS
     input's path words are its entities, and its labels are in the series' needles)."""
-    series_needles = (
-        f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json"
-    )
-    paths = [] if INPUT_BIDS else [f"{PRIVATE}/needles/paths.json"]
-    return all_series(series_needles) + paths
+    paths = [] if INPUT_BIDS else [L.private_file("needles/paths.json")]
+    return all_series(L.result("needles")) + paths
 
 
 def deid_reports():
     """The de-identification report of every series (none for a BIDS input)."""
     if INPUT_BIDS:
         return []
-    return all_series(f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv")
+    return all_series(L.result("deid"))
 
 
 # Plans by series: the text stage's mode and where conversion reads its DICOM.
@@ -210,15 +203,11 @@ def pixel_source(w):
     (every pixel object is read first), or the de-identified series when redaction is off.
     """
     p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
-    return f"{WORK}/{'redact' if p.redact else 'deid'}/sub-{w.subject}/ses-{w.session}/{w.series}"
+    return L.work_dir("redact" if p.redact else "deid", **series_ids(w))
 
 
 def redaction_results():
-    return [
-        f"{PRIVATE}/redact/sub-{p.subject}/ses-{p.session}/{p.series}.json"
-        for p in PLAN
-        if p.redact
-    ]
+    return [L.result("redact", **series_ids(p)) for p in PLAN if p.redact]
 
 
 def subject_release_inputs(w):
@@ -228,22 +217,22 @@ def subject_release_inputs(w):
     DICOM folders to release (de-identified, redacted or defaced)."""
     out = []
     for p in PLANS_BY_SUBJECT[w.subject]:
-        base = f"sub-{p.subject}/ses-{p.session}/{p.series}"
+        ids = series_ids(p)
         if not INPUT_BIDS:
-            out.append(f"{PRIVATE}/deid/{base}.tsv")
+            out.append(L.result("deid", **ids))
         if p.convert:
-            out += [f"{WORK}/convert/{base}", f"{WORK}/convert/{base}.json"]
+            out += [L.work_dir("convert", **ids), L.convert_result(**ids)]
             if p.deface and DEFACE:
                 out += [
-                    f"{WORK}/deface/{base}",
-                    f"{PRIVATE}/deface/{base}.json",
-                    f"{WORK}/morphometry/{base}",
+                    L.work_dir("deface", **ids),
+                    L.result("deface", **ids),
+                    L.work_dir("morphometry", **ids),
                 ]
             elif not p.deface:
-                out.append(f"{PRIVATE}/face/{base}.json")
+                out.append(L.result("face", **ids))
         stage = nd_plan.dicom_stage(p)
         if stage:
-            out.append(f"{WORK}/{stage}/{base}")
+            out.append(L.work_dir(stage, **ids))
     return out
 
 
@@ -253,27 +242,27 @@ def subject_decisions(w):
 
 def released_listings():
     """Every private listing of released files (one per subject)."""
-    return [f"{PRIVATE}/released/sub-{s}.tsv" for s in SUBJECTS]
+    return [L.subject_file("released", s) for s in SUBJECTS]
 
 
 def applied_decisions():
     """What every release job did with the reviewer's decisions (private JSON)."""
-    return [f"{PRIVATE}/review/applied/sub-{s}.json" for s in SUBJECTS]
+    return [L.subject_file("applied", s) for s in SUBJECTS]
 
 
 def bids_names():
     """The BIDS names of every subject's converted images (private JSON)."""
-    return [f"{PRIVATE}/bids/sub-{s}.names.json" for s in SUBJECTS]
+    return [L.subject_file("names", s) for s in SUBJECTS]
 
 
 def get_release_files():
     """Every release file, or the private listing of a released folder (grows with each stage)."""
     return (
         [
-            f"{RELEASE}/dataset_description.json",
-            f"{RELEASE}/participants.tsv",
-            f"{RELEASE}/README",
-            f"{RELEASE}/.bidsignore",
+            L.release_file("dataset_description.json"),
+            L.release_file("participants.tsv"),
+            L.release_file("README"),
+            L.release_file(".bidsignore"),
         ]
         + released_listings()
         + redacted_image_results()
@@ -282,23 +271,28 @@ def get_release_files():
 
 def get_final_output():
     out = get_release_files() + [
-        f"{PRIVATE}/audit.ok",
-        f"{PRIVATE}/quarantine.tsv",
+        L.private_file("audit.ok"),
+        L.private_file("quarantine.tsv"),
         REVIEW_SHEET,
-        f"{PRIVATE}/review/release_state.tsv",
+        L.private_file("review/release_state.tsv"),
     ]
     return out + morphometry_summary() + report_outputs() + quasi_outputs()
 
 
 def quasi_outputs():
     """The k-anonymity page and summary, and its gate when quasi.gate is on."""
-    out = [f"{PRIVATE}/report/quasi.html", f"{PRIVATE}/quasi/k_anonymity.json"]
-    return out + ([f"{PRIVATE}/quasi.ok"] if QUASI_CONFIG.get("gate", False) else [])
+    out = [
+        L.private_file("report/quasi.html"),
+        L.private_file("quasi/k_anonymity.json"),
+    ]
+    return out + (
+        [L.private_file("quasi.ok")] if QUASI_CONFIG.get("gate", False) else []
+    )
 
 
 def morphometry_tables():
     return [
-        f"{PRIVATE}/morphometry/sub-{p.subject}/ses-{p.session}/{p.series}.tsv"
+        L.result("morphometry", **series_ids(p))
         for p in PLAN
         if p.deface and p.convert and DEFACE
     ]
@@ -307,7 +301,7 @@ def morphometry_tables():
 def deface_results():
     """Defacing result (JSON) of every series planned for defacing (empty when defacing is off)."""
     return [
-        f"{PRIVATE}/deface/sub-{p.subject}/ses-{p.session}/{p.series}.json"
+        L.result("deface", **series_ids(p))
         for p in PLAN
         if DEFACE and p.deface and p.convert
     ]
@@ -315,38 +309,34 @@ def deface_results():
 
 def morphometry_summary():
     """The morphometry summary TSV, as a list (empty when nothing is defaced)."""
-    return [f"{PRIVATE}/morphometry/summary.tsv"] if morphometry_tables() else []
+    return [L.private_file("morphometry/summary.tsv")] if morphometry_tables() else []
 
 
 def report_summary_inputs(wildcards):
     """What the report summary reads: the audit table, not the gate, so a failed audit is reported too."""
     return {
-        "index": f"{PRIVATE}/index.tsv",
-        "plan": f"{PRIVATE}/release_plan.tsv",
+        "index": L.private_file("index.tsv"),
+        "plan": L.private_file("release_plan.tsv"),
         "names": bids_names(),
         "release": get_release_files(),
         "redact": redaction_results(),
-        "quarantine": f"{PRIVATE}/quarantine.tsv",
-        "audit": f"{PRIVATE}/audit.tsv",
+        "quarantine": L.private_file("quarantine.tsv"),
+        "audit": L.private_file("audit.tsv"),
         "deface": deface_results(),
         "morphometry": morphometry_summary(),
-        "review": [REVIEW_SHEET, f"{PRIVATE}/review/release_state.tsv"],
-        "quasi": f"{PRIVATE}/quasi/k_anonymity.json",
+        "review": [REVIEW_SHEET, L.private_file("review/release_state.tsv")],
+        "quasi": L.private_file("quasi/k_anonymity.json"),
     }
 
 
 def report_outputs():
     """The report's summary page, for `rule all` (so that `snakemake --report` finds every page)."""
-    return [f"{PRIVATE}/report/summary.html"]
+    return [L.private_file("report/summary.html")]
 
 
 def deface_dicom_results():
     """Result (JSON) of every defaced-DICOM rewrite (status and reason)."""
-    return [
-        f"{PRIVATE}/deface_dicom/sub-{p.subject}/ses-{p.session}/{p.series}.json"
-        for p in PLAN
-        if p.defaced_dicom
-    ]
+    return [L.result("deface_dicom", **series_ids(p)) for p in PLAN if p.defaced_dicom]
 
 
 def image_suffix(w):
@@ -356,6 +346,4 @@ def image_suffix(w):
 
 
 def redacted_image_results():
-    return [
-        f"{PRIVATE}/redact/images/image{n:02d}.json" for n in range(len(REDACT_IMAGES))
-    ]
+    return [L.image_file("result", f"{n:02d}") for n in range(len(REDACT_IMAGES))]

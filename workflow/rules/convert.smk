@@ -15,15 +15,13 @@ if INPUT_BIDS:
         input:
             manifest=series_manifest,
         output:
-            images=directory(
-                f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}"
-            ),
-            result=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}.json",
-            needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+            images=directory(L.work_dir("convert")),
+            result=L.convert_result(),
+            needles=L.result("needles"),
         log:
-            f"{LOGS}/import_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+            L.log("import_series", L.job()),
         benchmark:
-            f"{BENCH}/import_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+            L.benchmark("import_series", L.job())
         group:
             "subject"
         conda:
@@ -46,14 +44,12 @@ else:
         input:
             pixel_source,
         output:
-            images=directory(
-                f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}"
-            ),
-            result=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+            images=directory(L.work_dir("convert")),
+            result=L.convert_result(),
         log:
-            f"{LOGS}/convert_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+            L.log("convert_series", L.job()),
         benchmark:
-            f"{BENCH}/convert_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+            L.benchmark("convert_series", L.job())
         group:
             "subject"
         conda:

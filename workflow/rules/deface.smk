@@ -5,15 +5,13 @@
 rule deface_series:
     """Deface every converted image of one head series (method and parameters from config)."""
     input:
-        f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
+        L.work_dir("convert"),
     output:
-        images=directory(f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}"),
-        result=f"{PRIVATE}/deface/sub-{{subject}}/ses-{{session}}/{{series}}.json",
-        qc_dir=directory(
-            f"{PRIVATE}/qc/deface/sub-{{subject}}/ses-{{session}}/{{series}}"
-        ),
+        images=directory(L.work_dir("deface")),
+        result=L.result("deface"),
+        qc_dir=directory(L.qc_dir("deface")),
         triplanar=report(
-            f"{PRIVATE}/qc/deface/sub-{{subject}}_ses-{{session}}_{{series}}_triplanar.png",
+            L.qc_picture("deface", "triplanar"),
             caption="../report/deface_triplanar.rst",
             category="Defacing",
             subcategory="sub-{subject}",
@@ -24,7 +22,7 @@ rule deface_series:
             },
         ),
         render=report(
-            f"{PRIVATE}/qc/deface/sub-{{subject}}_ses-{{session}}_{{series}}_render.png",
+            L.qc_picture("deface", "render"),
             caption="../report/deface_render.rst",
             category="Defacing",
             subcategory="sub-{subject}",
@@ -35,9 +33,9 @@ rule deface_series:
             },
         ),
     log:
-        f"{LOGS}/deface_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("deface_series", L.job()),
     benchmark:
-        f"{BENCH}/deface_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("deface_series", L.job())
     group:
         "subject"
     conda:
@@ -58,13 +56,13 @@ rule deface_series:
 rule face_check_series:
     """Look for a face on surface renders of every converted image of a series not planned for defacing."""
     input:
-        f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
+        L.work_dir("convert"),
     output:
-        f"{PRIVATE}/face/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        L.result("face"),
     log:
-        f"{LOGS}/face_check_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("face_check_series", L.job()),
     benchmark:
-        f"{BENCH}/face_check_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("face_check_series", L.job())
     group:
         "subject"
     conda:
@@ -81,18 +79,16 @@ rule deface_dicom:
     """The de-identified DICOM series again, with the defaced pixels (new keyed UIDs, marked derived)."""
     input:
         deid=pixel_source,
-        converted=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
-        defaced=f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}",
-        morphometry=f"{WORK}/morphometry/sub-{{subject}}/ses-{{session}}/{{series}}",
+        converted=L.work_dir("convert"),
+        defaced=L.work_dir("deface"),
+        morphometry=L.work_dir("morphometry"),
     output:
-        dicom=directory(
-            f"{WORK}/deface_dicom/sub-{{subject}}/ses-{{session}}/{{series}}"
-        ),
-        result=f"{PRIVATE}/deface_dicom/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        dicom=directory(L.work_dir("deface_dicom")),
+        result=L.result("deface_dicom"),
     log:
-        f"{LOGS}/deface_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("deface_dicom", L.job()),
     benchmark:
-        f"{BENCH}/deface_dicom/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("deface_dicom", L.job())
     group:
         "subject"
     conda:

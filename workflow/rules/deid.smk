@@ -7,13 +7,13 @@ rule deid_series:
     input:
         manifest=series_manifest,
     output:
-        dicom=directory(f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}"),
-        report=f"{PRIVATE}/deid/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
-        needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        dicom=directory(L.work_dir("deid")),
+        report=L.result("deid"),
+        needles=L.result("needles"),
     log:
-        f"{LOGS}/deid_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("deid_series", L.job()),
     benchmark:
-        f"{BENCH}/deid_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("deid_series", L.job())
     group:
         "subject"
     conda:
@@ -37,15 +37,15 @@ rule deid_series:
 rule quarantine:
     """One private list of every input file that did not make it, with stage and reason."""
     input:
-        index=f"{PRIVATE}/index/quarantine.tsv",
+        index=L.private_file("index/quarantine.tsv"),
         deid=deid_reports(),
         redact=redaction_results(),
     output:
-        f"{PRIVATE}/quarantine.tsv",
+        L.private_file("quarantine.tsv"),
     log:
-        f"{LOGS}/quarantine.log",
+        L.log("quarantine"),
     benchmark:
-        f"{BENCH}/quarantine.tsv"
+        L.benchmark("quarantine")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

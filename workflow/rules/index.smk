@@ -6,13 +6,13 @@
 rule path_needles:
     """Words of the raw file and folder names, as audit needles (private)."""
     input:
-        f"{PRIVATE}/index/paths.tsv",
+        L.private_file("index/paths.tsv"),
     output:
-        f"{PRIVATE}/needles/paths.json",
+        L.private_file("needles/paths.json"),
     log:
-        f"{LOGS}/path_needles.log",
+        L.log("path_needles"),
     benchmark:
-        f"{BENCH}/path_needles.tsv"
+        L.benchmark("path_needles")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

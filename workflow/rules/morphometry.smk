@@ -6,18 +6,16 @@
 rule morphometry_series:
     """Brain and tissue measures, original vs defaced, for every defaced image of a series."""
     input:
-        converted=f"{WORK}/convert/sub-{{subject}}/ses-{{session}}/{{series}}",
-        defaced=f"{WORK}/deface/sub-{{subject}}/ses-{{session}}/{{series}}",
-        result=f"{PRIVATE}/deface/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        converted=L.work_dir("convert"),
+        defaced=L.work_dir("deface"),
+        result=L.result("deface"),
     output:
-        images=directory(
-            f"{WORK}/morphometry/sub-{{subject}}/ses-{{session}}/{{series}}"
-        ),
-        table=f"{PRIVATE}/morphometry/sub-{{subject}}/ses-{{session}}/{{series}}.tsv",
+        images=directory(L.work_dir("morphometry")),
+        table=L.result("morphometry"),
     log:
-        f"{LOGS}/morphometry_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("morphometry_series", L.job()),
     benchmark:
-        f"{BENCH}/morphometry_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("morphometry_series", L.job())
     group:
         "subject"
     conda:
@@ -28,7 +26,7 @@ rule morphometry_series:
         runtime=30,
     params:
         thresholds=MORPHOMETRY_JSON,
-        label=lambda w: f"sub-{w.subject}_ses-{w.session}_{w.series}",
+        label=lambda w: L.job(**series_ids(w)),
     shell:
         "neurodeid morphometry-series {input.converted:q} {input.defaced:q}"
         " --deface-result {input.result:q} --label {params.label}"
@@ -42,24 +40,24 @@ rule morphometry_summary:
         morphometry_tables(),
     output:
         table=report(
-            f"{PRIVATE}/morphometry/summary.tsv",
+            L.private_file("morphometry/summary.tsv"),
             caption="../report/morphometry_table.rst",
             category="Morphometry",
             subcategory="All subjects",
             labels={"what": "table, every image"},
         ),
         plot=report(
-            f"{PRIVATE}/morphometry/summary.png",
+            L.private_file("morphometry/summary.png"),
             caption="../report/morphometry_summary.rst",
             category="Morphometry",
             subcategory="All subjects",
             labels={"what": "change per measure"},
         ),
-        failed=f"{PRIVATE}/morphometry/failed.tsv",
+        failed=L.private_file("morphometry/failed.tsv"),
     log:
-        f"{LOGS}/morphometry_summary.log",
+        L.log("morphometry_summary"),
     benchmark:
-        f"{BENCH}/morphometry_summary.tsv"
+        L.benchmark("morphometry_summary")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

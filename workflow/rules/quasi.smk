@@ -8,18 +8,18 @@ rule quasi_report:
     input:
         release=get_release_files(),
     output:
-        tsv=f"{PRIVATE}/quasi/k_anonymity.tsv",
-        summary=f"{PRIVATE}/quasi/k_anonymity.json",
+        tsv=L.private_file("quasi/k_anonymity.tsv"),
+        summary=L.private_file("quasi/k_anonymity.json"),
         page=report(
-            f"{PRIVATE}/report/quasi.html",
+            L.private_file("report/quasi.html"),
             caption="../report/quasi.rst",
             category="0 Summary",
             labels={"page": "6 quasi-identifiers (k-anonymity)"},
         ),
     log:
-        f"{LOGS}/quasi_report.log",
+        L.log("quasi_report"),
     benchmark:
-        f"{BENCH}/quasi_report.tsv"
+        L.benchmark("quasi_report")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1
@@ -31,7 +31,7 @@ rule quasi_report:
         listings=lambda w, input: " ".join(
             shlex.quote(f)
             for f in input.release
-            if f.startswith(f"{PRIVATE}/released/")
+            if f.startswith(L.private_file("released") + "/")
         ),
         identifiers=" ".join(QUASI_CONFIG.get("identifiers", nd_kanon.IDENTIFIERS)),
         k_min=QUASI_CONFIG.get("k_min", 5),
@@ -47,13 +47,13 @@ rule quasi_report:
 rule quasi_gate:
     """With quasi.gate on: fail the run when a subject's k is below k_min."""
     input:
-        f"{PRIVATE}/quasi/k_anonymity.json",
+        L.private_file("quasi/k_anonymity.json"),
     output:
-        f"{PRIVATE}/quasi.ok",
+        L.private_file("quasi.ok"),
     log:
-        f"{LOGS}/quasi_gate.log",
+        L.log("quasi_gate"),
     benchmark:
-        f"{BENCH}/quasi_gate.tsv"
+        L.benchmark("quasi_gate")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

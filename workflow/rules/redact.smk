@@ -6,16 +6,14 @@
 rule redact_series:
     """Read one de-identified series for burned-in text and redact it; FAIL images stay out."""
     input:
-        dicom=f"{WORK}/deid/sub-{{subject}}/ses-{{session}}/{{series}}",
-        needles=f"{PRIVATE}/needles/sub-{{subject}}/ses-{{session}}/{{series}}.json",
+        dicom=L.work_dir("deid"),
+        needles=L.result("needles"),
     output:
-        images=directory(f"{WORK}/redact/sub-{{subject}}/ses-{{session}}/{{series}}"),
-        result=f"{PRIVATE}/redact/sub-{{subject}}/ses-{{session}}/{{series}}.json",
-        qc_dir=directory(
-            f"{PRIVATE}/qc/redact/sub-{{subject}}/ses-{{session}}/{{series}}"
-        ),
+        images=directory(L.work_dir("redact")),
+        result=L.result("redact"),
+        qc_dir=directory(L.qc_dir("redact")),
         qc=report(
-            f"{PRIVATE}/qc/redact/sub-{{subject}}_ses-{{session}}_{{series}}.png",
+            L.qc_picture("redact"),
             caption="../report/redact.rst",
             category="Burned-in text",
             subcategory="sub-{subject}",
@@ -24,9 +22,9 @@ rule redact_series:
             labels={"series": "ses-{session} {series}"},
         ),
     log:
-        f"{LOGS}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.log",
+        L.log("redact_series", L.job()),
     benchmark:
-        f"{BENCH}/redact_series/sub-{{subject}}_ses-{{session}}_{{series}}.tsv"
+        L.benchmark("redact_series", L.job())
     group:
         "subject"
     conda:
@@ -48,20 +46,20 @@ rule redact_image:
     """A plain 2D image listed in config (redact.images): redacted, OCR-verified, released on PASS."""
     input:
         image=lambda w: REDACT_IMAGES[int(w.n)],
-        needles=f"{PRIVATE}/needles/paths.json",
+        needles=L.private_file("needles/paths.json"),
     output:
-        result=f"{PRIVATE}/redact/images/image{{n}}.json",
+        result=L.image_file("result"),
         qc=report(
-            f"{PRIVATE}/qc/redact/images/image{{n}}.png",
+            L.image_file("qc"),
             caption="../report/redact.rst",
             category="Burned-in text",
             subcategory="All subjects",
             labels={"image": "listed image {n}"},
         ),
     log:
-        f"{LOGS}/redact_image/image{{n}}.log",
+        L.log("redact_image", "image{n}"),
     benchmark:
-        f"{BENCH}/redact_image/image{{n}}.tsv"
+        L.benchmark("redact_image", "image{n}")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1
@@ -70,7 +68,7 @@ rule redact_image:
         runtime=30,
     params:
         config=REDACT_JSON,
-        dst=lambda w: f"{RELEASE}/sourcedata/images/image{w.n}{image_suffix(w)}",
+        dst=lambda w: L.released_image(w.n, image_suffix(w)),
     shell:
         "neurodeid redact-image {input.image:q} --release-out {params.dst:q} --result {output.result:q}"
         " --qc {output.qc:q} --needles {input.needles:q} --config-json {params.config:q} > {log:q} 2>&1"

@@ -4,17 +4,17 @@
 rule release_skeleton:
     """BIDS skeleton: dataset_description.json, participants.tsv (pseudonyms), README, .bidsignore."""
     input:
-        subjects=f"{PRIVATE}/index/subjects.tsv",
+        subjects=L.private_file("index/subjects.tsv"),
         listings=released_listings(),
     output:
-        description=f"{RELEASE}/dataset_description.json",
-        participants=f"{RELEASE}/participants.tsv",
-        readme=f"{RELEASE}/README",
-        bidsignore=f"{RELEASE}/.bidsignore",
+        description=L.release_file("dataset_description.json"),
+        participants=L.release_file("participants.tsv"),
+        readme=L.release_file("README"),
+        bidsignore=L.release_file(".bidsignore"),
     log:
-        f"{LOGS}/release_skeleton.log",
+        L.log("release_skeleton"),
     benchmark:
-        f"{BENCH}/release_skeleton.tsv"
+        L.benchmark("release_skeleton")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1
@@ -38,18 +38,18 @@ rule release_subject:
     swap its BIDS sessions and DICOM series into the release (each folder atomically).
     """
     input:
-        plan=f"{PRIVATE}/plan/sub-{{subject}}.json",
+        plan=L.subject_file("plan"),
         heuristics=config["convert"]["heuristics"],
         decisions=subject_decisions,
         sources=subject_release_inputs,
     output:
-        listing=f"{PRIVATE}/released/sub-{{subject}}.tsv",
-        applied=f"{PRIVATE}/review/applied/sub-{{subject}}.json",
-        names=f"{PRIVATE}/bids/sub-{{subject}}.names.json",
+        listing=L.subject_file("released"),
+        applied=L.subject_file("applied"),
+        names=L.subject_file("names"),
     log:
-        f"{LOGS}/release_subject/sub-{{subject}}.log",
+        L.log("release_subject", L.job(session=None)),
     benchmark:
-        f"{BENCH}/release_subject/sub-{{subject}}.tsv"
+        L.benchmark("release_subject", L.job(session=None))
     group:
         "subject"
     conda:
@@ -59,10 +59,10 @@ rule release_subject:
         mem_mb=2000,
         runtime=15,
     params:
-        work_dir=WORK,
+        work_dir=L.work,
         private_dir=lambda w, input: Path(input.plan).parent.parent,
-        release_dir=RELEASE,
-        tmp_dir=f"{WORK}/tmp",
+        release_dir=L.release,
+        tmp_dir=L.tmp,
         nrrd="--nrrd" if config["convert"]["nrrd"] else "--no-nrrd",
     shell:
         "neurodeid release-subject {input.plan:q} --work-dir {params.work_dir:q}"

@@ -12,38 +12,38 @@ rule report_summary:
         unpack(report_summary_inputs),
     output:
         summary=report(
-            f"{PRIVATE}/report/summary.html",
+            L.private_file("report/summary.html"),
             caption="../report/summary.rst",
             category="0 Summary",
             labels={"page": "1 summary"},
         ),
-        rst=f"{PRIVATE}/report/summary_counts.rst",
+        rst=L.private_file("report/summary_counts.rst"),
         withheld=report(
-            f"{PRIVATE}/report/withheld.html",
+            L.private_file("report/withheld.html"),
             caption="../report/withheld.rst",
             category="0 Summary",
             labels={"page": "2 withheld and unmatched series"},
         ),
         quarantine=report(
-            f"{PRIVATE}/report/quarantine.html",
+            L.private_file("report/quarantine.html"),
             caption="../report/quarantine.rst",
             category="0 Summary",
             labels={"page": "3 quarantine"},
         ),
         audit=report(
-            f"{PRIVATE}/report/audit.html",
+            L.private_file("report/audit.html"),
             caption="../report/audit.rst",
             category="0 Summary",
             labels={"page": "4 release audit"},
         ),
         review=report(
-            f"{PRIVATE}/report/review.html",
+            L.private_file("report/review.html"),
             caption="../report/review.rst",
             category="0 Summary",
             labels={"page": "5 review decisions and release changelog"},
         ),
         subjects=report(
-            directory(f"{PRIVATE}/report/subjects"),
+            directory(L.private_file("report/subjects")),
             patterns=["sub-{subject}.html"],
             caption="../report/subject.rst",
             category="1 Subjects",
@@ -51,9 +51,9 @@ rule report_summary:
             labels={"subject": "sub-{subject}", "page": "series overview"},
         ),
     log:
-        f"{LOGS}/report_summary.log",
+        L.log("report_summary"),
     benchmark:
-        f"{BENCH}/report_summary.tsv"
+        L.benchmark("report_summary")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

@@ -6,7 +6,7 @@
 rule review_sheet:
     """One row per released or withheld item: automatic verdict, reasons, QC pictures (private)."""
     input:
-        plan=f"{PRIVATE}/release_plan.tsv",
+        plan=L.private_file("release_plan.tsv"),
         names=bids_names(),
         deface=deface_results(),
         morphometry=morphometry_tables(),
@@ -15,9 +15,9 @@ rule review_sheet:
     output:
         REVIEW_SHEET,
     log:
-        f"{LOGS}/review_sheet.log",
+        L.log("review_sheet"),
     benchmark:
-        f"{BENCH}/review_sheet.tsv"
+        L.benchmark("review_sheet")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1
@@ -37,11 +37,11 @@ rule release_log:
         applied=applied_decisions(),
         sheet=REVIEW_SHEET,
     output:
-        state=f"{PRIVATE}/review/release_state.tsv",
+        state=L.private_file("review/release_state.tsv"),
     log:
-        f"{LOGS}/release_log.log",
+        L.log("release_log"),
     benchmark:
-        f"{BENCH}/release_log.tsv"
+        L.benchmark("release_log")
     conda:
         "../envs/neurodeid.yaml"
     threads: 1

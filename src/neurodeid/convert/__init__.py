@@ -8,7 +8,7 @@ header text. :func:`classify_series` and :func:`assign_bids_names` map series to
 names with the rules of ``neurodeid/data/bids_heuristics.yaml``.
 """
 
-from .core import DCM2NIIX_ARGS, convert_series, find_dcm2niix
+from .core import DCM2NIIX_ARGS, convert_series, convert_series_job, find_dcm2niix
 from .errors import ConversionError, GeometryError
 from .naming import assign_bids_names, bids_name, classify_series, load_heuristics
 from .nrrd import write_nrrd
@@ -16,6 +16,7 @@ from .sanitise import load_allowlist, sanitise_nifti_header, sanitise_sidecar
 
 __all__ = [
     "convert_series",
+    "convert_series_job",
     "find_dcm2niix",
     "DCM2NIIX_ARGS",
     "ConversionError",

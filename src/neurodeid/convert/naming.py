@@ -14,7 +14,9 @@ from pathlib import Path
 __all__ = ["load_heuristics", "classify_series", "assign_bids_names", "bids_name", "ENTITY_ORDER"]
 
 #: BIDS entity order in file names (subset relevant to raw data)
-ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
+#: Every BIDS entity, in the order the specification puts them in a file name.
+ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod", "echo",
+                "flip", "inv", "mt", "part", "proc", "space", "split", "recording", "chunk")
 
 _COUNT_KEYS = ("n_images", "ImageCount", "n_files", "NumberOfImages", "images")
 
@@ -245,21 +247,30 @@ def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_r
     return names
 
 
-def bids_name(subject: str, session: str | None, name: dict) -> str:
-    """Relative path without extension, e.g. ``sub-X/ses-Y/anat/sub-X_ses-Y_run-1_T1w``.
+def bids_name(subject: str, session: str | None, name: dict, strict: bool = False) -> str:
+    """Relative release path without extension, e.g. ``sub-X/ses-Y/anat/sub-X_ses-Y_run-1_T1w``:
+    the one naming rule for converted DICOM and for images of a BIDS input.
 
     Parameters
     ----------
     subject, session : str
-        Labels without the ``sub-`` / ``ses-`` prefix; ``session`` may be None.
+        Pseudonymous labels without the ``sub-`` / ``ses-`` prefix; ``session`` may be None.
     name : dict
-        A name dict from :func:`assign_bids_names`.
+        ``{"datatype", "suffix", "entities"}``: a name from :func:`assign_bids_names`, or a
+        BIDS input image's name (a plan target, an import result's ``bids``).
+    strict : bool
+        Raise ``ValueError`` for an entity BIDS does not define (a BIDS input's names were
+        parsed against the specification); otherwise such entities (from site heuristics)
+        follow the known ones, in the order given.
     """
     ent = dict(name.get("entities") or {})
     ent["sub"] = subject
     if session:
         ent["ses"] = session
+    unknown = [k for k in ent if k not in ENTITY_ORDER]
+    if strict and unknown:
+        raise ValueError(f"target entities {sorted(unknown)} are not BIDS entities")
     parts = [f"{k}-{ent[k]}" for k in ENTITY_ORDER if ent.get(k) not in (None, "")]
-    parts += [f"{k}-{v}" for k, v in ent.items() if k not in ENTITY_ORDER and v not in (None, "")]
+    parts += [f"{k}-{ent[k]}" for k in unknown if ent[k] not in (None, "")]
     folder = f"sub-{subject}/" + (f"ses-{session}/" if session else "") + name["datatype"]
     return f"{folder}/{'_'.join(parts)}_{name['suffix']}"

@@ -9,7 +9,7 @@ Arrays are voxel (i, j, k) as nibabel gives them; affines are voxel -> RAS+ mm (
 LPS is used only inside :mod:`neurodeid.deface.template`).
 """
 
-from .api import add_deface_arguments, deface_file, deface_main
+from .api import deface_file
 from .core import DefaceError, DefaceResult, deface_image
 from .params import (
                      METHODS,
@@ -29,8 +29,6 @@ __all__ = [
                      "RemovalParams",
                      "TemplateParams",
                      "ThresholdMorphologyParams",
-                     "add_deface_arguments",
                      "deface_file",
                      "deface_image",
-                     "deface_main",
 ]

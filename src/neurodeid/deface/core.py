@@ -36,7 +36,8 @@ from scipy import ndimage as ndi
 
 from . import estimate
 from .params import params_dict, split_params
-from .template import axis_rotations, block_mean, load_template, register_template, resample_to
+from ..geometry import block_mean
+from .template import axis_rotations, load_template, register_template, resample_to
 
 
 class DefaceError(RuntimeError):
@@ -267,7 +268,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
 
     # every mask is computed on a block grid of about work_mm (block means of the data)
     # and upsampled by nearest neighbour (each voxel takes its block's value)
-    small, saff = block_mean(data, affine, P.work_mm)
+    small, saff, _ = block_mean(data, affine, P.work_mm)
     factors = np.maximum(1, np.round(P.work_mm / zooms)).astype(int)
     szooms = np.linalg.norm(saff[:3, :3], axis=0)
     s_ml = float(np.prod(szooms)) / 1000.0

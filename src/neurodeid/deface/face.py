@@ -478,11 +478,11 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, threshold: float | Non
     -------
     FaceCheck
     """
-    from .template import block_mean
+    from ..geometry import block_mean
 
     t0 = time.perf_counter()
     vol = volume_for_detection(data)
-    small, saff = block_mean(vol, affine, MASK_SPACING_MM)
+    small, saff, _ = block_mean(vol, affine, MASK_SPACING_MM)
     thr = surface_threshold(small) if threshold is None else float(threshold)
     mask = head_surface_mask(small, thr)
     if reference is not None:

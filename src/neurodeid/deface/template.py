@@ -10,7 +10,7 @@ Conventions
 * Arrays are indexed in voxel order ``(i, j, k)`` as nibabel returns them.
 * Affines given to and returned by this module are **RAS+ mm** (nibabel convention),
   ``xyz = A @ [i, j, k, 1]``. SimpleITK works in **LPS** mm; conversions happen only inside
-  :func:`to_sitk` and :func:`_sitk_affine_to_ras`.
+  :func:`neurodeid.geometry.to_sitk` and :func:`_sitk_affine_to_ras`.
 * The registration result is a 4 x 4 matrix ``subject RAS+ mm -> template RAS+ mm``.
 """
 
@@ -22,7 +22,7 @@ from importlib import resources
 
 import numpy as np
 
-LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS flip (its own inverse)
+from ..geometry import LPS, block_mean, to_sitk
 
 TEMPLATE_FILES = {
     "template": "deface_template_3mm.nii.gz",
@@ -72,44 +72,6 @@ def load_template() -> Template:
             arrs[key] = arr if key == "template" else arr / 255.0
         _CACHE["t"] = Template(arrs["template"], arrs["face"], arrs["brain"], aff)
     return _CACHE["t"]
-
-
-def to_sitk(arr: np.ndarray, affine: np.ndarray):
-    """Wrap a voxel-(i, j, k) array with a RAS+ affine as a SimpleITK image (LPS geometry).
-
-    The direction matrix is the affine's 3 x 3 part with unit columns; shears are not
-    representable in ITK and are approximated by the nearest orthonormal matrix.
-    """
-    import SimpleITK as sitk
-
-    lps = LPS @ np.asarray(affine, float)
-    m = lps[:3, :3]
-    spacing = np.linalg.norm(m, axis=0)
-    d = m / spacing
-    u, _, vt = np.linalg.svd(d)
-    d = u @ vt
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr, np.float32).transpose(2, 1, 0)))
-    img.SetSpacing([float(s) for s in spacing])
-    img.SetOrigin([float(o) for o in lps[:3, 3]])
-    img.SetDirection([float(x) for x in d.ravel()])
-    return img
-
-
-def block_mean(arr: np.ndarray, affine: np.ndarray, target_mm: float):
-    """Downsample by averaging blocks of about ``target_mm`` (per-axis integer factors).
-
-    Returns ``(small, small_affine)``; ``small_affine`` is voxel -> RAS+ mm of the block
-    centres.
-    """
-    zooms = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-    f = np.maximum(1, np.round(target_mm / zooms)).astype(int)
-    s = [n // k * k for n, k in zip(arr.shape, f)]
-    a = np.asarray(arr[: s[0], : s[1], : s[2]], np.float32)
-    a = a.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2]).mean(axis=(1, 3, 5))
-    aff = np.array(affine, float)
-    aff[:3, 3] = aff[:3, :3] @ ((f - 1) / 2.0) + aff[:3, 3]
-    aff[:3, :3] = aff[:3, :3] * f
-    return a, aff
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -236,13 +198,13 @@ def register_template(
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
     tpl = load_template()
-    small, saff = block_mean(data, affine, resolution_mm)
+    small, saff, _ = block_mean(data, affine, resolution_mm)
     if ct:
         small = np.clip(small, -200, 300)
     fixed = to_sitk(small, saff)
     moving = to_sitk(tpl.image, tpl.affine)
-    coarse_f = to_sitk(*block_mean(small, saff, 2 * resolution_mm))
-    coarse_m = to_sitk(*block_mean(tpl.image, tpl.affine, 2 * resolution_mm))
+    coarse_f = to_sitk(*block_mean(small, saff, 2 * resolution_mm)[:2])
+    coarse_m = to_sitk(*block_mean(tpl.image, tpl.affine, 2 * resolution_mm)[:2])
 
     # moments (centre of head intensity mass) in LPS
     thr_s = otsu(small)

@@ -6,7 +6,7 @@ headers whose items (``ImageHistory``, ``ImaCoilString``...) are text. A scanner
 or a person can copy a patient's name, ID or birth date into any of them. After
 the table's actions, every kept text value of the de-identified dataset (at every
 depth) and every CSA item value is compared with the identifying values of the
-same raw dataset (:func:`neurodeid.needles.dataset_needles`, matched as the
+same raw dataset (:func:`neurodeid.audit.needles.dataset_needles`, matched as the
 release audit matches), and each match is overwritten with ``X`` of the same
 length (so CSA item lengths and offsets stay valid for converters).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from neurodeid.needles import UID, Needle
+from neurodeid.audit.needles import UID, Needle
 
 #: Text VRs whose kept values are checked (UIDs are remapped, dates shifted elsewhere).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})

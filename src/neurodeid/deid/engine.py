@@ -55,7 +55,7 @@ from neurodeid.deid.rules import (
     resolve_action,
 )
 from neurodeid.keys import remap_uid
-from neurodeid.profile import DEFAULT_OPTIONS, check_options, load_table
+from neurodeid.deid.profile import DEFAULT_OPTIONS, check_options, load_table
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
 
@@ -122,8 +122,8 @@ class DeidConfig:
         Information with Modified Dates (negative = into the past), usually
         :func:`neurodeid.keys.date_shift_days`.
     options : frozenset of str
-        :data:`neurodeid.profile.OPTIONS` names; validated by
-        :func:`neurodeid.profile.check_options`.
+        :data:`neurodeid.deid.profile.OPTIONS` names; validated by
+        :func:`neurodeid.deid.profile.check_options`.
     keep_time_of_day : bool
         Under Modified Dates, keep TM values and the time part of DT (a
         whole-day shift leaves them unchanged). ``False`` applies the Basic

@@ -39,7 +39,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from neurodeid.needles import _is_number  # one definition of "a number" for both
+from neurodeid.values import is_number as _is_number  # one definition of "a number" for both
 
 #: Characteristics :attr:`QuasiPolicy.remove` may name, and their standard tags.
 CHARACTERISTIC_TAGS = {

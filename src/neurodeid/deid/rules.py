@@ -3,7 +3,7 @@
 Everything that decides what is kept lives in files under ``neurodeid/data/``,
 each entry with its reason:
 
-- ``ps315_table_e1_1.json``: PS3.15 Table E.1-1 (see :mod:`neurodeid.profile`);
+- ``ps315_table_e1_1.json``: PS3.15 Table E.1-1 (see :mod:`neurodeid.deid.profile`);
 - ``deid_attribute_types.tsv``: the PS3.3 attribute types that resolve the
   compound actions (``X/Z``, ``X/D``, ``X/Z/D``, ``Z/D``, ``X/Z/U*``);
 - ``deid_safe_attributes.tsv``: attributes the table does not list that are
@@ -27,7 +27,7 @@ from importlib import resources
 
 from pydicom.datadict import dictionary_VR
 
-from neurodeid.profile import ActionTable, load_table
+from neurodeid.deid.profile import ActionTable, load_table
 
 #: Value representations whose value is text (PS3.5 6.2).
 TEXT_VRS = frozenset(

@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
-from neurodeid.needles import dataset_needles
+from neurodeid.audit.needles import dataset_needles
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 
@@ -313,3 +313,25 @@ def _remove_stale_outputs(out_dir: Path, n_written: int) -> None:
         stem = p.name[:-4] if p.name.endswith(".dcm") else ""
         if len(stem) == 5 and stem.isdigit() and int(stem) > n_written:
             p.unlink()
+
+
+def deid_series_job(files, out_dir: str | os.PathLike, report_tsv: str | os.PathLike, cfg: DeidConfig) -> list[dict]:
+    """One job of the de-identification stage: every file of a series de-identified into
+    ``out_dir`` and one row per file in ``report_tsv`` (source, output, status, reason).
+
+    A series none of whose files can be used is quarantined as a whole (every file listed
+    with the reason); the run goes on.
+    """
+    from neurodeid.fileio import write_text_atomic
+
+    try:
+        results = deidentify_series(files, out_dir, cfg)
+    except DeidError as exc:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        results = [{"source": str(f), "output": None, "status": "quarantined", "reason": str(exc)} for f in files]
+    rows = ["source\toutput\tstatus\treason"]
+    for r in results:
+        out = Path(r["output"]).name if r["output"] else ""
+        rows.append("\t".join([r["source"], out, r["status"], r["reason"].replace("\t", " ").replace("\n", " ")]))
+    write_text_atomic(report_tsv, "\n".join(rows) + "\n")
+    return results

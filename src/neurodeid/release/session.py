@@ -55,7 +55,7 @@ def name_session(subject: str, session: str, series_rows: list[dict], conversion
         "bids": relative path without extension}``; series whose conversion failed
         map to ``{"failed": reason}``.
     """
-    from .convert import assign_bids_names, bids_name
+    from ..convert import assign_bids_names, bids_name
 
     rows = []
     out: dict = {}
@@ -125,7 +125,7 @@ def release_session(
     (files, notes)
         Released files, and one note per withheld or failed series.
     """
-    from .convert import write_nrrd
+    from ..convert import write_nrrd
 
     release_dir, tmp_root = Path(release_dir), Path(tmp_root)
     converted = converted or {}

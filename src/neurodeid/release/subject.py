@@ -4,14 +4,10 @@ decisions, and put its BIDS sessions and DICOM series into the release folder.
 The workflow runs this once per subject (one ``release_subject`` job) from a private
 *subject plan* written when the workflow is parsed (:func:`neurodeid.plan.write_plan`):
 for every session, the classification fields of its converted series and, for every
-series, which stage's output is released. Folder layout of the stage outputs (all
-private)::
-
-    <work>/convert/sub-S/ses-T/<series>/        converted images (+ <series>.json result)
-    <work>/deface/sub-S/ses-T/<series>/         defaced images
-    <work>/morphometry/sub-S/ses-T/<series>/    per-image morphometry TSVs
-    <work>/{deid,redact,deface_dicom}/sub-S/ses-T/<series>/   DICOM to release
-    <private>/deface/sub-S/ses-T/<series>.json  defacing result
+series, which stage's output is released. The stage outputs it reads are where
+:class:`neurodeid.layout.Layout` puts them: the converted, defaced and morphometry
+folders and the DICOM to release under ``work/``, the defacing and face-check results
+under ``private/``.
 
 Only pseudonymous labels and fixed text are handled here.
 """
@@ -23,15 +19,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import review
-from .bids import name_session, read_conversion, release_session
-from .plan import DICOM_STAGES
-from .release import copy_dir_atomic, folder_files
-
-def stage_path(root: str | os.PathLike, stage: str, subject: str, session: str, series: str) -> Path:
-    """``<root>/<stage>/sub-<subject>/ses-<session>/<series>``: one series' output of one stage."""
-    return Path(root) / stage / f"sub-{subject}" / f"ses-{session}" / series
-
+from .. import review
+from ..layout import Layout
+from ..plan import DICOM_STAGES
+from .dataset import copy_dir_atomic, folder_files
+from .session import name_session, read_conversion, release_session
 
 @dataclass
 class SubjectRelease:
@@ -48,15 +40,15 @@ def read_subject_plan(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _session_names(subject: str, session: str, ses_plan: dict, work: Path, rules: list[dict]) -> dict:
+def _session_names(subject: str, session: str, ses_plan: dict, lay: Layout, rules: list[dict]) -> dict:
     rows = ses_plan.get("classification", [])
     conversions = {}
     for r in rows:
-        result = stage_path(work, "convert", subject, session, r["series_label"]).with_suffix(".json")
+        result = Path(lay.convert_result(subject=subject, session=session, series=r["series_label"]))
         if result.is_file():
             conversions[r["series_label"]] = read_conversion(result)
     if conversions and all(c.get("source") == "bids" for c in conversions.values()):
-        from .bids_input import session_names  # a BIDS input: the names are the input's own
+        from ..convert.bids_import import session_names  # a BIDS input: the names are the input's own
 
         return session_names(subject, session, conversions)
     try:
@@ -92,13 +84,12 @@ def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, 
     -------
     SubjectRelease
     """
-    subject = plan["subject"]
-    work, private = Path(work_dir), Path(private_dir)
+    lay = Layout(private=os.fspath(private_dir), work=os.fspath(work_dir), release=os.fspath(release_dir))
     decisions = decisions or {}
     out = SubjectRelease()
     for session in sorted(plan["sessions"]):
         try:
-            _release_session(plan, session, work, private, release_dir, tmp_dir, rules, decisions, nrrd, out)
+            _release_session(plan, session, lay, tmp_dir, rules, decisions, nrrd, out)
         except Exception as exc:  # noqa: BLE001 - one session that cannot be released is withheld
             # with the reason; the subject's other sessions and the run go on
             out.notes.append({"series": f"ses-{session}", "status": "failed",
@@ -106,10 +97,11 @@ def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, 
     return out
 
 
-def _release_session(plan: dict, session: str, work: Path, private: Path, release_dir, tmp_dir, rules: list[dict],
+def _release_session(plan: dict, session: str, lay: Layout, tmp_dir, rules: list[dict],
                      decisions: dict, nrrd: bool, out: SubjectRelease) -> None:
     """Release one session of :func:`release_subject` (its BIDS images and DICOM series) into ``out``."""
     subject = plan["subject"]
+    release_dir = lay.release
     ses_plan = plan["sessions"][session]
     series = ses_plan.get("series", {})
     ses_decisions, dicom_decisions = {}, {}
@@ -119,21 +111,22 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
             (dicom_decisions if dicom else ses_decisions)[item] = d
     # -- BIDS images -------------------------------------------------------
     if ses_plan.get("classification"):
-        names = _session_names(subject, session, ses_plan, work, rules)
+        names = _session_names(subject, session, ses_plan, lay, rules)
         out.names[session] = names
         sources, converted, deface, morph, faces = {}, {}, {}, {}, {}
         for label, s in series.items():
             if not s.get("convert"):
                 continue
-            converted[label] = stage_path(work, "convert", subject, session, label)
+            ids = {"subject": subject, "session": session, "series": label}
+            converted[label] = Path(lay.work_dir("convert", **ids))
             if not s.get("deface"):
                 sources[label] = converted[label]
                 # not planned for defacing: released only where the face check saw no face
-                faces[label] = stage_path(private, "face", subject, session, label).with_suffix(".json")
+                faces[label] = Path(lay.result("face", **ids))
             elif plan.get("deface_enabled", True):
-                sources[label] = stage_path(work, "deface", subject, session, label)
-                deface[label] = stage_path(private, "deface", subject, session, label).with_suffix(".json")
-                morph[label] = stage_path(work, "morphometry", subject, session, label)
+                sources[label] = Path(lay.work_dir("deface", **ids))
+                deface[label] = Path(lay.result("deface", **ids))
+                morph[label] = Path(lay.work_dir("morphometry", **ids))
         auto, extras, verdicts = review.session_exclusions(names, deface, morph, faces)
         excluded, applied = review.apply_decisions(names, auto, ses_decisions, verdicts)
         files, notes = release_session(names, sources, release_dir, tmp_dir, subject, session,
@@ -148,11 +141,11 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
             continue
         if stage not in DICOM_STAGES:
             raise ValueError(f"subject plan of sub-{subject}: series {label}: unknown dicom_stage {stage!r}")
-        src = stage_path(work, stage, subject, session, label)
+        ids = {"subject": subject, "session": session, "series": label}
+        src = Path(lay.work_dir(stage, **ids))
         item = review.dicom_series_item(subject, session, label)
         if stage == "deid" and not series[label].get("deface"):
-            face = review.dicom_face_reason(
-                stage_path(private, "face", subject, session, label).with_suffix(".json"))
+            face = review.dicom_face_reason(Path(lay.result("face", **ids)))
             if face:  # the DICOM holds the same face as its converted image
                 out.notes.append({"series": f"ses-{session}/{label}", "status": "withheld",
                                   "reason": f"DICOM withheld, a face: {face}"})
@@ -161,3 +154,23 @@ def _release_session(plan: dict, session: str, work: Path, private: Path, releas
         if src.is_dir():
             out.files += copy_dir_atomic(src, Path(release_dir) / item, tmp_dir, only=keep)
         out.applied += applied
+
+
+def release_subject_job(plan_json, *, work_dir, private_dir, release_dir, tmp_dir, heuristics, decisions_file,
+                        names_json, listing_tsv, applied_json, nrrd: bool = True) -> tuple[dict, SubjectRelease]:
+    """One release job: :func:`release_subject` for the subject plan in ``plan_json``, then
+    its private records: the BIDS names (``names_json``), the listing of released files with
+    the notes on what was withheld (``listing_tsv``) and the reviewer's decisions applied
+    (``applied_json``). Returns the plan and the release."""
+    from ..convert import load_heuristics
+    from ..fileio import write_text_atomic
+    from .dataset import write_listing
+
+    plan = read_subject_plan(plan_json)
+    r = release_subject(plan, work_dir=work_dir, private_dir=private_dir, release_dir=release_dir, tmp_dir=tmp_dir,
+                        rules=load_heuristics(heuristics or None),
+                        decisions=review.load_decisions_file(decisions_file), nrrd=nrrd)
+    write_text_atomic(names_json, json.dumps(r.names, indent=1, sort_keys=True) + "\n")
+    write_listing(listing_tsv, r.files, release_dir, r.notes)
+    review.write_applied(applied_json, r.applied)
+    return plan, r

@@ -1,9 +1,8 @@
 """The ``neurodeid`` command: one subcommand per workflow step.
 
-The Snakemake rules call these subcommands (``shell: "neurodeid ..."``) so that
-every step runs in its own process, locally or on a cluster, with the same code
-a user can run by hand. Errors a user can act on are printed as one message
-(no traceback) and exit with status 1.
+Each ``_cmd_*`` is an adapter: parsed arguments -> one library call -> what it did printed
+-> exit code. What a job does (its loop over files, its result record, its release policy)
+lives in the library, next to the stage (``run_series``/``*_series``/``*_job`` functions).
 """
 
 from __future__ import annotations
@@ -13,28 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .failure import failure_reason
-
-
-def _series_needles(files, options, min_length: int, out) -> None:
-    """Collect and save the needles of a raw series (private); unreadable files are reported."""
-    from . import audit
-
-    needles: set = set()
-    failed = 0
-    for path in files:
-        try:
-            needles |= audit.read_file_needles(path, options, min_length=min_length)
-        except Exception as exc:  # a file the index accepted but that cannot be parsed fully
-            failed += 1
-            print(f"needles: {path}: header cannot be read in full ({type(exc).__name__}: {exc})", file=sys.stderr)
-    audit.save_needles(out, needles)
-    print(f"needles: {len(needles)} needle(s) from {len(files)} file(s) ({failed} unreadable)")
+from .. import __version__
 
 
 def _cmd_path_needles(args: argparse.Namespace) -> int:
-    from . import audit
+    from .. import audit
 
     lines = Path(args.paths).read_text(encoding="utf-8").splitlines()[1:]
     needles = audit.path_needles([ln.split("\t")[0] for ln in lines if ln], min_length=args.min_length)
@@ -44,9 +26,9 @@ def _cmd_path_needles(args: argparse.Namespace) -> int:
 
 
 def _cmd_quasi_report(args: argparse.Namespace) -> int:
-    from .deid.quasi import QuasiPolicy
-    from .fileio import write_text_atomic
-    from .kanon import IDENTIFIERS, analyse, render_html, write_outputs
+    from ..deid.quasi import QuasiPolicy
+    from ..fileio import write_text_atomic
+    from ..kanon import IDENTIFIERS, analyse, render_html, write_outputs
 
     policy = QuasiPolicy.from_mapping(json.loads(args.quasi) if args.quasi else None)
     report = analyse(args.release_dir, args.listings, identifiers=args.identifiers or IDENTIFIERS, k_min=args.k_min,
@@ -59,8 +41,8 @@ def _cmd_quasi_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_quasi(args: argparse.Namespace) -> int:
-    from .fileio import write_text_atomic
-    from .kanon import check
+    from ..fileio import write_text_atomic
+    from ..kanon import check
 
     ok, message = check(args.summary)
     print(message, file=sys.stdout if ok else sys.stderr)
@@ -70,13 +52,13 @@ def _cmd_check_quasi(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_skeleton(args: argparse.Namespace) -> int:
-    from .profile import check_options, load_table
-    from .release import write_skeleton
+    from ..deid.profile import check_options, load_table
+    from ..release.dataset import write_skeleton
 
     options = sorted(check_options(args.options))
     keep = None
     if args.listings is not None:
-        from .review import subjects_with_items
+        from ..review import subjects_with_items
 
         keep = set(subjects_with_items(args.listings))
     for p in write_skeleton(args.release_dir, args.subjects, args.name, args.license, options, load_table().edition,
@@ -86,7 +68,7 @@ def _cmd_release_skeleton(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from . import audit
+    from .. import audit
 
     import json
 
@@ -102,8 +84,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_audit(args: argparse.Namespace) -> int:
-    from . import audit
-    from .fileio import write_text_atomic
+    from .. import audit
+    from ..fileio import write_text_atomic
 
     n = audit.check_audit(args.audit_tsv)
     write_text_atomic(args.out, f"release audit passed: {n} files scanned, 0 identifying values\n")
@@ -112,11 +94,12 @@ def _cmd_check_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_deid(args: argparse.Namespace) -> int:
-    from . import keys
-    from .deid import DeidConfig, DeidError, deidentify_series
-    from .deid.quasi import QuasiPolicy
-    from .fileio import write_text_atomic
-    from .index import read_manifest
+    from .. import keys
+    from ..deid import DeidConfig
+    from ..deid.quasi import QuasiPolicy
+    from ..deid.series import deid_series_job
+    from ..index import read_manifest
+    from ..audit.needles import collect_series_needles
 
     key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
     cfg = DeidConfig(
@@ -129,18 +112,9 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     )
     files = read_manifest(args.manifest)
     if args.needles_out:  # the audit's needles, from the same raw files, in the same job
-        _series_needles(files, cfg.options, args.min_length, args.needles_out)
-    try:
-        results = deidentify_series(files, args.out_dir, cfg)
-    except DeidError as exc:
-        # A series none of whose files can be used is quarantined as a whole; the run goes on.
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        results = [{"source": str(f), "output": None, "status": "quarantined", "reason": str(exc)} for f in files]
-    rows = ["source\toutput\tstatus\treason"]
-    for r in results:
-        out = Path(r["output"]).name if r["output"] else ""
-        rows.append("\t".join([r["source"], out, r["status"], r["reason"].replace("\t", " ").replace("\n", " ")]))
-    write_text_atomic(args.report, "\n".join(rows) + "\n")
+        n, failed = collect_series_needles(files, cfg.options, args.min_length, args.needles_out)
+        print(f"needles: {n} needle(s) from {len(files)} file(s) ({failed} unreadable)")
+    results = deid_series_job(files, args.out_dir, args.report, cfg)
     n_ok = sum(r["status"] == "ok" for r in results)
     print(f"deid: {n_ok} of {len(results)} file(s) de-identified into {args.out_dir}")
     for r in results:
@@ -150,7 +124,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
-    from .quarantine import gather, write_quarantine
+    from ..quarantine import gather, write_quarantine
 
     rows = gather(args.index_tsv, args.deid_reports, args.redact_results)
     write_quarantine(args.out, rows)
@@ -159,38 +133,18 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    import json
+    from ..convert import convert_series_job
 
-    from .convert import ConversionError, convert_series
-    from .fileio import write_text_atomic
-
-    files = sorted(p for p in Path(args.dicom_dir).iterdir() if p.suffix == ".dcm")
-    result: dict = {"status": "ok", "reason": "", "images": []}
-    try:
-        if not files:
-            raise ConversionError(f"no DICOM file of {Path(args.dicom_dir).name} reached conversion: an earlier "
-                                  "stage withheld them all (see its result: the text stage's JSON, the quarantine)")
-        images = convert_series(files, Path(args.out_dir), stem="image", dcm2niix=args.dcm2niix or None)
-        result["images"] = [
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images
-        ]
-    except Exception as exc:  # noqa: BLE001 - ConversionError, GeometryError or a crash: the series
-        # fails loudly and is withheld; the run goes on
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        for stale in Path(args.out_dir).iterdir():  # nothing half-written is released
-            if stale.is_file():
-                stale.unlink()
-        result = {"status": "failed", "reason": failure_reason(exc), "images": []}
-        print(f"convert: FAILED {args.dicom_dir}: {exc}", file=sys.stderr)
-    write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
-    print(f"convert: {len(result['images'])} image(s) from {len(files)} file(s); status {result['status']}")
+    result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
+    print(f"convert: {len(result['images'])} image(s) from {n_files} file(s); status {result['status']}")
     return 0
 
 
 def _cmd_import_bids(args: argparse.Namespace) -> int:
     """One image of a BIDS input: imported like a conversion (sanitised), needles collected."""
-    from .bids_input import import_series, write_bids_needles
-    from .index import read_manifest
+    from ..convert.bids_import import import_series
+    from ..inputs.bids import write_bids_needles
+    from ..index import read_manifest
 
     files = read_manifest(args.manifest)
     # the input labels come from the manifest's paths: never on a command line (logs keep those)
@@ -203,41 +157,25 @@ def _cmd_import_bids(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_subject(args: argparse.Namespace) -> int:
-    import json
+    from ..release.subject import release_subject_job
 
-    from . import review
-    from .convert import load_heuristics
-    from .fileio import write_text_atomic
-    from .publish import read_subject_plan, release_subject
-    from .release import write_listing
-
-    plan = read_subject_plan(args.plan)
-    r = release_subject(plan, work_dir=args.work_dir, private_dir=args.private_dir, release_dir=args.release_dir,
-                        tmp_dir=args.tmp_dir, rules=load_heuristics(args.heuristics or None),
-                        decisions=review.load_decisions_file(args.decisions), nrrd=args.nrrd)
+    plan, r = release_subject_job(args.plan, work_dir=args.work_dir, private_dir=args.private_dir,
+                                  release_dir=args.release_dir, tmp_dir=args.tmp_dir, heuristics=args.heuristics,
+                                  decisions_file=args.decisions, names_json=args.names, listing_tsv=args.listing,
+                                  applied_json=args.applied, nrrd=args.nrrd)
     for a in r.applied:
         print(f"release-subject: {a['item']}: {a['record']}")
     for n in r.notes:
         print(f"release-subject: sub-{plan['subject']}/{n['series']}: {n['status']}: {n['reason']}", file=sys.stderr)
-    write_text_atomic(args.names, json.dumps(r.names, indent=1, sort_keys=True) + "\n")
-    write_listing(args.listing, r.files, args.release_dir, r.notes)
-    review.write_applied(args.applied, r.applied)
     print(f"release-subject: sub-{plan['subject']}: {len(r.files)} file(s) released; "
           f"{len(r.notes)} series or image(s) withheld or failed")
     return 0
 
 
-def _placeholder_png(path) -> None:
-    """A black picture where a QC picture could not be made, so the report shows the gap."""
-    from PIL import Image
-
-    Image.new("RGB", (64, 64)).save(path, format="PNG")
-
-
 def _redaction_config(text: str):
     import json
 
-    from .redact import RedactionConfig
+    from ..redact import RedactionConfig
 
     d = json.loads(text or "{}")
     d.pop("images", None)  # the list of plain images is the workflow's business
@@ -245,8 +183,8 @@ def _redaction_config(text: str):
 
 
 def _cmd_redact(args: argparse.Namespace) -> int:
-    from . import audit
-    from .redact.series import run_series
+    from .. import audit
+    from ..redact.series import run_series
 
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
@@ -272,188 +210,74 @@ def _cmd_deface(args: argparse.Namespace) -> int:
 
 
 def _cmd_face_check_series(args: argparse.Namespace) -> int:
-    import json
+    from ..deface.series import face_check_series
 
-    from .deface.face import check_folder
-    from .fileio import write_text_atomic
-
-    result = check_folder(args.convert_dir)
-    write_text_atomic(args.result, json.dumps(result, indent=1) + "\n")
-    for r in result["images"]:
+    for r in face_check_series(args.convert_dir, args.result)["images"]:
         print(f"face check: {r['image']}: {r['status']} {r['reason']}")
     return 0
 
 
 def _cmd_deface_series(args: argparse.Namespace) -> int:
-    import json
-    import shutil
+    from ..deface.series import deface_series
 
-    from .deface import DefaceError, deface_file
-    from .fileio import write_text_atomic
-
-    params = json.loads(args.params_json or "{}")
-    out_dir, qc_root = Path(args.out_dir), Path(args.qc_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    qc_root.mkdir(parents=True, exist_ok=True)  # declared: exists even when every image fails
-    images = sorted(Path(args.convert_dir).glob("*.nii.gz"))
-    rows = []
-    for im in images:
-        stem = im.name[: -len(".nii.gz")]
-        qc_dir = qc_root / stem
-        try:
-            summary = deface_file(im, out_dir / im.name, method=args.method, params=params,
-                                  mask_out=out_dir / f"{stem}_removal.nii.gz",
-                                  brain_mask_out=out_dir / f"{stem}_protected.nii.gz", qc_dir=qc_dir)
-            rows.append({"image": im.name, "status": "ok", "reason": "", "summary": summary})
-        except Exception as exc:  # noqa: BLE001 - DefaceError or a crash: loud, the image is
-            # withheld; the run goes on
-            for partial in (out_dir / im.name, out_dir / f"{stem}_removal.nii.gz", out_dir / f"{stem}_protected.nii.gz"):
-                partial.unlink(missing_ok=True)
-            reason = str(exc) if isinstance(exc, DefaceError) else failure_reason(exc, im.name)
-            rows.append({"image": im.name, "status": "failed", "reason": reason, "summary": {}})
-            print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
-                  file=sys.stderr)
-    for declared, produced in ((args.triplanar, "deface_triplanar.png"), (args.render, "deface_render.png")):
-        first = next((qc_root / r["image"][: -len(".nii.gz")] / produced for r in rows
-                      if (qc_root / r["image"][: -len(".nii.gz")] / produced).is_file()), None)
-        if first is not None:
-            shutil.copyfile(first, declared)
-        else:
-            _placeholder_png(declared)
-    write_text_atomic(args.result, json.dumps({"method": args.method, "images": rows}, indent=1) + "\n")
-    ok = sum(r["status"] == "ok" for r in rows)
-    print(f"deface: {ok} of {len(rows)} image(s) defaced with {args.method}")
+    record = deface_series(args.convert_dir, args.out_dir, args.result, args.qc_dir, args.triplanar, args.render,
+                           args.method, json.loads(args.params_json or "{}"))
+    ok = sum(r["status"] == "ok" for r in record["images"])
+    print(f"deface: {ok} of {len(record['images'])} image(s) defaced with {args.method}")
     return 0
 
 
 def _cmd_morphometry_series(args: argparse.Namespace) -> int:
-    import json
+    from ..morphometry import MorphometryThresholds, morphometry_series
 
-    from . import morphometry as mm
-    from .deface.face import table_columns as face_columns
-
-    thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
-    deface = json.loads(Path(args.deface_result).read_text(encoding="utf-8"))
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tsvs = []
-    for im in deface["images"]:
-        if im["status"] != "ok":
-            continue  # not defaced: not released either
-        name = im["image"]
-        stem = name[: -len(".nii.gz")]
-        try:
-            # the independent brain check keeps the defacing's own margin
-            margin = (im.get("summary") or {}).get("params", {}).get("brain_margin_mm", 6.0)
-            m = mm.compare_images(Path(args.convert_dir) / name, Path(args.deface_dir) / name,
-                                  Path(args.deface_dir) / f"{stem}_removal.nii.gz",
-                                  brain_margin_mm=float(margin))
-            v = mm.verdict(m, thresholds)
-        except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
-            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
-        m = {**m, **face_columns(im.get("summary") or {})}  # the face check beside the brain's
-        tsvs.append(mm.write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{args.label}/{name}"))
-        print(f"morphometry: {name}: {v['verdict']} {'; '.join(v['reasons'])}")
-    if tsvs:
-        mm.summarize(tsvs, args.out)
-    else:
-        Path(args.out).write_text("image\tverdict\n", encoding="utf-8")
+    thresholds = MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
+    for v in morphometry_series(args.convert_dir, args.deface_dir, args.deface_result, args.out_dir, args.out,
+                                args.label, thresholds):
+        print(f"morphometry: {v['image']}: {v['verdict']} {'; '.join(v['reasons'])}")
     return 0
 
 
 def _cmd_morphometry_summary(args: argparse.Namespace) -> int:
-    import json
+    from ..morphometry import MorphometryThresholds, morphometry_summary
 
-    from . import morphometry as mm
-    from .fileio import write_text_atomic
-
-    tsvs = [p for p in args.tables if len(mm.read_tsv(p))]
-    if tsvs:
-        mm.summarize(tsvs, args.out)
-        rows = mm.read_tsv(args.out)
-    else:
-        write_text_atomic(args.out, "image\tverdict\n")
-        rows = []
-    thresholds = mm.MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
-    mm.plot_summary(args.out if rows else [], args.plot, thresholds)
-    failed = [r for r in rows if r.get("verdict") == "FAIL"]
-    cols = list(rows[0]) if rows else ["image", "verdict"]
-    lines = ["\t".join(cols)] + ["\t".join(r.get(c, "") for c in cols) for r in failed]
-    write_text_atomic(args.failed, "\n".join(lines) + "\n")
-    counts = {k: sum(r.get("verdict") == k for r in rows) for k in ("PASS", "WARN", "FAIL")}
-    print(f"morphometry-summary: {len(rows)} image(s): {counts}")
+    thresholds = MorphometryThresholds.from_config(json.loads(args.thresholds_json or "{}"))
+    counts = morphometry_summary(args.tables, args.out, args.plot, args.failed, thresholds)
+    print(f"morphometry-summary: {sum(counts.values())} image(s): {counts}")
     return 0
 
 
 def _cmd_deface_dicom(args: argparse.Namespace) -> int:
-    import json
+    from .. import keys
+    from ..deface.dicom import deface_dicom_series
+    from ..fileio import write_json_atomic
 
-    from . import keys
-    from .deface_dicom import write_defaced_series
-    from .fileio import write_text_atomic
-    from .morphometry import read_tsv
-
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    images = sorted(Path(args.convert_dir).glob("*.nii.gz"))
-    masks = [Path(args.deface_dir) / f"{im.name[: -len('.nii.gz')]}_removal.nii.gz" for im in images]
-    reason = ""
-    if not images:
-        reason = "no converted image"
-    elif any(not m.is_file() for m in masks):
-        reason = "defacing failed for an image of this series: its DICOM keeps the face and is withheld"
-    else:
-        for table in sorted(Path(args.morphometry_dir).glob("*.tsv")):
-            rows = read_tsv(table)
-            if rows and rows[0].get("verdict") == "FAIL":
-                reason = f"morphometry FAIL for {table.stem}: the defaced DICOM is withheld"
-    result: dict = {"status": "failed", "reason": reason}
-    if not reason:
-        key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
-        try:
-            summary = write_defaced_series(sorted(Path(args.deid_dir).glob("*.dcm")), images, masks, out_dir, key)
-            result = {"status": "ok", "reason": "", "summary": summary}
-        except Exception as exc:  # noqa: BLE001 - DefacedDicomError or a crash: the series is
-            # withheld, loudly; the run goes on
-            result = {"status": "failed", "reason": failure_reason(exc)}
+    key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
+    result = deface_dicom_series(args.deid_dir, args.convert_dir, args.deface_dir, args.morphometry_dir,
+                                 args.out_dir, key)
     if result["status"] != "ok":
-        for f in out_dir.glob("*.dcm"):
-            f.unlink()
         print(f"deface-dicom: withheld: {result['reason']}", file=sys.stderr)
-    write_text_atomic(args.result, json.dumps(result, indent=1, default=str) + "\n")
+    write_json_atomic(args.result, result)
     print(f"deface-dicom: {result['status']}")
     return 0
 
 
 def _cmd_redact_image(args: argparse.Namespace) -> int:
     """A plain 2D image (JPEG/PNG) listed in config: redact, verify by OCR, release only on PASS."""
-    import json
-
-    from . import audit
-    from .fileio import write_text_atomic
-    from .redact import RedactionError, redact_image_file
+    from .. import audit
+    from ..redact.files import redact_listed_image
 
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)] if args.needles else []
-    dst = Path(args.release_out)
-    try:
-        r = redact_image_file(args.image, dst, cfg, needles, qc_png=args.qc)
-    except RedactionError as exc:
-        r = {"status": "FAIL", "reasons": [f"{type(exc).__name__}: {exc}"]}
+    r = redact_listed_image(args.image, args.release_out, args.result, args.qc, cfg, needles)
     if r["status"] != "PASS":
-        dst.unlink(missing_ok=True)  # never a FAIL in the release
-        print(f"redact-image: {args.image} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
+        print(f"redact-image: {args.image} FAILED and stays out of the release: {'; '.join(r.get('reasons') or [])}",
               file=sys.stderr)
-    if not Path(args.qc).is_file():
-        _placeholder_png(args.qc)
-    keep = ("status", "reasons", "method", "boxes", "pixels_changed")
-    write_text_atomic(args.result, json.dumps({k: r.get(k) for k in keep} | {"output": dst.name}, indent=1) + "\n")
     print(f"redact-image: {r['status']}")
     return 0
 
 
 def _cmd_review_sheet(args: argparse.Namespace) -> int:
-    from .review import write_review_sheet
+    from ..review import write_review_sheet
 
     rows = write_review_sheet(args.private_dir, args.out)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("PASS", "WARN", "FAIL", "WITHHELD", "RELEASED")}
@@ -462,8 +286,8 @@ def _cmd_review_sheet(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_log(args: argparse.Namespace) -> int:
-    from . import review
-    from .fileio import write_text_atomic
+    from .. import review
+    from ..fileio import write_text_atomic
 
     verdicts = {r["item"]: r["verdict"] for r in review.read_sheet(args.sheet)}
     now = review.released_items(args.listings, verdicts)
@@ -688,7 +512,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"neurodeid {args.command}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

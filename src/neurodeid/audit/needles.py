@@ -31,8 +31,9 @@ import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID_dictionary
 
-from .fileio import write_text_atomic
-from .profile import ActionTable, load_table
+from ..deid.profile import ActionTable, load_table
+from ..fileio import write_text_atomic
+from ..values import is_number as _is_number
 
 #: VRs whose values are never text; they are not turned into needles.
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV"})
@@ -121,14 +122,6 @@ def path_stopwords() -> frozenset[str]:
 
 
 # --------------------------------------------------------------------------- spellings
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def is_cjk(text: str) -> bool:
@@ -435,3 +428,23 @@ def load_needles(paths, min_length: int | None = None) -> list[Needle]:
     if min_length is not None:
         rows = {r for r in rows if keep_needle(r[0], min_length, r[2])}
     return [Needle(*r) for r in sorted(rows)]
+
+
+def collect_series_needles(files, options, min_length: int, out) -> tuple[int, int]:
+    """The audit's needles of a raw series, saved to ``out`` (private); a file the index
+    accepted but whose header cannot be read in full is reported on stderr and skipped.
+
+    Returns ``(needles, unreadable files)``.
+    """
+    import sys
+
+    needles: set = set()
+    failed = 0
+    for path in files:
+        try:
+            needles |= read_file_needles(path, options, min_length=min_length)
+        except Exception as exc:  # noqa: BLE001 - a file the index accepted but that cannot be parsed fully
+            failed += 1
+            print(f"needles: {path}: header cannot be read in full ({type(exc).__name__}: {exc})", file=sys.stderr)
+    save_needles(out, needles)
+    return len(needles), failed

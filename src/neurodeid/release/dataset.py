@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from . import __version__
-from .fileio import write_text_atomic
+from .. import __version__
+from ..fileio import write_text_atomic
 
 BIDS_VERSION = "1.10.0"
 

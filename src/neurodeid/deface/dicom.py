@@ -20,7 +20,7 @@ background value:
   DeidentificationMethod and the code 113102 (Clean Recognizable Visual Features Option)
   in DeidentificationMethodCodeSequence.
 
->>> from neurodeid.deface_dicom import write_defaced_series  # doctest: +SKIP
+>>> from neurodeid.deface.dicom import write_defaced_series  # doctest: +SKIP
 >>> summary = write_defaced_series(files, "image.nii.gz", "image_removal.nii.gz", out, key)  # doctest: +SKIP
 """
 
@@ -764,3 +764,51 @@ def write_defaced_series(
             p.unlink()
     summary["files"] = finals
     return summary
+
+
+def deface_dicom_series(deid_dir: str | os.PathLike, convert_dir: str | os.PathLike,
+                        deface_dir: str | os.PathLike, morphometry_dir: str | os.PathLike,
+                        out_dir: str | os.PathLike, key: bytes) -> dict:
+    """One job of the defaced-DICOM stage: the de-identified series written again with the
+    defaced pixels, or withheld with the reason.
+
+    Release policy decided here: the series is withheld (nothing left in ``out_dir``) when
+    it has no converted image, when an image of it failed defacing (no removal mask: its
+    DICOM keeps the face), when a morphometry table of it says FAIL, or when the rewrite
+    itself fails.
+
+    Returns
+    -------
+    dict
+        ``{"status": "ok", "reason": "", "summary"}`` (:func:`write_defaced_series`) or
+        ``{"status": "failed", "reason"}``.
+    """
+    from ..failure import failure_reason
+    from ..morphometry import read_tsv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = sorted(Path(convert_dir).glob("*.nii.gz"))
+    masks = [Path(deface_dir) / f"{im.name[: -len('.nii.gz')]}_removal.nii.gz" for im in images]
+    reason = ""
+    if not images:
+        reason = "no converted image"
+    elif any(not m.is_file() for m in masks):
+        reason = "defacing failed for an image of this series: its DICOM keeps the face and is withheld"
+    else:
+        for table in sorted(Path(morphometry_dir).glob("*.tsv")):
+            rows = read_tsv(table)
+            if rows and rows[0].get("verdict") == "FAIL":
+                reason = f"morphometry FAIL for {table.stem}: the defaced DICOM is withheld"
+    result: dict = {"status": "failed", "reason": reason}
+    if not reason:
+        try:
+            summary = write_defaced_series(sorted(Path(deid_dir).glob("*.dcm")), images, masks, out_dir, key)
+            result = {"status": "ok", "reason": "", "summary": summary}
+        except Exception as exc:  # noqa: BLE001 - DefacedDicomError or a crash: the series is
+            # withheld, loudly; the run goes on
+            result = {"status": "failed", "reason": failure_reason(exc)}
+    if result["status"] != "ok":
+        for f in out_dir.glob("*.dcm"):
+            f.unlink()
+    return result

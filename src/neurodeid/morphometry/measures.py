@@ -37,7 +37,7 @@ Conventions
 * Arrays are voxel ``(i, j, k)`` in the order nibabel returns them (any orientation: the
   NIfTI affine says which way is which; nothing is reoriented).
 * Affines are voxel -> **RAS+ mm** (nibabel). SimpleITK works in **LPS mm**; the flip
-  happens only in :func:`_to_sitk`.
+  happens only in :func:`neurodeid.geometry.to_sitk`.
 * Volumes are millilitres (ml = 1000 mm^3); Dice is a fraction in [0, 1]; ``*_delta_pct``
   is ``100 * (defaced - original) / original`` (signed, %).
 * Determinism: no random numbers except the metric sampling, which uses ``seed``;
@@ -60,6 +60,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import geometry
+from ..geometry import LPS, block_mean, from_sitk, to_sitk, upsample
+
 __all__ = [
     "MEASURE_COLUMNS",
     "TISSUES",
@@ -78,7 +81,6 @@ __all__ = [
 ]
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3
-_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (its own inverse)
 class MorphometryError(RuntimeError):
     """Morphometry could not be measured (unreadable input, grids that differ, failed
     registration). The message names the file and what to do."""
@@ -88,71 +90,15 @@ class MorphometryError(RuntimeError):
 def _template():
     """The vendored template (shared with, and cached by, the defacing package):
     ``({"template", "brain", "face"} arrays, affine RAS+ mm)``."""
-    from .deface.template import load_template
+    from ..deface.template import load_template
 
     t = load_template()
     return {"template": t.image, "brain": t.brain, "face": t.face}, t.affine
 
 
-def _zooms(affine) -> np.ndarray:
-    return np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
-
-
-def _block_mean(arr, affine, target_mm):
-    """Average blocks of about ``target_mm`` (integer factor per axis).
-
-    Returns ``(small, small_affine, factors)``; ``small_affine`` maps block centres to RAS+
-    mm. Trailing voxels that do not fill a block are dropped."""
-    f = np.maximum(1, np.round(target_mm / _zooms(affine))).astype(int)
-    if np.all(f == 1):
-        return np.asarray(arr, np.float32), np.array(affine, float), f
-    s = [n // k * k for n, k in zip(arr.shape, f)]
-    # float64 sums: exact for integer-valued data, so the result does not depend on the
-    # summation order numpy picks (which varies with memory alignment)
-    a = np.array(arr[: s[0], : s[1], : s[2]], np.float64)
-    a = a.reshape(s[0] // f[0], f[0], s[1] // f[1], f[1], s[2] // f[2], f[2]).mean(axis=(1, 3, 5))
-    a = a.astype(np.float32)
-    aff = np.array(affine, float)
-    aff[:3, 3] = aff[:3, :3] @ ((f - 1) / 2.0) + aff[:3, 3]
-    aff[:3, :3] = aff[:3, :3] * f
-    return a, aff, f
-
-
-def _upsample(mask, factors, shape):
-    """Inverse of :func:`_block_mean` for labels: replicate blocks, pad to ``shape``."""
-    m = mask
-    for ax, k in enumerate(factors):
-        if k > 1:
-            m = np.repeat(m, k, axis=ax)
-    out = np.zeros(shape, m.dtype)
-    out[: m.shape[0], : m.shape[1], : m.shape[2]] = m
-    return out
-
-
-def _to_sitk(arr, affine):
-    """Voxel-(i, j, k) array with a RAS+ affine -> SimpleITK image (LPS geometry)."""
-    import SimpleITK as sitk
-
-    lps = _LPS @ np.asarray(affine, float)
-    m = lps[:3, :3]
-    sp = np.linalg.norm(m, axis=0)
-    u, _, vt = np.linalg.svd(m / sp)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(arr).transpose(2, 1, 0)))
-    img.SetSpacing([float(x) for x in sp])
-    img.SetOrigin([float(x) for x in lps[:3, 3]])
-    img.SetDirection([float(x) for x in (u @ vt).ravel()])
-    return img
-
-
-def _from_sitk(img) -> np.ndarray:
-    import SimpleITK as sitk
-
-    return sitk.GetArrayFromImage(img).transpose(2, 1, 0)
-
-
 def _otsu(values, bins=256) -> float:
     """Otsu threshold (the defacing package's, so both stages threshold alike)."""
-    from .deface.template import otsu
+    from ..deface.template import otsu
 
     return otsu(values, bins)
 
@@ -250,19 +196,19 @@ def _register(data, affine, *, reg_mm, threads, seed, iterations=100, sample=0.1
     from scipy import ndimage as ndi
 
     tpl, taff = _template()
-    small, saff, _ = _block_mean(data, affine, reg_mm)
-    fixed = _to_sitk(small.astype(np.float32), saff)
-    moving = _to_sitk(tpl["template"], taff)
+    small, saff, _ = block_mean(data, affine, reg_mm)
+    fixed = to_sitk(small.astype(np.float32), saff)
+    moving = to_sitk(tpl["template"], taff)
     # metric only near the template brain (brain, CSF, skull: what no acceptable defacing
     # removes), never the face ...
-    tz = _zooms(taff)
+    tz = geometry.zooms(taff)
     near = ndi.distance_transform_edt(tpl["brain"] < 0.5, sampling=tz) <= near_mm
     face = ndi.distance_transform_edt(tpl["face"] < 0.5, sampling=tz) <= 6.0
-    mmask = _to_sitk((near & ~face).astype(np.uint8), taff)
+    mmask = to_sitk((near & ~face).astype(np.uint8), taff)
     # ... and never at subject voxels holding the image minimum (air, or removed by
     # defacing: the same rule on the original and the defaced image)
-    valid = _block_mean((data > data.min()).astype(np.float32), affine, reg_mm)[0] > 0.999
-    fmask = _to_sitk(valid.astype(np.uint8), saff)
+    valid = block_mean((data > data.min()).astype(np.float32), affine, reg_mm)[0] > 0.999
+    fmask = to_sitk(valid.astype(np.uint8), saff)
 
     thr_s = _otsu(small)
     thr_t = _otsu(tpl["template"])
@@ -271,7 +217,7 @@ def _register(data, affine, *, reg_mm, threads, seed, iterations=100, sample=0.1
         idx = np.argwhere(arr > thr)
         w = arr[arr > thr].astype(float)
         c = (idx * w[:, None]).sum(0) / w.sum()
-        return (_LPS @ aff @ np.r_[c, 1.0])[:3]
+        return (LPS @ aff @ np.r_[c, 1.0])[:3]
 
     c_f = centroid(small, saff, thr_s)
     c_m = centroid(tpl["template"], taff, thr_t)
@@ -320,7 +266,7 @@ def _register(data, affine, *, reg_mm, threads, seed, iterations=100, sample=0.1
     res.SetTransform(aff)
     res.SetInterpolator(sitk.sitkLinear)
     res.SetDefaultPixelValue(0.0)
-    t_on_s = _from_sitk(res.Execute(moving))
+    t_on_s = from_sitk(res.Execute(moving))
     return aff, _dice(small > thr_s, t_on_s > thr_t)
 
 
@@ -331,7 +277,7 @@ def _warp_template(key, transform, shape, affine, threads):
 
     tpl, taff = _template()
     ref = sitk.Image([int(s) for s in shape], sitk.sitkUInt8)
-    g = _to_sitk(np.zeros((1, 1, 1), np.uint8), affine)
+    g = to_sitk(np.zeros((1, 1, 1), np.uint8), affine)
     ref.SetSpacing(g.GetSpacing())
     ref.SetOrigin(g.GetOrigin())
     ref.SetDirection(g.GetDirection())
@@ -342,7 +288,7 @@ def _warp_template(key, transform, shape, affine, threads):
     res.SetTransform(transform)
     res.SetInterpolator(sitk.sitkLinear)
     res.SetDefaultPixelValue(0.0)
-    return _from_sitk(res.Execute(_to_sitk(tpl[key].astype(np.float32), taff)))
+    return from_sitk(res.Execute(to_sitk(tpl[key].astype(np.float32), taff)))
 
 
 # --------------------------------------------------------------------------- analysis
@@ -426,12 +372,12 @@ def analyse_head(data, affine, *, seed=0, threads=1, reg_mm=3.0, work_mm=2.0,
         raise MorphometryError(
             f"{name}: template registration failed (head-mask Dice {rdice:.3f} < "
             f"{min_registration_dice}); check the image orientation in the NIfTI header")
-    work, waff, f = _block_mean(data, affine, work_mm)
+    work, waff, f = block_mean(data, affine, work_mm)
     # voxels at the image minimum are background or removed (defacing fills with it): they
     # never enter the intensity statistics
     dmin = float(data.min())
-    valid_w = _block_mean((data > dmin).astype(np.float32), affine, work_mm)[0] > 0.999
-    wz = _zooms(waff)
+    valid_w = block_mean((data > dmin).astype(np.float32), affine, work_mm)[0] > 0.999
+    wz = geometry.zooms(waff)
     prior = _warp_template("brain", tx, work.shape, waff, threads)
     core = prior > 0.5
     if core.sum() < 100:
@@ -467,11 +413,11 @@ def analyse_head(data, affine, *, seed=0, threads=1, reg_mm=3.0, work_mm=2.0,
     brain_c = ndi.binary_fill_holes(cand & allowed)
     brain_w = np.zeros(work.shape, bool)
     brain_w[sl] = brain_c
-    brain = _upsample(brain_w, f, data.shape)
+    brain = upsample(brain_w, f, data.shape)
     bias_w = np.ones(work.shape, np.float32)
     bias_w[sl] = bias
     # tissue classes at full resolution inside the brain mask (bias-corrected intensities)
-    vals = data[brain] / _upsample(bias_w, f, data.shape)[brain]
+    vals = data[brain] / upsample(bias_w, f, data.shape)[brain]
     mu, _sd, _w, edges, lab_bins = _gmm_1d(vals[data[brain] > dmin])
     idx = np.clip(np.searchsorted(edges, vals, side="right") - 1, 0, len(lab_bins) - 1)
     labels = np.zeros(data.shape, np.uint8)
@@ -599,10 +545,10 @@ def independent_brain_check(volume0, original, defaced, affine, margin_mm) -> di
         ``independent_min_distance_mm`` (changed voxel to the mask; ``inf`` when nothing
         changed; must be >= the margin), ``independent_margin_mm``.
     """
-    from .deface.brainmask import brain_safety, extract_brain
-    from .deface.core import detect_ct
+    from ..deface.brainmask import brain_safety, extract_brain
+    from ..deface.core import detect_ct
 
-    zooms = _zooms(affine)
+    zooms = geometry.zooms(affine)
     bm = extract_brain(volume0, zooms, ct=detect_ct(np.asarray(volume0, np.float32)))
     bs = brain_safety(original, defaced, bm.mask, zooms, margin_mm)
     # no seconds here: the table is released and must be the same on every rerun

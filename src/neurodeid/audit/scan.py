@@ -3,7 +3,7 @@ for the raw data's identifying values in it.
 
 Two halves:
 
-1. **Needles** (private, :mod:`neurodeid.needles`): every identifying value of the
+1. **Needles** (private, :mod:`neurodeid.audit.needles`): every identifying value of the
    raw headers (attributes that PS3.15 Table E.1-1 does not keep under the active
    options, at every depth, private elements included) and the words of the raw
    file and folder names, each with its category and in all its spellings.
@@ -58,7 +58,7 @@ import ahocorasick
 import ahocorasick_rs
 import pydicom
 
-from .fileio import write_text_atomic
+from ..fileio import write_text_atomic
 from .needles import (  # noqa: F401 - re-exported: the audit's needles
     ADDRESS,
     BINARY_VRS,

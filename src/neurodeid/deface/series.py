@@ -1,0 +1,80 @@
+"""One series of the defacing stage: every converted image defaced (or checked for a face),
+one result per series, the QC pictures the report shows.
+
+Each function is what one workflow job does (``neurodeid deface-series``,
+``neurodeid face-check-series``); it never raises for one image: a failure is recorded with
+its reason and the image is withheld by the release.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..failure import failure_reason
+from ..fileio import write_json_atomic, write_placeholder_png
+
+#: The two QC pictures of a series the report shows (first image that has them).
+REPORT_PICTURES = ("deface_triplanar.png", "deface_render.png")
+
+
+def _stem(name: str) -> str:
+    return name[: -len(".nii.gz")]
+
+
+def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, result: str | os.PathLike,
+                  qc_dir: str | os.PathLike, triplanar: str | os.PathLike, render: str | os.PathLike,
+                  method: str, params: dict | None = None) -> dict:
+    """Deface every ``*.nii.gz`` of ``convert_dir`` into ``out_dir``.
+
+    Next to each defaced image: ``<stem>_removal.nii.gz`` (the removal mask) and
+    ``<stem>_protected.nii.gz`` (the protected brain), both private. QC pictures go to
+    ``qc_dir/<stem>/``; the first image's triplanar and render are copied to ``triplanar``
+    and ``render`` (a black placeholder when no image has them).
+
+    Returns (and writes to ``result``) ``{"method", "images": [{"image", "status": "ok" |
+    "failed", "reason", "summary"}]}``; a failed image leaves no partial file.
+    """
+    from . import DefaceError, deface_file
+
+    out_dir, qc_root = Path(out_dir), Path(qc_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    qc_root.mkdir(parents=True, exist_ok=True)  # declared: exists even when every image fails
+    rows = []
+    for im in sorted(Path(convert_dir).glob("*.nii.gz")):
+        stem = _stem(im.name)
+        outputs = (out_dir / im.name, out_dir / f"{stem}_removal.nii.gz", out_dir / f"{stem}_protected.nii.gz")
+        try:
+            summary = deface_file(im, outputs[0], method=method, params=params or {},
+                                  mask_out=outputs[1], brain_mask_out=outputs[2], qc_dir=qc_root / stem)
+            rows.append({"image": im.name, "status": "ok", "reason": "", "summary": summary})
+        except Exception as exc:  # noqa: BLE001 - DefaceError or a crash: loud, the image is
+            # withheld; the run goes on
+            for partial in outputs:
+                partial.unlink(missing_ok=True)
+            reason = str(exc) if isinstance(exc, DefaceError) else failure_reason(exc, im.name)
+            rows.append({"image": im.name, "status": "failed", "reason": reason, "summary": {}})
+            print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
+                  file=sys.stderr)
+    for declared, produced in zip((triplanar, render), REPORT_PICTURES):
+        first = next((qc_root / _stem(r["image"]) / produced for r in rows
+                      if (qc_root / _stem(r["image"]) / produced).is_file()), None)
+        if first is not None:
+            shutil.copyfile(first, declared)
+        else:
+            write_placeholder_png(declared)
+    record = {"method": method, "images": rows}
+    write_json_atomic(result, record)
+    return record
+
+
+def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike) -> dict:
+    """Look for a face on the renders of every converted image of a series not planned for
+    defacing (:func:`neurodeid.deface.face.check_folder`); writes and returns the record."""
+    from .face import check_folder
+
+    record = check_folder(convert_dir)
+    write_json_atomic(result, record)
+    return record

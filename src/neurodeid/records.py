@@ -1,0 +1,147 @@
+"""The records a run leaves in ``private/``, read one way.
+
+Every stage writes its outcome to a private record (:mod:`neurodeid.layout` says where);
+the release job, the review sheet (:mod:`neurodeid.review`) and the report
+(:mod:`neurodeid.report`) all read them through this module: one TSV reader, one JSON
+reader, the plan as typed rows (its flags, never its prose), and :class:`RunRecords`, which
+reads each record of a run at most once.
+
+Statuses as the stages write them:
+
+* de-identification report (TSV, per file): ``ok`` / ``quarantined`` / ``skipped``;
+* conversion, defacing, face check, defaced DICOM (JSON): ``ok`` / ``failed`` (the face
+  check: ``ok`` / ``face`` / ``failed``), per image under ``images`` where there are images;
+* text stage (JSON): ``PASS`` / ``FAIL`` for the series and for each file under ``files``;
+* morphometry (TSV, per image): verdict ``PASS`` / ``WARN`` / ``FAIL``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .layout import Layout
+
+
+class RecordError(ValueError):
+    """A private record is missing where it must exist, or cannot be read."""
+
+
+def read_tsv(path: str | os.PathLike, error: type[Exception] = RecordError) -> list[dict]:
+    """Rows of a TSV with a header; lines starting with ``#`` are skipped.
+
+    Raises ``error`` (naming the file and what to do) when the file cannot be read."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            lines = [ln for ln in fh if not ln.startswith("#")]
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror}); run the workflow first") from None
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = RecordError):
+    """A JSON record; raises ``error`` (naming the file and what to do) when unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: cannot read as JSON ({exc}); rerun the step that writes it") from None
+
+
+def by_image(record: dict | None) -> dict[str, dict]:
+    """``{image file name: entry}`` of a stage result's ``images`` (empty without a record)."""
+    return {im["image"]: im for im in (record or {}).get("images", [])}
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One series of ``release_plan.tsv`` (:func:`neurodeid.plan.write_plan`), typed.
+
+    ``bids`` and ``withheld_reason`` are text for the reader; decisions use the flags.
+    """
+
+    subject: str  # without "sub-"
+    session: str  # without "ses-"
+    series: str
+    modality: str
+    release_dicom: bool
+    withheld_reason: str
+    bids: str
+    convert: bool
+    deface: bool
+    dicom: str  # a stage of neurodeid.plan.DICOM_STAGES, "withheld" or "none"
+
+    @classmethod
+    def from_row(cls, r: dict) -> "PlanRow":
+        return cls(r["subject"].removeprefix("sub-"), r["session"].removeprefix("ses-"), r["series"],
+                   r.get("modality", ""), r.get("release_dicom") == "yes", r.get("withheld_reason", ""),
+                   r.get("bids", ""), r.get("convert") == "yes", r.get("deface") == "yes", r.get("dicom", ""))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.subject, self.session, self.series)
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """Keyword arguments of :class:`neurodeid.layout.Layout`'s methods."""
+        return {"subject": self.subject, "session": self.session, "series": self.series}
+
+
+class RunRecords:
+    """The private records of one run, each read at most once.
+
+    Parameters
+    ----------
+    private_dir : path-like
+        The run's ``private/`` folder.
+    error : exception class
+        Raised (with the file and what to do) for a record that cannot be read.
+    """
+
+    def __init__(self, private_dir: str | os.PathLike, error: type[Exception] = RecordError):
+        self.private = Path(private_dir)
+        self.layout = Layout(os.fspath(private_dir))
+        self.error = error
+        self._cache: dict = {}
+
+    def _once(self, key, read):
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
+    def path(self, name: str) -> Path:
+        """A run-wide private file (:data:`neurodeid.layout.PRIVATE_FILES`)."""
+        return Path(self.layout.private_file(name))
+
+    def tsv(self, name: str, missing_ok: bool = False) -> list[dict]:
+        """Rows of a run-wide private TSV (``[]`` for a missing file with ``missing_ok``)."""
+        p = self.path(name)
+        if missing_ok and not p.is_file():
+            return []
+        return self._once(("tsv", name), lambda: read_tsv(p, self.error))
+
+    def plan(self) -> list[PlanRow]:
+        """The release plan's series, in file order."""
+        return self._once("plan", lambda: [PlanRow.from_row(r) for r in self.tsv("release_plan.tsv")])
+
+    def names(self, subject: str) -> dict | None:
+        """The BIDS names of a subject's images (``{session: {series: [entries] | {"failed"}}}``),
+        None before its release job ran."""
+        p = Path(self.layout.subject_file("names", subject))
+        return self._once(("names", subject), lambda: read_json(p, self.error) if p.is_file() else None)
+
+    def result(self, stage: str, ids: dict[str, str]):
+        """A series' private result of ``stage`` (JSON as a dict, TSV as rows), None when absent."""
+        p = Path(self.layout.result(stage, **ids))
+
+        def read():
+            if not p.is_file():
+                return None
+            return read_tsv(p, self.error) if p.suffix == ".tsv" else read_json(p, self.error)
+
+        return self._once(("result", stage, p), read)
+
+    def result_path(self, stage: str, ids: dict[str, str]) -> Path:
+        return Path(self.layout.result(stage, **ids))

@@ -1,0 +1,142 @@
+"""The review sheet (``private/review.tsv``): one row per released or withheld item with
+its automatic verdict, reasons and QC pictures, read from the run's records."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..fileio import write_text_if_changed
+from ..plan import DICOM_NONE
+from ..records import RunRecords, by_image
+from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_face_reason, dicom_series_item,
+                       face_check_verdict, image_verdict)
+
+
+# ---------------------------------------------------------------------------
+# The review sheet
+# ---------------------------------------------------------------------------
+
+
+def _existing(private: Path, paths: list[str]) -> str:
+    """The files of ``paths`` that exist, relative to ``private`` (the sheet's ``qc`` column)."""
+    return " ".join(Path(p).relative_to(private).as_posix() for p in paths if Path(p).is_file())
+
+
+def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -> list[dict]:
+    """The review sheet's rows, from the private files of a run (see :func:`write_review_sheet`).
+
+    Only the series of the current ``release_plan.tsv`` are read (files of older
+    runs are ignored). Verdicts are the *automatic* ones: decisions never change
+    them; ``decisions`` (``{item: (decision, note)}``, optional) only pre-fills the
+    ``decision`` and ``note`` columns so the sheet can be copied again without
+    losing a review.
+    """
+    rec = RunRecords(private_dir, ReviewError)
+    plan_path = rec.path("release_plan.tsv")
+    if not plan_path.is_file():
+        raise ReviewError(f"{plan_path}: missing; run the workflow first")
+    pixel_cleaning = {(r["subject"], r["session"], r["series"]): bool(r.get("pixel_cleaning", "").strip())
+                      for r in rec.tsv("index.tsv", missing_ok=True)}
+    decisions = decisions or {}
+    rows: list[dict] = []
+
+    def add(sub, ses, series, item, verdict, reasons="", qc=""):
+        d, n = decisions.get(item, ("", ""))
+        rows.append({"subject": f"sub-{sub}", "session": f"ses-{ses}", "series": series, "item": item,
+                     "verdict": verdict, "reasons": _clean(reasons), "qc": qc,
+                     "decision": "" if d == "default" else d, "note": _clean(n)})
+
+    for p in rec.plan():
+        sub, ses, series, ids = p.subject, p.session, p.series, p.ids
+        # -- BIDS images of a converted series --------------------------------
+        if p.convert:
+            subject_names = rec.names(sub)  # one file per subject: {session: {series: names}}
+            names = None if subject_names is None else subject_names.get(ses)
+            entry = None if names is None else names.get(series)
+            defaced = p.deface
+            if entry is None:
+                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "WITHHELD",
+                    "conversion pending: not converted or named yet")
+            elif isinstance(entry, dict):
+                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "FAIL",
+                    f"conversion failed: {entry.get('failed', '')}")
+            else:
+                deface = by_image(rec.result("deface", ids)) if defaced else {}
+                faces = None if defaced else by_image(rec.result("face", ids))
+                morph = ({Path(r.get("image", "")).name: r for r in rec.result("morphometry", ids) or []}
+                         if defaced else {})
+                for e in entry:
+                    image = e["image"]
+                    verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
+                                                 morph.get(image) if deface else None)
+                    if faces is not None:  # not defaced: released only without a face
+                        verdict, why = face_check_verdict(faces.get(image))
+                    qc = ""
+                    if defaced:
+                        q = f"{rec.layout.qc_dir('deface', **ids)}/{_stem(image)}"
+                        qc = _existing(rec.private, [f"{q}/deface_triplanar.png", f"{q}/deface_render.png"])
+                    add(sub, ses, series, e["bids"], verdict, why, qc)
+        # -- de-identified DICOM: one series, or one item per redacted image -----
+        item = dicom_series_item(sub, ses, series)
+        if p.dicom == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
+            continue
+        text = rec.result("redact", ids)  # the text stage's result (issue 19)
+        if not p.release_dicom:
+            add(sub, ses, series, item, "WITHHELD", f"withheld: {p.withheld_reason}")
+        elif (text or {}).get("mode") == "screen" and text.get("status") != "PASS":
+            add(sub, ses, series, item, "WITHHELD", f"burned-in text: {_clean(text.get('reason', ''))}")
+        elif pixel_cleaning.get((sub, ses, series)) or (text or {}).get("mode") == "read":
+            if text is None:
+                add(sub, ses, series, item, "WITHHELD", "redaction pending: burned-in text redaction has not run")
+                continue
+            for f in text.get("files", []):
+                ok = f.get("status") == "PASS"
+                why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
+                add(sub, ses, series, f"{item}/{_stem(f['file'])}", "PASS" if ok else "FAIL", why,
+                    _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
+        elif p.dicom == "deface_dicom":
+            res = rec.result("deface_dicom", ids)
+            if res is None:
+                add(sub, ses, series, item, "WITHHELD", "defaced DICOM pending: not written yet")
+            elif res.get("status") == "ok":
+                add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
+            else:
+                add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
+        elif dicom_face_reason(rec.result_path("face", ids)):
+            add(sub, ses, series, item, "WITHHELD", f"a face: {dicom_face_reason(rec.result_path('face', ids))}")
+        else:
+            add(sub, ses, series, item, "RELEASED")
+    rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
+    return rows
+
+
+def sheet_text(rows: list[dict]) -> str:
+    """The review sheet as TSV text (header and one line per row)."""
+    lines = ["\t".join(SHEET_COLUMNS)]
+    lines += ["\t".join(_clean(r.get(c, "")) for c in SHEET_COLUMNS) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_review_sheet(private_dir: str | os.PathLike, out_tsv: str | os.PathLike,
+                       decisions: dict | None = None) -> list[dict]:
+    """Write the review sheet (``private/review.tsv``); return its rows.
+
+    One row per released or withheld item (see the module docstring), sorted by
+    subject, session, series and item. Columns: :data:`SHEET_COLUMNS`; ``qc`` holds
+    the QC pictures' paths relative to ``private_dir``, separated by spaces (they
+    show faces and burned-in text: private). Written only when its content changes.
+    To review: copy the sheet, fill in ``decision`` (accept / reject / default) and
+    ``note``, and name the copy in config ``review.decisions``.
+    """
+    rows = build_sheet(private_dir, decisions)
+    write_text_if_changed(out_tsv, sheet_text(rows))
+    return rows
+
+
+def read_sheet(path: str | os.PathLike) -> list[dict]:
+    """Rows of a review sheet written by :func:`write_review_sheet`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ReviewError(f"{p}: the review sheet is missing; run the workflow once without review.decisions")
+    return _read_tsv(p)

@@ -1,0 +1,177 @@
+"""The review's vocabulary and the automatic verdict of one item (pure functions)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..layout import released_dicom_series
+from ..records import read_json, read_tsv
+
+
+# ---------------------------------------------------------------------------
+# Vocabulary
+# ---------------------------------------------------------------------------
+
+#: Automatic verdicts, in the order of the checks' severity (see the module docstring).
+VERDICTS = ("PASS", "WARN", "FAIL", "WITHHELD", "RELEASED")
+
+#: Values of the ``decision`` column ("" and ``default`` mean: the automatic verdict).
+DECISIONS = ("accept", "reject", "default", "")
+
+#: Columns of the review sheet, in order.
+SHEET_COLUMNS = ("subject", "session", "series", "item", "verdict", "reasons", "qc", "decision", "note")
+
+#: Columns of ``release_log.tsv``.
+LOG_COLUMNS = ("run", "item", "change", "verdict", "decision", "note")
+
+#: What ``accept`` may override, by the kind of the automatic reason (the text before
+#: the first colon of ``reasons`` / of an exclusion reason): kind -> (allowed, why).
+#: Privacy-relevant: an entry with ``True`` lets a reviewer release an item the
+#: workflow kept out. Unknown kinds are refused.
+ACCEPT_RULES: dict[str, tuple[bool, str]] = {
+    "morphometry FAIL": (True, ("the defaced image exists and passed defacing's own checks; morphometry measures "
+                               "harm to the brain (data quality), not privacy, so a reviewer may judge it acceptable")),
+    "morphometry WARN": (True, "released anyway; accept records that a reviewer looked"),
+    "defacing failed": (False, "no defaced image exists: accepting would release the face"),
+    "defacing pending": (False, "no defaced image exists (defacing has not run or deface.enabled is off)"),
+    "morphometry pending": (False, "the morphometry check has not run yet: rerun the workflow, then decide"),
+    "redaction FAIL": (False, "no redacted image exists: accepting would release burned-in text"),
+    "redaction pending": (False, "no redacted image exists (redaction has not run)"),
+    "conversion failed": (False, "no converted image exists"),
+    "conversion pending": (False, "no converted image exists yet"),
+    "withheld": (False, ("the release plan withholds it (a face or burned-in text with no cleaned version, "
+                        "or a config switch): no releasable version exists")),
+}
+
+_IMAGE_EXT = (".nii.gz", ".nii", ".dcm")
+
+
+class ReviewError(ValueError):
+    """The review sheet or the reviewer's decisions are malformed or cannot be honoured."""
+
+
+def _read_tsv(path: Path) -> list[dict]:
+    return read_tsv(path, ReviewError)
+
+
+def _read_json(path: Path):
+    return read_json(path, ReviewError)
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers
+# ---------------------------------------------------------------------------
+
+
+def reason_kind(reasons: str) -> str:
+    """The kind of an automatic reason: the text before its first colon (``""`` when none)."""
+    return reasons.split(":", 1)[0].strip() if reasons else ""
+
+
+def accept_allowed(verdict: str, reasons: str) -> tuple[bool, str]:
+    """Whether ``accept`` can release an item with this automatic verdict, and why (not).
+
+    PASS, RELEASED and WARN items are released anyway (accept only records the
+    review); FAIL and WITHHELD items follow :data:`ACCEPT_RULES` by the kind of
+    their reason; a kind the table does not list is refused.
+    """
+    if verdict in ("PASS", "RELEASED", "WARN"):
+        return True, "released anyway; accept records that a reviewer looked"
+    kind = reason_kind(reasons)
+    if verdict == "WITHHELD" and kind not in ACCEPT_RULES:
+        kind = "withheld"
+    allowed, why = ACCEPT_RULES.get(kind, (False, f"unknown automatic exclusion {kind!r}: refused by default"))
+    return allowed, why
+
+
+def _clean(text: str) -> str:
+    """One line of text for a TSV cell (tabs and newlines become spaces)."""
+    return re.sub(r"[\t\r\n]+", " ", str(text or "")).strip()
+
+
+def _stem(name: str) -> str:
+    for ext in _IMAGE_EXT:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def item_session(item: str) -> tuple[str, str, bool]:
+    """``(subject, session, is_dicom)`` of an item (labels without ``sub-`` / ``ses-``).
+
+    Raises
+    ------
+    ReviewError
+        When the item is not ``[sourcedata/dicom/]sub-X/ses-Y/...``.
+    """
+    dicom = item.startswith("sourcedata/dicom/")
+    parts = (item[len("sourcedata/dicom/"):] if dicom else item).split("/")
+    if len(parts) < 3 or not parts[0].startswith("sub-") or not parts[1].startswith("ses-"):
+        raise ReviewError(f"item {item!r}: expected [sourcedata/dicom/]sub-<label>/ses-<label>/...")
+    return parts[0][4:], parts[1][4:], dicom
+
+
+def dicom_series_item(subject: str, session: str, series: str) -> str:
+    """The item of a de-identified DICOM series in ``release/sourcedata/dicom``."""
+    return released_dicom_series(subject, session, series)
+
+
+def face_check_verdict(record: dict | None) -> tuple[str, str]:
+    """Automatic ``(verdict, reasons)`` of a converted image that is not defaced, from its
+    face check (an entry of :func:`neurodeid.deface.face.check_folder`; None: no record):
+    RELEASED only when the check ran and saw no face."""
+    if record is None:
+        return "WITHHELD", "face check pending: no face check of this image"
+    if record.get("status") == "ok":
+        return "RELEASED", ""
+    return "WITHHELD", _clean(record.get("reason", "")) or "face check: no decision"
+
+
+def dicom_face_reason(face_result: str | os.PathLike) -> str:
+    """Why a series' de-identified DICOM must not leave as acquired: a face seen (or no
+    decision) on the renders of one of its converted images (``''`` when none, or when the
+    series has no face check record)."""
+    path = Path(face_result)
+    if not path.is_file():
+        return ""
+    for r in _read_json(path).get("images", []):
+        if r.get("status") != "ok":
+            return f"its converted image {r.get('image', '')}: {_clean(r.get('reason', ''))}"
+    return ""
+
+
+def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None) -> tuple[str, str]:
+    """Automatic ``(verdict, reasons)`` of one converted BIDS image.
+
+    Parameters
+    ----------
+    defaced : bool
+        The plan defaces this image (a head volume).
+    deface : dict or None
+        The image's entry of the defacing result JSON (``status`` ``ok``/``failed``,
+        ``reason``); None when defacing has not run.
+    morphometry : dict or None
+        The image's morphometry row (``verdict``, ``reasons``); None when the check
+        has not run.
+    """
+    if not defaced:
+        return "RELEASED", ""
+    if deface is None:
+        return "WITHHELD", "defacing pending: defacing has not run (or deface.enabled is off)"
+    if str(deface.get("status", "")).lower() not in ("ok", "pass"):
+        why = _clean(deface.get("reason", ""))
+        image = str(deface.get("image", ""))
+        if image and why.startswith(f"{image}: "):  # the image is named once, by the caller
+            why = why[len(image) + 2:]
+        return "FAIL", f"defacing failed: {why}"
+    if morphometry is None:
+        return "WITHHELD", "morphometry pending: the morphometry check has not run"
+    v = str(morphometry.get("verdict", "")).strip().upper()
+    why = _clean(morphometry.get("reasons", ""))
+    if v == "PASS":
+        return "PASS", ""
+    if v in ("WARN", "FAIL"):
+        return v, f"morphometry {v}: {why}"
+    return "FAIL", "morphometry FAIL: the morphometry table has no verdict"
