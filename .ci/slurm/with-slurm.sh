@@ -46,11 +46,14 @@ trap 'exit 143' TERM
 echo "with-slurm: starting SLURM" >&2
 bash "$HERE/start-slurm.sh" >&2
 
-if [ ! -x "$VENV/bin/snakemake" ] || ! "$VENV/bin/python" -c "import snakemake_executor_plugin_slurm" 2>/dev/null; then
-  echo "with-slurm: creating $VENV (neurodeid[workflow] + snakemake-executor-plugin-slurm)" >&2
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "with-slurm: creating $VENV" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -e "$REPO[workflow]" snakemake-executor-plugin-slurm >&2
 fi
+# Installed every time (quick when nothing changed): a venv made before a dependency was
+# added to pyproject.toml would otherwise run the jobs without it.
+echo "with-slurm: installing neurodeid[workflow] + snakemake-executor-plugin-slurm into $VENV" >&2
+"$VENV/bin/pip" install -q -e "$REPO[workflow]" snakemake-executor-plugin-slurm >&2
 export NEURODEID_SLURM_SNAKEMAKE="$VENV/bin/snakemake"
 echo "with-slurm: NEURODEID_SLURM_SNAKEMAKE=$NEURODEID_SLURM_SNAKEMAKE" >&2
 
