@@ -59,7 +59,7 @@ def coerce(value, schema: dict):
     return _coerce_scalar(value, [t for t in types if t != "string"])
 
 
-def coerce_to_fields(where: str, values: dict | None, classes) -> dict:
+def coerce_to_fields(where: str, values: dict | None, classes, unknown: str = "not a known key") -> dict:
     """``values`` (a config section) with each value of the type of the dataclass field of
     its name, over the fields of ``classes``: the dataclasses are the one definition of a
     section's keys, their types and their defaults.
@@ -70,8 +70,8 @@ def coerce_to_fields(where: str, values: dict | None, classes) -> dict:
     Raises
     ------
     ConfigError
-        A key that is no field (``config <where>.<key>: ... known: ...``), or a value that
-        is not of its field's type.
+        A key that is no field (``config <where>.<key>: <unknown>; known: ...``), or a value
+        that is not of its field's type.
     """
     kinds, nullable = {}, set()
     for cls in classes:
@@ -82,7 +82,7 @@ def coerce_to_fields(where: str, values: dict | None, classes) -> dict:
     out = {}
     for k, v in (values or {}).items():
         if k not in kinds:
-            raise ConfigError(f"config {where}.{k}: not a known key; known: {', '.join(sorted(kinds))}")
+            raise ConfigError(f"config {where}.{k}: {unknown}; known: {', '.join(sorted(kinds))}")
         kind = kinds[k]
         types = {bool: ["boolean"], int: ["integer"], float: ["number"]}.get(kind, [])
         v = _coerce_scalar(v, types + (["null"] if k in nullable else [])) if types else v
@@ -105,10 +105,8 @@ def coerce_deface_params(method: str, params: dict) -> dict:
 
     if method not in METHOD_PARAMS:
         raise ConfigError(f"config deface.method: unknown method {method!r}")
-    try:
-        return coerce_to_fields("deface.params", params, (DefaceParams, METHOD_PARAMS[method], RemovalParams))
-    except ConfigError as exc:
-        raise ConfigError(str(exc).replace("not a known key", f"not a parameter of method {method!r}")) from None
+    return coerce_to_fields("deface.params", params, (DefaceParams, METHOD_PARAMS[method], RemovalParams),
+                            unknown=f"not a parameter of method {method!r}")
 
 
 def coerce_morphometry_thresholds(thresholds: dict) -> dict:

@@ -165,7 +165,7 @@ class Layout:
 
     def subject_folder(self, kind: str) -> str:
         """The folder of every subject's :meth:`subject_file` of ``kind``."""
-        return os.path.dirname(self.subject_file(kind, "x"))
+        return os.path.dirname(self.subject_file(kind, ""))
 
     # -- logs and benchmarks -------------------------------------------------------
     def log(self, rule: str, what: str = "") -> str:

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import Layout
+from .layout import Layout, series_ids
 
 
 class RecordError(ValueError):
@@ -86,7 +86,7 @@ class PlanRow:
     @property
     def ids(self) -> dict[str, str]:
         """Keyword arguments of :class:`neurodeid.layout.Layout`'s methods."""
-        return {"subject": self.subject, "session": self.session, "series": self.series}
+        return series_ids(self)
 
 
 class RunRecords:
@@ -142,6 +142,3 @@ class RunRecords:
             return read_tsv(p, self.error) if p.suffix == ".tsv" else read_json(p, self.error)
 
         return self._once(("result", stage, p), read)
-
-    def result_path(self, stage: str, ids: dict[str, str]) -> Path:
-        return Path(self.layout.result(stage, **ids))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import records
-from ..layout import Layout, released_dicom_series
+from ..layout import Layout, released_dicom_series, series_ids
 from ..plan import DICOM_NONE
 from ..release.dataset import read_listing
 
@@ -374,7 +374,7 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
                          int(r.get("n_files") or 0))
         p = plan.get(s.key)
-        ids = {"subject": s.subject, "session": s.session, "series": s.series}
+        ids = series_ids(s)
         s.bids = p.bids if p else ""
         # the subject's release listing: every released file, and notes on what was withheld
         listing = Path(lay.subject_file("released", s.subject))

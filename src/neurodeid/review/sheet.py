@@ -9,8 +9,8 @@ from pathlib import Path
 from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
 from ..records import RunRecords, by_image
-from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_face_reason, dicom_series_item,
-                       face_check_verdict, image_verdict)
+from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_check_verdict,
+                       face_record_reason, image_verdict)
 
 
 # ---------------------------------------------------------------------------
@@ -82,11 +82,12 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
         if p.dicom == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
             continue
         text = rec.result("redact", ids)  # the text stage's result (issue 19)
+        mode = (text or {}).get("mode")
         if not p.release_dicom:
             add(sub, ses, series, item, "WITHHELD", f"withheld: {p.withheld_reason}")
-        elif (text or {}).get("mode") == "screen" and text.get("status") != "PASS":
+        elif mode == "screen" and text.get("status") != "PASS":
             add(sub, ses, series, item, "WITHHELD", f"burned-in text: {_clean(text.get('reason', ''))}")
-        elif pixel_cleaning.get((sub, ses, series)) or (text or {}).get("mode") == "read":
+        elif pixel_cleaning.get((sub, ses, series)) or mode == "read":
             if text is None:
                 add(sub, ses, series, item, "WITHHELD", "redaction pending: burned-in text redaction has not run")
                 continue
@@ -103,8 +104,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
             else:
                 add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
-        elif dicom_face_reason(rec.result_path("face", ids)):
-            add(sub, ses, series, item, "WITHHELD", f"a face: {dicom_face_reason(rec.result_path('face', ids))}")
+        elif face := face_record_reason(rec.result("face", ids)):  # the record read above, if any
+            add(sub, ses, series, item, "WITHHELD", f"a face: {face}")
         else:
             add(sub, ses, series, item, "RELEASED")
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))

@@ -132,11 +132,14 @@ def face_check_verdict(record: dict | None) -> tuple[str, str]:
 def dicom_face_reason(face_result: str | os.PathLike) -> str:
     """Why a series' de-identified DICOM must not leave as acquired: a face seen (or no
     decision) on the renders of one of its converted images (``''`` when none, or when the
-    series has no face check record)."""
+    series has no face check record). :func:`face_record_reason` of the file's record."""
     path = Path(face_result)
-    if not path.is_file():
-        return ""
-    for r in _read_json(path).get("images", []):
+    return face_record_reason(_read_json(path) if path.is_file() else None)
+
+
+def face_record_reason(record: dict | None) -> str:
+    """:func:`dicom_face_reason` of a face check record already read (None: no record)."""
+    for r in (record or {}).get("images", []):
         if r.get("status") != "ok":
             return f"its converted image {r.get('image', '')}: {_clean(r.get('reason', ''))}"
     return ""
