@@ -294,6 +294,32 @@ def _block_tag(tag) -> int:
     return int(tag) & 0xFFFF00FF
 
 
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % MIN_DIGITS)
+
+
+def _gives_no_needle(tag: int, raw, action: str | None) -> bool:
+    """True when a raw (not yet converted) element gives no needle whatever its value,
+    so that :func:`dataset_needles` skips it without decoding it.
+
+    Only an element read with an explicit VR other than SQ and UN qualifies (its VR
+    then stays as read): a public attribute kept or not listed, a private creator, a
+    binary or code string value, a time under modified dates, a number (IS, DS) whose
+    ASCII bytes hold no run of :data:`MIN_DIGITS` digits.
+    """
+    if not raw.is_raw:
+        return False
+    vr = raw.VR
+    if vr is None or vr in ("SQ", "UN"):
+        return False
+    if vr in BINARY_VRS or vr == "CS":
+        return True
+    if vr in NUMERIC_TEXT_VRS and raw.value is not None and raw.value.isascii() and not _DIGIT_RUN.search(raw.value):
+        return True
+    if (tag >> 16) & 1:
+        return 0x10 <= (tag & 0xFFFF) <= 0xFF
+    return action is None or action == "K" or (action == "C" and vr == "TM")
+
+
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
 ) -> set[Needle]:
@@ -322,15 +348,11 @@ def dataset_needles(
     found: set[Needle] = set()
 
     def walk(dataset: pydicom.Dataset, path: str) -> None:
-        for btag in sorted(dataset.keys()):
+        for btag in sorted(dataset._dict):
             tag = int(btag)
             action = table.action(tag, options)
-            if not (tag >> 16) & 1 and (action is None or action == "K"):
-                # a public attribute kept or not listed gives no needle: skip it without
-                # decoding its value, unless it is (or may be: implicit VR, UN) a sequence
-                vr = getattr(dataset.get_item(btag), "VR", None)
-                if vr is not None and vr not in ("SQ", "UN"):
-                    continue
+            if _gives_no_needle(tag, dataset._dict[btag], action):
+                continue
             elem = dataset[btag]
             keyword = keyword_for_tag(elem.tag)
             name = keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
