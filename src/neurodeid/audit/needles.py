@@ -294,6 +294,49 @@ def _block_tag(tag) -> int:
     return int(tag) & 0xFFFF00FF
 
 
+def _name(tag: int) -> str:
+    """An attribute's keyword, or ``(GGGG,EEEE)``."""
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _repeat_key(tag: int, raw) -> tuple | None:
+    """``(tag, VR, bytes)`` of a raw public element whose needles depend on nothing else
+    (an explicit VR other than SQ and UN, ASCII bytes without an escape, which read the
+    same in every character set); None for any other element."""
+    if not raw.is_raw or (tag >> 16) & 1 or raw.VR in (None, "SQ", "UN"):
+        return None
+    value = raw.value
+    if not isinstance(value, bytes) or not value.isascii() or b"\x1b" in value:
+        return None
+    return (tag, raw.VR, value)
+
+
+_DIGIT_RUN = re.compile(rb"[0-9]{%d}" % MIN_DIGITS)
+
+
+def _gives_no_needle(tag: int, raw, action: str | None) -> bool:
+    """True when a raw (not yet converted) element gives no needle whatever its value,
+    so that :func:`dataset_needles` skips it without decoding it.
+
+    Only an element read with an explicit VR other than SQ and UN qualifies (its VR
+    then stays as read): a public attribute kept or not listed, a private creator, a
+    binary or code string value, a time under modified dates, a number (IS, DS) whose
+    ASCII bytes hold no run of :data:`MIN_DIGITS` digits.
+    """
+    if not raw.is_raw:
+        return False
+    vr = raw.VR
+    if vr is None or vr in ("SQ", "UN"):
+        return False
+    if vr in BINARY_VRS or vr == "CS":
+        return True
+    if vr in NUMERIC_TEXT_VRS and raw.value is not None and raw.value.isascii() and not _DIGIT_RUN.search(raw.value):
+        return True
+    if (tag >> 16) & 1:
+        return 0x10 <= (tag & 0xFFFF) <= 0xFF
+    return action is None or action == "K" or (action == "C" and vr == "TM")
+
+
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
 ) -> set[Needle]:
@@ -321,41 +364,48 @@ def dataset_needles(
     direct = direct_identifiers()
     found: set[Needle] = set()
 
+    def texts_of(elem, action: str | None) -> list[tuple[str, str]]:
+        """``(text, category)`` of the needles of one element (not a sequence)."""
+        if elem.tag.is_private_creator:
+            return []  # "SIEMENS CSA HEADER": names a vendor's block, not a person
+        if (action is None and not elem.tag.is_private) or action == "K":
+            return []
+        if action == "C" and elem.VR == "TM":
+            return []  # modified dates shift whole days: the time of day is kept by design
+        if elem.tag.is_private:
+            creator = getattr(elem, "private_creator", None) or ""
+            if (creator, _block_tag(elem.tag)) in private_vocab:
+                return []
+            if (creator, elem.tag.group, elem.tag.element & 0xFF) in safe:
+                return []
+        is_direct = keyword_for_tag(elem.tag) in direct
+        return [(text, cat) for text, cat in element_needles(elem, min_length)
+                if is_direct or text.strip().lower() not in vocab]
+
+    repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
+
     def walk(dataset: pydicom.Dataset, path: str) -> None:
-        for btag in sorted(dataset.keys()):
+        for btag in sorted(dataset._dict):
             tag = int(btag)
             action = table.action(tag, options)
-            if not (tag >> 16) & 1 and (action is None or action == "K"):
-                # a public attribute kept or not listed gives no needle: skip it without
-                # decoding its value, unless it is (or may be: implicit VR, UN) a sequence
-                vr = getattr(dataset.get_item(btag), "VR", None)
-                if vr is not None and vr not in ("SQ", "UN"):
-                    continue
-            elem = dataset[btag]
-            keyword = keyword_for_tag(elem.tag)
-            name = keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
-            where = f"{path}{name}"
-            if elem.VR == "SQ":
-                for i, item in enumerate(elem.value or []):
-                    walk(item, f"{where}[{i}].")
+            raw = dataset._dict[btag]
+            if _gives_no_needle(tag, raw, action):
                 continue
-            if elem.tag.is_private_creator:
-                continue  # "SIEMENS CSA HEADER": names a vendor's block, not a person
-            if (action is None and not elem.tag.is_private) or action == "K":
-                continue
-            if action == "C" and elem.VR == "TM":
-                continue  # modified dates shift whole days: the time of day is kept by design
-            if elem.tag.is_private:
-                creator = getattr(elem, "private_creator", None) or ""
-                if (creator, _block_tag(elem.tag)) in private_vocab:
+            key = _repeat_key(tag, raw)
+            texts = repeats.get(key)
+            if texts is None:
+                elem = dataset[btag]
+                if elem.VR == "SQ":
+                    where = f"{path}{_name(tag)}"
+                    for i, item in enumerate(elem.value or []):
+                        walk(item, f"{where}[{i}].")
                     continue
-                if (creator, elem.tag.group, elem.tag.element & 0xFF) in safe:
-                    continue
-            is_direct = keyword in direct
-            for text, cat in element_needles(elem, min_length):
-                if not is_direct and text.strip().lower() in vocab:
-                    continue
-                found.add(Needle(text, where, cat))
+                texts = texts_of(elem, action)
+                if key is not None:
+                    repeats[key] = texts
+            if texts:
+                where = f"{path}{_name(tag)}"
+                found.update(Needle(text, where, cat) for text, cat in texts)
 
     walk(ds, "")
     meta = getattr(ds, "file_meta", None)

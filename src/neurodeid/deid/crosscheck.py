@@ -21,6 +21,33 @@ from neurodeid.audit.needles import UID, Needle
 #: Text VRs whose kept values are checked (UIDs are remapped, dates shifted elsewhere).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 
+#: VRs that never hold text of :data:`_TEXT_VRS` nor a CSA header: numbers, dates, times,
+#: UIDs. A raw element read with one of them is not checked, and so not converted: it is
+#: written as it was read (as is raw text in which no needle is found).
+_UNCHECKED_VRS = frozenset(
+    {"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "DA", "DT", "TM", "DS", "IS", "UI", "UR"}
+)
+#: Binary VRs: checked (as a CSA header) only in private elements.
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW"})
+
+
+def _unchecked(tag: int, raw, matcher) -> bool:
+    """True when the raw (not yet converted) element ``raw`` holds no text to clean: it
+    cannot hold checked text, or it is ASCII text in which ``matcher`` finds nothing.
+
+    The values of a text element are pieces of its bytes split at backslashes, less
+    their padding: a piece's match is a match in the whole, whose edges (a backslash, a
+    space) end a token as the ends of the piece do. Without an escape byte, ASCII bytes
+    read the same in every character set.
+    """
+    if not raw.is_raw:
+        return False
+    vr = raw.VR
+    if vr in _TEXT_VRS:
+        value = raw.value
+        return value is not None and value.isascii() and b"\x1b" not in value and not matcher.find(value.decode("ascii"))
+    return vr in _UNCHECKED_VRS or (vr in _BINARY_VRS and not (tag >> 16) & 1)
+
 
 def _fill(text: str, spans: list[tuple[int, int]]) -> str:
     chars = list(text)
@@ -58,7 +85,10 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     cleaned: list[str] = []
 
     def walk(dataset: Dataset, path: str) -> None:
-        for elem in dataset:
+        for tag in sorted(dataset._dict):
+            if _unchecked(tag, dataset._dict[tag], matcher):
+                continue
+            elem = dataset[tag]
             where = f"{path}{elem.keyword or elem.tag}"
             if elem.VR == "SQ":
                 for i, item in enumerate(elem.value or []):

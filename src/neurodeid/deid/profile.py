@@ -74,6 +74,7 @@ class ActionTable:
         self._exact: dict[int, Row] = {}
         self._wild: list[tuple[int, int, Row]] = []  # (mask, value, row)
         self.private_row: Row | None = None
+        self._actions: dict[frozenset, dict[int, str | None]] = {}
         for row in self.rows:
             if row.tag == "PRIVATE":
                 self.private_row = row
@@ -98,9 +99,18 @@ class ActionTable:
         return None
 
     def action(self, tag: int, options=()) -> str | None:
-        """The action for ``tag`` under ``options``, or ``None`` if unlisted."""
-        row = self.row(tag)
-        return None if row is None else row.action(options)
+        """The action for ``tag`` under ``options``, or ``None`` if unlisted (remembered
+        per option set: the same tags recur in every file)."""
+        opts = options if isinstance(options, frozenset) else frozenset(options)
+        memo = self._actions.get(opts)
+        if memo is None:
+            memo = self._actions[opts] = {}
+        try:
+            return memo[tag]
+        except KeyError:
+            row = self.row(tag)
+            act = memo[tag] = None if row is None else row.action(opts)
+            return act
 
 
 def check_options(options) -> frozenset[str]:

@@ -78,6 +78,12 @@ _LONG_HEADER_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "U
 _VALUE_NOT_KEPT = frozenset({"X", "Z", "D", "N", "PSEUDO", "U"})
 
 
+#: A value made of text bytes (0x09 and above, one NUL pad at the end) holds an element
+#: header only if it is at least this long: its length field then reads 0x0909 or more
+#: (an explicit-VR long header needs two zero reserved bytes before its length).
+_SHORTEST_TEXT_EMBEDDING = 8 + 0x0909
+
+
 def embedded_element_offset(value: bytes, explicit_vr: bool = True, little_endian: bool = True) -> int | None:
     """The offset in ``value`` where the bytes parse as a following data element, or None.
 
@@ -87,8 +93,10 @@ def embedded_element_offset(value: bytes, explicit_vr: bool = True, little_endia
     fits in what is left. Text cannot hold such a header: a length made of printable or
     CR/LF/TAB bytes is at least 0x0909, longer than any short text value.
     """
-    endian = "<" if little_endian else ">"
     n = len(value)
+    if n < _SHORTEST_TEXT_EMBEDDING and min(value[:-1] if value.endswith(b"\x00") else value, default=0x09) >= 0x09:
+        return None
+    endian = "<" if little_endian else ">"
     for p in range(0, n - 7):
         group, elem = struct.unpack_from(f"{endian}HH", value, p)
         if group < 0x0008 or group == 0xFFFE:
@@ -165,14 +173,19 @@ def _dict_vr(tag) -> str:
         return ""
 
 
+#: ``{options: {tag: kept}}``, shared by every file (the same tags recur).
+_KEPT: dict[frozenset, dict[int, bool]] = {}
+
+
 def _kept_by(cfg: DeidConfig):
     """``kept(tag)``: whether the profile under ``cfg.options`` writes the element's value out."""
-    cache: dict[int, bool] = {}
+    cache = _KEPT.setdefault(cfg.options, {})
 
     def kept(tag: int) -> bool:
-        if tag not in cache:
-            cache[tag] = plan_for_tag(tag, cfg.options).action not in _VALUE_NOT_KEPT
-        return cache[tag]
+        k = cache.get(tag)
+        if k is None:
+            k = cache[tag] = plan_for_tag(tag, cfg.options).action not in _VALUE_NOT_KEPT
+        return k
 
     return kept
 
