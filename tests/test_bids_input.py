@@ -18,6 +18,7 @@ from neurodeid.inputs import bids as bids_input
 from neurodeid import plan as nd_plan
 from neurodeid.convert import find_dcm2niix
 from neurodeid.convert.sanitise import NIFTI_DESCRIP
+from neurodeid.results import StageResult, StageStatus
 
 from conftest import EXAMPLE_DICOM, TEST_KEY, tree_sha256
 
@@ -257,9 +258,9 @@ def test_import_keeps_voxels_and_affine(indexed, tmp_path, stem):
     idx, _ = indexed
     s = _series(idx, stem)
     res = bids_import.import_series(_files(idx, s), tmp_path / "out", tmp_path / "out.json")
-    assert res["status"] == "ok", res["reason"]
-    assert json.loads((tmp_path / "out.json").read_text()) == res
-    (im,) = res["images"]
+    assert res.status == "ok", res.reason
+    assert json.loads((tmp_path / "out.json").read_text()) == res.to_dict()
+    (im,) = res.images
     assert im["nifti"] == "image.nii.gz" and im["suffix_hint"] == ""
     assert im["bids"] == {"datatype": s.fields["BidsDatatype"], "suffix": s.fields["BidsSuffix"],
                           "entities": s.fields["BidsEntities"]}
@@ -284,13 +285,13 @@ def test_import_keeps_voxels_and_affine(indexed, tmp_path, stem):
 def test_import_sidecars(indexed, tmp_path):
     idx, _ = indexed
     t1 = bids_import.import_series(_files(idx, _series(idx, T1W)), tmp_path / "t1", tmp_path / "t1.json")
-    side = json.loads((tmp_path / "t1" / t1["images"][0]["json"]).read_text())
+    side = json.loads((tmp_path / "t1" / t1.images[0]["json"]).read_text())
     assert side == {"RepetitionTime": 2.3, "EchoTime": 0.003, "FlipAngle": 9, "MagneticFieldStrength": 3}
     bold = bids_import.import_series(_files(idx, _series(idx, BOLD)), tmp_path / "b", tmp_path / "b.json")
     side = json.loads((tmp_path / "b" / "image.json").read_text())
     # RepetitionTime inherited from the top-level task-rest_bold.json; TaskName from the name
     assert side == {"RepetitionTime": 2.0, "EchoTime": 0.03, "TaskName": "rest"}
-    assert bold["status"] == "ok"
+    assert bold.status == "ok"
     dwi = _series(idx, DWI)
     bids_import.import_series(_files(idx, dwi), tmp_path / "d", tmp_path / "d.json")
     for ext in ("bval", "bvec"):
@@ -300,8 +301,8 @@ def test_import_sidecars(indexed, tmp_path):
 
 def test_import_failure_is_a_result_not_an_exception(dataset, tmp_path):
     res = bids_import.import_series([dataset / TRUNCATED], tmp_path / "out", tmp_path / "out.json")
-    assert res["status"] == "failed" and res["images"] == []
-    assert Path(TRUNCATED).name in res["reason"] and "truncated" in res["reason"]
+    assert res.status == "failed" and res.images == []
+    assert Path(TRUNCATED).name in res.reason and "truncated" in res.reason
     assert json.loads((tmp_path / "out.json").read_text())["status"] == "failed"
     assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
     bad = tmp_path / "in" / "sub-X" / "anat"
@@ -310,7 +311,7 @@ def test_import_failure_is_a_result_not_an_exception(dataset, tmp_path):
     (bad / "sub-X_T1w.json").write_text("{not json")
     res = bids_import.import_series([bad / "sub-X_T1w.nii.gz", bad / "sub-X_T1w.json"], tmp_path / "o2",
                                    tmp_path / "o2.json")
-    assert res["status"] == "failed" and "sub-X_T1w.json" in res["reason"]
+    assert res.status == "failed" and "sub-X_T1w.json" in res.reason
 
 
 def _needle_texts(idx, stem, s=None):
@@ -347,7 +348,7 @@ def test_imported_files_hold_no_needle(indexed, tmp_path):
     for i, s in enumerate(idx.series):
         out = tmp_path / f"r{i}"
         res = bids_import.import_series(_files(idx, s), out / "conv", tmp_path / f"r{i}.json")
-        assert res["status"] == "ok"
+        assert res.status == "ok"
         needles = bids_input.bids_needles(_files(idx, s), s.fields["BidsInputSubject"],
                                           s.fields["BidsInputSession"], idx.input_dir)
         hits, n_files = audit.scan_release(out, audit.Matcher(sorted(needles, key=lambda n: n.text)))
@@ -386,7 +387,7 @@ def test_example_mr_series_through_dcm2niix(tmp_path):
     (p,) = nd_plan.plan_bids(idx)
     assert p.deface and p.target == {"datatype": "anat", "suffix": "T1w", "entities": {}}
     res = bids_import.import_series(_files(idx, s), tmp_path / "rel" / "conv", tmp_path / "conv.json")
-    assert res["status"] == "ok", res["reason"]
+    assert res.status == "ok", res.reason
     needles = bids_input.bids_needles(_files(idx, s), "DOEJOHN19610723", "20200611", root)
     texts = {n.text for n in needles}
     assert {"DOE^JOHN", "DOEJOHN19610723", "20200611", "2020-06-11"} <= texts
@@ -406,7 +407,7 @@ def test_session_names_and_entity_order(indexed, tmp_path):
     idx, _ = indexed
     bold = _series(idx, BOLD)
     res = bids_import.import_series(_files(idx, bold), tmp_path / "b", tmp_path / "b.json")
-    failed = {"status": "failed", "reason": "import failed: x", "images": []}
+    failed = StageResult("convert", StageStatus.FAILED, "import failed: x")
     names = bids_import.session_names(bold.subject, bold.session, {bold.series: res, "s9": failed})
     p = bold.subject
     assert names == {bold.series: [{"image": "image.nii.gz", "datatype": "func",

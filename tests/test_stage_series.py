@@ -29,11 +29,11 @@ def test_deface_series_records_a_failed_image_and_draws_placeholders(tmp_path):
     out = tmp_path / "deface"
     record = deface_series(conv, out, tmp_path / "r.json", tmp_path / "qc", tmp_path / "tri.png",
                            tmp_path / "render.png", "template", {})
-    assert [r["image"] for r in record["images"]] == ["broken.nii.gz", "flat.nii.gz"]
-    assert all(r["status"] == "failed" and r["reason"] for r in record["images"])
-    assert "broken.nii.gz" in record["images"][0]["reason"]
+    assert [r["image"] for r in record.images] == ["broken.nii.gz", "flat.nii.gz"]
+    assert all(r["status"] == "failed" and r["reason"] for r in record.images)
+    assert "broken.nii.gz" in record.images[0]["reason"]
     assert not list(out.iterdir())  # no partial image or mask left
-    assert json.loads((tmp_path / "r.json").read_text()) == record
+    assert json.loads((tmp_path / "r.json").read_text()) == record.to_dict()
     for png in ("tri.png", "render.png"):
         assert (tmp_path / png).read_bytes().startswith(PNG)
 
@@ -71,12 +71,13 @@ def test_defaced_dicom_is_withheld_without_images_masks_or_on_a_morphometry_fail
     (out / "stale").mkdir(parents=True)
     (out / "00001.dcm").write_bytes(b"left by an earlier run")
     key = b"k" * 32
-    r = deface_dicom_series(tmp_path, conv, deface, morph, out, key)
-    assert r == {"status": "failed", "reason": "no converted image"} and not list(out.glob("*.dcm"))
+    r = deface_dicom_series(tmp_path, conv, deface, morph, out, tmp_path / "r.json", key)
+    assert r.to_dict() == {"status": "failed", "reason": "no converted image"} and not list(out.glob("*.dcm"))
+    assert json.loads((tmp_path / "r.json").read_text()) == r.to_dict()
     _nifti(conv / "image.nii.gz", np.ones((4, 4, 4), np.int16))
-    r = deface_dicom_series(tmp_path, conv, deface, morph, out, key)
-    assert r["status"] == "failed" and "defacing failed" in r["reason"]
+    r = deface_dicom_series(tmp_path, conv, deface, morph, out, tmp_path / "r.json", key)
+    assert r.status == "failed" and "defacing failed" in r.reason
     _nifti(deface / "image_removal.nii.gz", np.zeros((4, 4, 4), np.uint8))
     (morph / "image.tsv").write_text("image\tverdict\nsub-x/image.nii.gz\tFAIL\n")
-    r = deface_dicom_series(tmp_path, conv, deface, morph, out, key)
-    assert r == {"status": "failed", "reason": "morphometry FAIL for image: the defaced DICOM is withheld"}
+    r = deface_dicom_series(tmp_path, conv, deface, morph, out, tmp_path / "r.json", key)
+    assert r.to_dict() == {"status": "failed", "reason": "morphometry FAIL for image: the defaced DICOM is withheld"}

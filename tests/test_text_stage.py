@@ -148,7 +148,7 @@ def test_burned_in_ct_relabelled_mr_is_read_and_redacted(tmp_path):
     assert reads_name(pydicom.dcmread(src / "00001.dcm").pixel_array) >= {"KAUFMAN", "1943"}  # the judge can fail
     res = run_series(src, tmp_path / "out", tmp_path / "r.json", RedactionConfig(ocr_threads=2),
                      [["KAUFMAN^SCOTT", "PatientName"]], mode="read", qc_dir=tmp_path / "qc", qc_png=tmp_path / "qc.png")
-    assert res["status"] == "PASS" and res["files"][0]["boxes"] >= 1
+    assert res.status == "PASS" and res.files[0]["boxes"] >= 1
     out = pydicom.dcmread(tmp_path / "out" / "00001.dcm")
     assert reads_name(out.pixel_array) == set()
     # pixels outside the top annotation band are bit-identical
@@ -177,13 +177,13 @@ def test_volume_screening_finds_text_on_an_unlisted_slice(tmp_path):
     _volume(tmp_path / "in", 5, text_at=1)  # slice 1: not first, middle or last
     res = run_series(tmp_path / "in", tmp_path / "out", tmp_path / "r.json", RedactionConfig(ocr_threads=2),
                      None, mode="screen")
-    assert res["screened"] and any("00002.dcm" in s for s in res["screened"])
+    assert res.measures["screened"] and any("00002.dcm" in s for s in res.measures["screened"])
     outs = sorted((tmp_path / "out").iterdir())
-    if res["status"] == "PASS":  # redacted: every slice written, none readable
+    if res.status == "PASS":  # redacted: every slice written, none readable
         assert len(outs) == 5
         assert reads_name(pydicom.dcmread(outs[1]).pixel_array) == set()
     else:  # withheld: nothing written, with the reason
-        assert outs == [] and "withheld" in res["reason"]
+        assert outs == [] and "withheld" in res.reason
 
 
 @needs_readers
@@ -191,7 +191,7 @@ def test_clean_volume_passes_unchanged(tmp_path):
     _volume(tmp_path / "in", 3, text_at=-1)
     res = run_series(tmp_path / "in", tmp_path / "out", tmp_path / "r.json", RedactionConfig(ocr_threads=2),
                      None, mode="screen")
-    assert res["status"] == "PASS" and not res.get("screened"), res.get("screened")
+    assert res.status == "PASS" and not res.measures.get("screened"), res.measures.get("screened")
     for f in sorted((tmp_path / "in").iterdir()):
         assert (tmp_path / "out" / f.name).read_bytes() == f.read_bytes()
 
@@ -211,7 +211,7 @@ def test_phantom_mosaics_are_not_text(tmp_path):
         shutil.copy(f, src / "00001.dcm")
         res = run_series(src, tmp_path / f"out{i}", tmp_path / f"r{i}.json", RedactionConfig(ocr_threads=2),
                          None, mode="screen")
-        assert res["status"] == "PASS" and not res.get("screened"), (f.name, res.get("screened"))
+        assert res.status == "PASS" and not res.measures.get("screened"), (f.name, res.measures.get("screened"))
         assert (tmp_path / f"out{i}" / "00001.dcm").read_bytes() == f.read_bytes()
 
 
@@ -225,5 +225,5 @@ def test_undecodable_image_is_withheld_never_released_unread(tmp_path):
     for mode in ("read", "screen"):
         out = tmp_path / f"out-{mode}"
         res = run_series(src, out, tmp_path / f"{mode}.json", RedactionConfig(), None, mode=mode)
-        assert res["status"] == "FAIL" and list(out.iterdir()) == []
-        assert "decode" in " ".join(" ".join(r["reasons"]) for r in res["files"]) or "decode" in res["reason"]
+        assert res.status == "FAIL" and list(out.iterdir()) == []
+        assert "decode" in " ".join(" ".join(r["reasons"]) for r in res.files) or "decode" in res.reason

@@ -45,6 +45,7 @@ import pydicom.errors
 
 from .fileio import write_text_atomic
 from .release.dataset import read_listing
+from .results import Check
 
 #: The quasi-identifiers the report knows, in report order.
 IDENTIFIERS = (
@@ -305,11 +306,11 @@ class KReport:
         return sorted(s for s, k in self.k.items() if k < self.k_min)
 
     @property
-    def status(self) -> str:
-        """``PASS``, ``WARN`` (k < k_min, not gated) or ``FAIL`` (gated)."""
+    def status(self) -> Check:
+        """PASS, WARN (k < k_min, not gated) or FAIL (gated)."""
         if not self.below:
-            return "PASS"
-        return "FAIL" if self.gate else "WARN"
+            return Check.PASS
+        return Check.FAIL if self.gate else Check.WARN
 
     def to_dict(self) -> dict:
         return {

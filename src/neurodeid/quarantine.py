@@ -11,6 +11,7 @@ import csv
 import os
 
 from .fileio import write_text_atomic
+from .results import Check, StageStatus, read_stage_result
 
 COLUMNS = ("file", "status", "stage", "reason")
 
@@ -29,14 +30,12 @@ def _rows(path, stage: str, status_ok: str | None = None):
 
 
 def _redact_rows(path):
-    import json
     from pathlib import Path
 
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
     series = Path(path).relative_to(Path(path).parents[2]).with_suffix("").as_posix()
-    for f in data.get("files", []):
-        if f["status"] != "PASS":
-            yield {"file": f"{series}/{f['file']} (de-identified)", "status": "withheld", "stage": "redact",
+    for f in read_stage_result(path, "redact").files:
+        if f["status"] != Check.PASS:
+            yield {"file": f"{series}/{f['file']} (de-identified)", "status": StageStatus.WITHHELD, "stage": "redact",
                    "reason": "; ".join(f.get("reasons", [])) or "verification failed"}
 
 
@@ -44,7 +43,7 @@ def gather(index_quarantine: str | os.PathLike, deid_reports=(), redact_results=
     """Rows of every file that did not make it, from the index and the later stages."""
     rows = list(_rows(index_quarantine, "index"))
     for rep in deid_reports:
-        rows.extend(_rows(rep, "deid", status_ok="ok"))
+        rows.extend(_rows(rep, "deid", status_ok=StageStatus.OK))
     for res in redact_results:
         rows.extend(_redact_rows(res))
     return sorted(rows, key=lambda r: (r["file"], r["stage"]))

@@ -3,15 +3,18 @@
 Every stage writes its outcome to a private record (:mod:`neurodeid.layout` says where);
 the release job, the review sheet (:mod:`neurodeid.review`) and the report
 (:mod:`neurodeid.report`) all read them through this module: one TSV reader, one JSON
-reader, the plan as typed rows (its flags, never its prose), and :class:`RunRecords`, which
-reads each record of a run at most once.
+reader, the stage results typed (:func:`neurodeid.results.read_stage_result`), the plan as
+typed rows (its flags, never its prose), and :class:`RunRecords`, which reads each record
+of a run at most once.
 
-Statuses as the stages write them:
+Statuses as the stages write them (the enums of :mod:`neurodeid.results`):
 
-* de-identification report (TSV, per file): ``ok`` / ``quarantined`` / ``skipped``;
-* conversion, defacing, face check, defaced DICOM (JSON): ``ok`` / ``failed`` (the face
-  check: ``ok`` / ``face`` / ``failed``), per image under ``images`` where there are images;
-* text stage (JSON): ``PASS`` / ``FAIL`` for the series and for each file under ``files``;
+* de-identification report (TSV, per file): :class:`~neurodeid.results.StageStatus`
+  ``ok`` / ``quarantined`` / ``skipped``;
+* conversion, defacing, face check, defaced DICOM (stage results): ``ok`` / ``failed`` (the
+  face check: ``ok`` / ``face`` / ``failed``), per image under ``images`` where there are images;
+* text stage (stage result): :class:`~neurodeid.results.Check` ``PASS`` / ``FAIL`` for the
+  series and for each file under ``files``;
 * morphometry (TSV, per image): verdict ``PASS`` / ``WARN`` / ``FAIL``.
 """
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .layout import Layout, series_ids
+from .results import read_stage_result
 
 
 class RecordError(ValueError):
@@ -48,11 +52,6 @@ def read_json(path: str | os.PathLike, error: type[Exception] = RecordError):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise error(f"{path}: cannot read as JSON ({exc}); rerun the step that writes it") from None
-
-
-def by_image(record: dict | None) -> dict[str, dict]:
-    """``{image file name: entry}`` of a stage result's ``images`` (empty without a record)."""
-    return {im["image"]: im for im in (record or {}).get("images", [])}
 
 
 @dataclass(frozen=True)
@@ -133,12 +132,13 @@ class RunRecords:
         return self._once(("names", subject), lambda: read_json(p, self.error) if p.is_file() else None)
 
     def result(self, stage: str, ids: dict[str, str]):
-        """A series' private result of ``stage`` (JSON as a dict, TSV as rows), None when absent."""
+        """A series' private result of ``stage`` (a :class:`neurodeid.results.StageResult`, a TSV
+        as rows), None when absent."""
         p = Path(self.layout.result(stage, **ids))
 
         def read():
             if not p.is_file():
                 return None
-            return read_tsv(p, self.error) if p.suffix == ".tsv" else read_json(p, self.error)
+            return read_tsv(p, self.error) if p.suffix == ".tsv" else read_stage_result(p, stage, self.error)
 
         return self._once(("result", stage, p), read)

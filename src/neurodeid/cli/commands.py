@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..results import Check, StageStatus
 
 
 def _cmd_path_needles(args: argparse.Namespace) -> int:
@@ -115,10 +116,10 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         n, failed = collect_series_needles(files, cfg.options, args.min_length, args.needles_out)
         print(f"needles: {n} needle(s) from {len(files)} file(s) ({failed} unreadable)")
     results = deid_series_job(files, args.out_dir, args.report, cfg)
-    n_ok = sum(r["status"] == "ok" for r in results)
+    n_ok = sum(r["status"] == StageStatus.OK for r in results)
     print(f"deid: {n_ok} of {len(results)} file(s) de-identified into {args.out_dir}")
     for r in results:
-        if r["status"] != "ok":
+        if r["status"] != StageStatus.OK:
             print(f"deid: quarantined {r['reason']}", file=sys.stderr)
     return 0
 
@@ -136,7 +137,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from ..convert import convert_series_job
 
     result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
-    print(f"convert: {len(result['images'])} image(s) from {n_files} file(s); status {result['status']}")
+    print(f"convert: {len(result.images)} image(s) from {n_files} file(s); status {result.status}")
     return 0
 
 
@@ -150,9 +151,9 @@ def _cmd_import_bids(args: argparse.Namespace) -> int:
     # the input labels come from the manifest's paths: never on a command line (logs keep those)
     n = write_bids_needles(args.needles_out, files, None, None, args.bids_dir, min_length=args.min_length)
     result = import_series(files, args.out_dir, args.result)
-    print(f"import-bids: status {result['status']}; {len(result.get('images', []))} image(s); {n} needle(s)")
-    if result["status"] != "ok":
-        print(f"import-bids: {result.get('reason', '')}", file=sys.stderr)
+    print(f"import-bids: status {result.status}; {len(result.images)} image(s); {n} needle(s)")
+    if result.status != StageStatus.OK:
+        print(f"import-bids: {result.reason}", file=sys.stderr)
     return 0
 
 
@@ -190,14 +191,14 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
     res = run_series(args.dicom_dir, args.out_dir, args.result, cfg, needles, mode=args.mode,
                      qc_dir=args.qc_dir, qc_png=args.qc)
-    for r in res["files"]:
-        if r["status"] != "PASS":
+    for r in res.files:
+        if r["status"] != Check.PASS:
             print(f"redact: {r['file']} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
                   file=sys.stderr)
-    if res["reason"]:
-        print(f"redact: {res['reason']}", file=sys.stderr)
-    rows = res["files"]
-    print(f"redact ({args.mode}): {sum(r['status'] == 'PASS' for r in rows)} of {len(rows)} image(s) PASS")
+    if res.reason:
+        print(f"redact: {res.reason}", file=sys.stderr)
+    rows = res.files
+    print(f"redact ({args.mode}): {sum(r['status'] == Check.PASS for r in rows)} of {len(rows)} image(s) PASS")
     return 0
 
 
@@ -212,7 +213,7 @@ def _cmd_deface(args: argparse.Namespace) -> int:
 def _cmd_face_check_series(args: argparse.Namespace) -> int:
     from ..deface.series import face_check_series
 
-    for r in face_check_series(args.convert_dir, args.result)["images"]:
+    for r in face_check_series(args.convert_dir, args.result).images:
         print(f"face check: {r['image']}: {r['status']} {r['reason']}")
     return 0
 
@@ -222,8 +223,8 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
 
     record = deface_series(args.convert_dir, args.out_dir, args.result, args.qc_dir, args.triplanar, args.render,
                            args.method, json.loads(args.params_json or "{}"))
-    ok = sum(r["status"] == "ok" for r in record["images"])
-    print(f"deface: {ok} of {len(record['images'])} image(s) defaced with {args.method}")
+    ok = sum(r["status"] == StageStatus.OK for r in record.images)
+    print(f"deface: {ok} of {len(record.images)} image(s) defaced with {args.method}")
     return 0
 
 
@@ -249,15 +250,13 @@ def _cmd_morphometry_summary(args: argparse.Namespace) -> int:
 def _cmd_deface_dicom(args: argparse.Namespace) -> int:
     from .. import keys
     from ..deface.dicom import deface_dicom_series
-    from ..fileio import write_json_atomic
 
     key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
     result = deface_dicom_series(args.deid_dir, args.convert_dir, args.deface_dir, args.morphometry_dir,
-                                 args.out_dir, key)
-    if result["status"] != "ok":
-        print(f"deface-dicom: withheld: {result['reason']}", file=sys.stderr)
-    write_json_atomic(args.result, result)
-    print(f"deface-dicom: {result['status']}")
+                                 args.out_dir, args.result, key)
+    if result.status != StageStatus.OK:
+        print(f"deface-dicom: withheld: {result.reason}", file=sys.stderr)
+    print(f"deface-dicom: {result.status}")
     return 0
 
 
@@ -269,18 +268,18 @@ def _cmd_redact_image(args: argparse.Namespace) -> int:
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)] if args.needles else []
     r = redact_listed_image(args.image, args.release_out, args.result, args.qc, cfg, needles)
-    if r["status"] != "PASS":
-        print(f"redact-image: {args.image} FAILED and stays out of the release: {'; '.join(r.get('reasons') or [])}",
-              file=sys.stderr)
-    print(f"redact-image: {r['status']}")
+    if r.status != Check.PASS:
+        print(f"redact-image: {args.image} FAILED and stays out of the release: "
+              f"{'; '.join(r.measures.get('reasons') or [])}", file=sys.stderr)
+    print(f"redact-image: {r.status}")
     return 0
 
 
 def _cmd_review_sheet(args: argparse.Namespace) -> int:
-    from ..review import write_review_sheet
+    from ..review import VERDICTS, write_review_sheet
 
     rows = write_review_sheet(args.private_dir, args.out)
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("PASS", "WARN", "FAIL", "WITHHELD", "RELEASED")}
+    counts = {str(v): sum(r["verdict"] == v for r in rows) for v in VERDICTS}
     print(f"review-sheet: {len(rows)} item(s): {counts}")
     return 0
 

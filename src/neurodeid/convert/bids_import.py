@@ -15,7 +15,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from ..fileio import write_text_atomic
+from ..results import StageResult, StageStatus, write_stage_result
 from ..inputs.bids import (_COPY_CHUNK, IMPORT_COMPRESSLEVEL, NiftiReadError, _image_info, _open, _parse_header_block,
                            _sort_files, merged_sidecar, read_nifti_header)
 from .naming import bids_name
@@ -28,7 +28,7 @@ def bids_release_name(subject: str, session: str | None, target: dict) -> str:
     return bids_name(subject, session, target, strict=True)
 
 
-def session_names(subject: str, session: str, conversions: dict[str, dict]) -> dict:
+def session_names(subject: str, session: str, conversions: dict[str, StageResult]) -> dict:
     """Release names of one session's imported images, in :func:`neurodeid.release.session.name_session`'s shape.
 
     Parameters
@@ -46,11 +46,11 @@ def session_names(subject: str, session: str, conversions: dict[str, dict]) -> d
     """
     out: dict = {}
     for label, conv in sorted(conversions.items()):
-        if conv.get("status") != "ok" or not conv.get("images"):
-            out[label] = {"failed": conv.get("reason", "not imported")}
+        if conv.status != StageStatus.OK or not conv.images:
+            out[label] = {"failed": conv.reason}
             continue
         out[label] = [{"image": Path(im["nifti"]).name, "bids": bids_release_name(subject, session, im["bids"]),
-                       "datatype": im["bids"]["datatype"]} for im in conv["images"]]
+                       "datatype": im["bids"]["datatype"]} for im in conv.images]
     return out
 
 
@@ -165,7 +165,7 @@ def _same_geometry(src: Path, out: Path) -> str:
 
 
 def import_series(files, out_dir, result_json, allowlist: dict | None = None,
-                  compresslevel: int = IMPORT_COMPRESSLEVEL) -> dict:
+                  compresslevel: int = IMPORT_COMPRESSLEVEL) -> StageResult:
     """Import one indexed BIDS image: the "conversion" step of a BIDS input.
 
     Writes into ``out_dir`` (created):
@@ -199,7 +199,7 @@ def import_series(files, out_dir, result_json, allowlist: dict | None = None,
 
     Returns
     -------
-    dict
+    StageResult
         The result written to ``result_json``. A failure (unreadable or truncated file,
         bad sidecar) gives ``status: failed`` with the reason naming the file; it never
         raises for a bad input file.
@@ -213,7 +213,6 @@ def import_series(files, out_dir, result_json, allowlist: dict | None = None,
     for old in out_dir.glob("image.*"):
         old.unlink()
     tmp = out_dir / ".image.tmp.nii"
-    result: dict
     try:
         images, jsons, bval, bvec = _sort_files(files)
         if len(images) != 1:
@@ -252,13 +251,13 @@ def import_series(files, out_dir, result_json, allowlist: dict | None = None,
                 image[ext] = f"image.{ext}"
         image.update({"suffix_hint": "", "notes": notes,
                       "bids": {"datatype": datatype, "suffix": suffix, "entities": entities}})
-        result = {"status": "ok", "reason": "", "source": "bids", "images": [image]}
+        result = StageResult("convert", StageStatus.OK, images=[image], measures={"source": "bids"})
     except Exception as exc:  # noqa: BLE001 - a bad input fails this series loudly, never the run
         for p in list(out_dir.glob("image.*")) + [tmp]:
             p.unlink(missing_ok=True)
         reason = str(exc) if isinstance(exc, NiftiReadError) else f"{type(exc).__name__}: {exc}"
-        result = {"status": "failed", "reason": f"import failed: {reason}", "source": "bids", "images": []}
-    write_text_atomic(result_json, json.dumps(result, indent=1) + "\n")
+        result = StageResult("convert", StageStatus.FAILED, f"import failed: {reason}", measures={"source": "bids"})
+    write_stage_result(result_json, result)
     return result
 
 

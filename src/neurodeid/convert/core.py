@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..results import StageResult, StageStatus, write_stage_result
 from ._gzip import gzip_file
 from .errors import ConversionError, GeometryError
 from .geometry import Stack, check_affine, check_resampled, check_voxels, group_stacks, resample_stack
@@ -488,34 +489,33 @@ def _convert(files, work_dir, tmp, exe, stem, compress, compresslevel, tol_mm, g
 
 
 def convert_series_job(dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, result_json: str | os.PathLike,
-                       dcm2niix: str | None = None) -> tuple[dict, int]:
+                       dcm2niix: str | None = None) -> tuple[StageResult, int]:
     """One job of the conversion stage: every ``*.dcm`` of ``dicom_dir`` converted into
     ``out_dir`` (images named ``image*``), the result written to ``result_json``.
 
-    Returns the result ``{"status": "ok" | "failed", "reason", "images"}`` and the number of
+    Returns the result (status ``ok`` or ``failed``, reason, images) and the number of
     DICOM files read. A failure (no file left
     by the earlier stages, a geometry check, dcm2niix, a crash) leaves no image behind: the
     series is withheld with the reason and the run goes on.
     """
     from ..failure import failure_reason
-    from ..fileio import write_json_atomic
 
     dicom_dir, out_dir = Path(dicom_dir), Path(out_dir)
     files = sorted(p for p in dicom_dir.iterdir() if p.suffix == ".dcm")
-    result: dict = {"status": "ok", "reason": "", "images": []}
     try:
         if not files:
             raise ConversionError(f"no DICOM file of {dicom_dir.name} reached conversion: an earlier "
                                   "stage withheld them all (see its result: the text stage's JSON, the quarantine)")
         images = convert_series(files, out_dir, stem="image", dcm2niix=dcm2niix or None)
-        result["images"] = [{k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images]
+        result = StageResult("convert", StageStatus.OK, images=[
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in im.items()} for im in images])
     except Exception as exc:  # noqa: BLE001 - ConversionError, GeometryError or a crash: the series
         # fails loudly and is withheld; the run goes on
         out_dir.mkdir(parents=True, exist_ok=True)
         for stale in out_dir.iterdir():  # nothing half-written is released
             if stale.is_file():
                 stale.unlink()
-        result = {"status": "failed", "reason": failure_reason(exc), "images": []}
+        result = StageResult("convert", StageStatus.FAILED, failure_reason(exc))
         print(f"convert: FAILED {dicom_dir}: {exc}", file=sys.stderr)
-    write_json_atomic(result_json, result)
+    write_stage_result(result_json, result)
     return result, len(files)

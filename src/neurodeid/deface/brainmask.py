@@ -37,6 +37,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
+from ..results import Check
+
 __all__ = [
     "EXTRACTOR",
     "BrainMask",
@@ -311,8 +313,8 @@ class BrainSafety:
 
     Attributes
     ----------
-    verdict : str
-        ``"PASS"`` or ``"FAIL"``.
+    verdict : Check
+        PASS or FAIL.
     brain_voxels_changed : int
         Voxels that differ between original and defaced inside the brain mask (must be 0).
     changed_voxels : int
@@ -326,7 +328,7 @@ class BrainSafety:
         Why it failed, with the numbers and their thresholds (empty on PASS).
     """
 
-    verdict: str
+    verdict: Check
     brain_voxels_changed: int
     changed_voxels: int
     min_distance_mm: float
@@ -390,6 +392,6 @@ def brain_safety(original, defaced, mask, spacing, margin_mm: float) -> BrainSaf
     if dmin < margin_mm:
         reasons.append(f"FAIL brain_min_distance_mm = {dmin:.2f} mm (< margin {margin_mm:g} "
                        f"mm from the independent brain mask)")
-    return BrainSafety("FAIL" if reasons else "PASS", inside, n_changed,
+    return BrainSafety(Check.FAIL if reasons else Check.PASS, inside, n_changed,
                        round(dmin, 3) if math.isfinite(dmin) else dmin, float(margin_mm),
                        reasons)

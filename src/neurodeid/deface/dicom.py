@@ -39,6 +39,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from neurodeid import __version__
 from neurodeid.keys import remap_uid
+from neurodeid.results import Check, StageResult, StageStatus, write_stage_result
 
 __all__ = [
     "CLEAN_VISUAL_FEATURES_CODE",
@@ -768,9 +769,9 @@ def write_defaced_series(
 
 def deface_dicom_series(deid_dir: str | os.PathLike, convert_dir: str | os.PathLike,
                         deface_dir: str | os.PathLike, morphometry_dir: str | os.PathLike,
-                        out_dir: str | os.PathLike, key: bytes) -> dict:
+                        out_dir: str | os.PathLike, result_json: str | os.PathLike, key: bytes) -> StageResult:
     """One job of the defaced-DICOM stage: the de-identified series written again with the
-    defaced pixels, or withheld with the reason.
+    defaced pixels, or withheld with the reason; the result written to ``result_json``.
 
     Release policy decided here: the series is withheld (nothing left in ``out_dir``) when
     it has no converted image, when an image of it failed defacing (no removal mask: its
@@ -779,9 +780,9 @@ def deface_dicom_series(deid_dir: str | os.PathLike, convert_dir: str | os.PathL
 
     Returns
     -------
-    dict
-        ``{"status": "ok", "reason": "", "summary"}`` (:func:`write_defaced_series`) or
-        ``{"status": "failed", "reason"}``.
+    StageResult
+        Status ``ok`` with the ``summary`` of :func:`write_defaced_series` as its measure, or
+        ``failed`` with the reason.
     """
     from ..failure import failure_reason
     from ..morphometry import read_tsv
@@ -798,17 +799,18 @@ def deface_dicom_series(deid_dir: str | os.PathLike, convert_dir: str | os.PathL
     else:
         for table in sorted(Path(morphometry_dir).glob("*.tsv")):
             rows = read_tsv(table)
-            if rows and rows[0].get("verdict") == "FAIL":
+            if rows and rows[0].get("verdict") == Check.FAIL:
                 reason = f"morphometry FAIL for {table.stem}: the defaced DICOM is withheld"
-    result: dict = {"status": "failed", "reason": reason}
+    result = StageResult("deface_dicom", StageStatus.FAILED, reason)
     if not reason:
         try:
             summary = write_defaced_series(sorted(Path(deid_dir).glob("*.dcm")), images, masks, out_dir, key)
-            result = {"status": "ok", "reason": "", "summary": summary}
+            result = StageResult("deface_dicom", StageStatus.OK, measures={"summary": summary})
         except Exception as exc:  # noqa: BLE001 - DefacedDicomError or a crash: the series is
             # withheld, loudly; the run goes on
-            result = {"status": "failed", "reason": failure_reason(exc)}
-    if result["status"] != "ok":
+            result = StageResult("deface_dicom", StageStatus.FAILED, failure_reason(exc))
+    if result.status != StageStatus.OK:
         for f in out_dir.glob("*.dcm"):
             f.unlink()
+    write_stage_result(result_json, result)
     return result

@@ -576,21 +576,23 @@ def check_folder(folder) -> dict:
 
     import nibabel as nib
 
+    from ..results import StageStatus
+
     rows = []
     for p in sorted(Path(folder).glob("*.nii.gz")):
         try:
             img = nib.load(str(p))
             data = np.asanyarray(img.dataobj, dtype=np.float32)
             if data.ndim < 3 or min(data.shape[:3]) < 2:
-                rows.append({"image": p.name, "status": "ok", "summary": {},
+                rows.append({"image": p.name, "status": StageStatus.OK, "summary": {},
                              "reason": "a single 2-D slice: no surface to render"})
                 continue
             chk = check_volume(data, img.affine, embeddings=False)
         except Exception as exc:  # noqa: BLE001 - no decision, no release: the reason is kept
-            rows.append({"image": p.name, "status": "failed", "summary": {},
+            rows.append({"image": p.name, "status": StageStatus.FAILED, "summary": {},
                          "reason": f"face check could not run: {type(exc).__name__}: {exc}"})
             continue
-        face = "face" if chk.face else "ok"
+        face = StageStatus.FACE if chk.face else StageStatus.OK
         why = (f"a face is detected on its surface renders (score {chk.best_score:.2f} > "
                f"{FACE_SCORE_THRESHOLD} at yaw/pitch {chk.best_view} deg) and it is not planned "
                "for defacing: withheld") if chk.face else ""

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from ..failure import failure_reason
-from ..fileio import write_json_atomic, write_placeholder_png
+from ..fileio import write_placeholder_png
+from ..results import StageResult, StageStatus, write_stage_result
 
 #: The two QC pictures of a series the report shows (first image that has them).
 REPORT_PICTURES = ("deface_triplanar.png", "deface_render.png")
@@ -26,7 +27,7 @@ def _stem(name: str) -> str:
 
 def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, result: str | os.PathLike,
                   qc_dir: str | os.PathLike, triplanar: str | os.PathLike, render: str | os.PathLike,
-                  method: str, params: dict | None = None) -> dict:
+                  method: str, params: dict | None = None) -> StageResult:
     """Deface every ``*.nii.gz`` of ``convert_dir`` into ``out_dir``.
 
     Next to each defaced image: ``<stem>_removal.nii.gz`` (the removal mask) and
@@ -34,8 +35,8 @@ def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, re
     ``qc_dir/<stem>/``; the first image's triplanar and render are copied to ``triplanar``
     and ``render`` (a black placeholder when no image has them).
 
-    Returns (and writes to ``result``) ``{"method", "images": [{"image", "status": "ok" |
-    "failed", "reason", "summary"}]}``; a failed image leaves no partial file.
+    Returns (and writes to ``result``) the defacing result: ``{"method", "images": [{"image",
+    "status": "ok" | "failed", "reason", "summary"}]}``; a failed image leaves no partial file.
     """
     from . import DefaceError, deface_file
 
@@ -49,13 +50,13 @@ def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, re
         try:
             summary = deface_file(im, outputs[0], method=method, params=params or {},
                                   mask_out=outputs[1], brain_mask_out=outputs[2], qc_dir=qc_root / stem)
-            rows.append({"image": im.name, "status": "ok", "reason": "", "summary": summary})
+            rows.append({"image": im.name, "status": StageStatus.OK, "reason": "", "summary": summary})
         except Exception as exc:  # noqa: BLE001 - DefaceError or a crash: loud, the image is
             # withheld; the run goes on
             for partial in outputs:
                 partial.unlink(missing_ok=True)
             reason = str(exc) if isinstance(exc, DefaceError) else failure_reason(exc, im.name)
-            rows.append({"image": im.name, "status": "failed", "reason": reason, "summary": {}})
+            rows.append({"image": im.name, "status": StageStatus.FAILED, "reason": reason, "summary": {}})
             print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
                   file=sys.stderr)
     for declared, produced in zip((triplanar, render), REPORT_PICTURES):
@@ -65,16 +66,16 @@ def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, re
             shutil.copyfile(first, declared)
         else:
             write_placeholder_png(declared)
-    record = {"method": method, "images": rows}
-    write_json_atomic(result, record)
+    record = StageResult("deface", images=rows, measures={"method": method})
+    write_stage_result(result, record)
     return record
 
 
-def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike) -> dict:
+def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike) -> StageResult:
     """Look for a face on the renders of every converted image of a series not planned for
     defacing (:func:`neurodeid.deface.face.check_folder`); writes and returns the record."""
     from .face import check_folder
 
-    record = check_folder(convert_dir)
-    write_json_atomic(result, record)
+    record = StageResult.from_dict("face", check_folder(convert_dir))
+    write_stage_result(result, record)
     return record

@@ -20,6 +20,7 @@ from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
 from neurodeid.audit.needles import dataset_needles
+from neurodeid.results import StageStatus
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 
@@ -297,14 +298,15 @@ def deidentify_series(files, out_dir, cfg: DeidConfig, verify: bool = True) -> l
                 {
                     "source": str(src),
                     "output": None,
-                    "status": "quarantined",
+                    "status": StageStatus.QUARANTINED,
                     "reason": f"{type(exc).__name__}: {reason}",
                     "report": None,
                 }
             )
             continue
         staged.append((key, tmp, len(results)))
-        results.append({"source": str(src), "output": None, "status": "ok", "reason": "", "report": report.to_dict()})
+        results.append({"source": str(src), "output": None, "status": StageStatus.OK, "reason": "",
+                        "report": report.to_dict()})
     if not staged:
         reasons = "; ".join(r["reason"] for r in results[:3])
         raise DeidError(
@@ -341,7 +343,8 @@ def deid_series_job(files, out_dir: str | os.PathLike, report_tsv: str | os.Path
         results = deidentify_series(files, out_dir, cfg)
     except DeidError as exc:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        results = [{"source": str(f), "output": None, "status": "quarantined", "reason": str(exc)} for f in files]
+        results = [{"source": str(f), "output": None, "status": StageStatus.QUARANTINED, "reason": str(exc)}
+                   for f in files]
     rows = ["source\toutput\tstatus\treason"]
     for r in results:
         out = Path(r["output"]).name if r["output"] else ""

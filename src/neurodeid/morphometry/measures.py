@@ -62,6 +62,7 @@ import numpy as np
 
 from .. import geometry
 from ..geometry import LPS, block_mean, from_sitk, to_sitk, upsample
+from ..results import Check
 
 __all__ = [
     "MEASURE_COLUMNS",
@@ -701,18 +702,18 @@ def verdict(m: dict, thresholds: MorphometryThresholds | None = None) -> dict:
             out.append(f"{level} {key} = {value:.4f} (< {limit}; Dice, fraction)")
 
     above("brain_voxels_changed", m["brain_voxels_changed"], t.fail_brain_voxels_changed,
-          " voxels", fail, "FAIL")
+          " voxels", fail, Check.FAIL)
     if "removal_mask_brain_voxels" in m:
         above("removal_mask_brain_voxels", m["removal_mask_brain_voxels"],
-              t.fail_removal_mask_brain_voxels, " voxels", fail, "FAIL")
-    below("brain_dice", m["brain_dice"], t.fail_brain_dice, fail, "FAIL")
-    above("brain_delta_pct", m["brain_delta_pct"], t.fail_brain_delta_pct, " %", fail, "FAIL")
+              t.fail_removal_mask_brain_voxels, " voxels", fail, Check.FAIL)
+    below("brain_dice", m["brain_dice"], t.fail_brain_dice, fail, Check.FAIL)
+    above("brain_delta_pct", m["brain_delta_pct"], t.fail_brain_delta_pct, " %", fail, Check.FAIL)
     for x in TISSUES:
-        above(f"{x}_delta_pct", m[f"{x}_delta_pct"], t.fail_tissue_delta_pct, " %", fail, "FAIL")
-        below(f"{x}_dice", m[f"{x}_dice"], t.fail_tissue_dice, fail, "FAIL")
+        above(f"{x}_delta_pct", m[f"{x}_delta_pct"], t.fail_tissue_delta_pct, " %", fail, Check.FAIL)
+        below(f"{x}_dice", m[f"{x}_dice"], t.fail_tissue_dice, fail, Check.FAIL)
     if m.get("independent_brain_voxels_changed") not in (None, ""):
         above("independent_brain_voxels_changed", m["independent_brain_voxels_changed"],
-              t.fail_independent_brain_voxels_changed, " voxels", fail, "FAIL")
+              t.fail_independent_brain_voxels_changed, " voxels", fail, Check.FAIL)
         dmin, margin = m.get("independent_min_distance_mm"), m.get("independent_margin_mm")
         if dmin is not None and margin is not None and float(dmin) < float(margin):
             fail.append(f"FAIL independent_min_distance_mm = {float(dmin):.2f} mm (< margin "
@@ -725,12 +726,12 @@ def verdict(m: dict, thresholds: MorphometryThresholds | None = None) -> dict:
                         "the independent brain extraction is implausible, brain safety "
                         "cannot be judged)")
     failed = {r.split()[1] for r in fail}
-    below("brain_dice", m["brain_dice"], t.warn_brain_dice, warn, "WARN")
-    above("brain_delta_pct", m["brain_delta_pct"], t.warn_brain_delta_pct, " %", warn, "WARN")
+    below("brain_dice", m["brain_dice"], t.warn_brain_dice, warn, Check.WARN)
+    above("brain_delta_pct", m["brain_delta_pct"], t.warn_brain_delta_pct, " %", warn, Check.WARN)
     for x in TISSUES:
         lim = t.warn_csf_delta_pct if x == "csf" else t.warn_tissue_delta_pct
-        above(f"{x}_delta_pct", m[f"{x}_delta_pct"], lim, " %", warn, "WARN")
-        below(f"{x}_dice", m[f"{x}_dice"], t.warn_tissue_dice, warn, "WARN")
+        above(f"{x}_delta_pct", m[f"{x}_delta_pct"], lim, " %", warn, Check.WARN)
+        below(f"{x}_dice", m[f"{x}_dice"], t.warn_tissue_dice, warn, Check.WARN)
     if t.warn_face_residual_fraction is not None and m.get("face_region_head_ml_original"):
         frac = m["face_region_residual_ml"] / m["face_region_head_ml_original"]
         if frac > t.warn_face_residual_fraction:
@@ -740,10 +741,10 @@ def verdict(m: dict, thresholds: MorphometryThresholds | None = None) -> dict:
                         "may not be removed")
     warn = [r for r in warn if r.split()[1] not in failed]
     if fail:
-        return {"verdict": "FAIL", "reasons": fail + warn}
+        return {"verdict": Check.FAIL, "reasons": fail + warn}
     if warn:
-        return {"verdict": "WARN", "reasons": warn}
-    return {"verdict": "PASS", "reasons": []}
+        return {"verdict": Check.WARN, "reasons": warn}
+    return {"verdict": Check.PASS, "reasons": []}
 
 
 def _isnan(x) -> bool:
@@ -842,7 +843,7 @@ def summarize(tsv_paths, out_tsv) -> Path:
 
 # --------------------------------------------------------------------------- plot
 _PLOT_MEASURES = ("brain_delta_pct", "csf_delta_pct", "gm_delta_pct", "wm_delta_pct")
-_VERDICT_RGB = {"PASS": (44, 160, 44), "WARN": (230, 150, 0), "FAIL": (214, 39, 40)}
+_VERDICT_RGB = {Check.PASS: (44, 160, 44), Check.WARN: (230, 150, 0), Check.FAIL: (214, 39, 40)}
 
 
 def plot_summary(tsv_paths_or_summary, out_png, thresholds: MorphometryThresholds | None = None,
@@ -901,8 +902,8 @@ def plot_summary(tsv_paths_or_summary, out_png, thresholds: MorphometryThreshold
         d.line([left - 5, y, left, y], fill="black")
         d.text((5, y - 8), f"{v:+g} %", fill="black", font=font)
     d.line([left, y_of(0), left + pw, y_of(0)], fill=(150, 150, 150))
-    for lvl, col in ((t.warn_brain_delta_pct, _VERDICT_RGB["WARN"]),
-                     (t.fail_brain_delta_pct, _VERDICT_RGB["FAIL"])):
+    for lvl, col in ((t.warn_brain_delta_pct, _VERDICT_RGB[Check.WARN]),
+                     (t.fail_brain_delta_pct, _VERDICT_RGB[Check.FAIL])):
         if lvl is None or lvl > lim:
             continue
         for s in (1, -1):

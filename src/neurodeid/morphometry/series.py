@@ -7,12 +7,12 @@ reason (no measure, no release).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..failure import failure_reason
 from ..fileio import write_text_atomic
+from ..results import Check, StageStatus, read_stage_result
 from .measures import MorphometryThresholds, compare_images, plot_summary, read_tsv, summarize, verdict, write_image_tsv
 
 #: The defacing margin (mm) used when a defacing result does not record its own.
@@ -37,12 +37,12 @@ def morphometry_series(convert_dir: str | os.PathLike, deface_dir: str | os.Path
     from ..deface.face import table_columns as face_columns
 
     thresholds = thresholds or MorphometryThresholds()
-    deface = json.loads(Path(deface_result).read_text(encoding="utf-8"))
+    deface = read_stage_result(deface_result, "deface")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tsvs, verdicts = [], []
-    for im in deface["images"]:
-        if im["status"] != "ok":
+    for im in deface.images:
+        if im["status"] != StageStatus.OK:
             continue  # not defaced: not released either
         name = im["image"]
         stem = name[: -len(".nii.gz")]
@@ -52,7 +52,7 @@ def morphometry_series(convert_dir: str | os.PathLike, deface_dir: str | os.Path
                                Path(deface_dir) / f"{stem}_removal.nii.gz", brain_margin_mm=float(margin))
             v = verdict(m, thresholds)
         except Exception as exc:  # noqa: BLE001 - no measure, no release: FAIL with the reason
-            m, v = {}, {"verdict": "FAIL", "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
+            m, v = {}, {"verdict": Check.FAIL, "reasons": [f"morphometry could not run: {failure_reason(exc, name)}"]}
         m = {**m, **face_columns(im.get("summary") or {})}  # the face check beside the brain's
         tsvs.append(write_image_tsv(out_dir / f"{stem}.tsv", m, v, image=f"{label}/{name}"))
         verdicts.append({"image": name, **v})
@@ -76,8 +76,8 @@ def morphometry_summary(tables, out_tsv: str | os.PathLike, plot_png: str | os.P
         write_text_atomic(out_tsv, "image\tverdict\n")
         rows = []
     plot_summary(out_tsv if rows else [], plot_png, thresholds or MorphometryThresholds())
-    failed = [r for r in rows if r.get("verdict") == "FAIL"]
+    failed = [r for r in rows if r.get("verdict") == Check.FAIL]
     cols = list(rows[0]) if rows else ["image", "verdict"]
     lines = ["\t".join(cols)] + ["\t".join(r.get(c, "") for c in cols) for r in failed]
     write_text_atomic(failed_tsv, "\n".join(lines) + "\n")
-    return {k: sum(r.get("verdict") == k for r in rows) for k in ("PASS", "WARN", "FAIL")}
+    return {k.value: sum(r.get("verdict") == k for r in rows) for k in Check}

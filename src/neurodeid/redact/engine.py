@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..results import Check
 from .config import RedactionConfig
 from .methods import (apply_blur, apply_mask, boxes_mask, crop_window, fill_value, pad_box,
                       resize_frames)
@@ -203,7 +204,7 @@ def redact_frames(
     if method == "crop" and leftover:
         used = "crop+mask"
     reasons += [f.reason() for f in _dedupe(findings)]
-    status = "FAIL" if findings else "PASS"
+    status = Check.FAIL if findings else Check.PASS
     result = {
         "status": status,
         "method": used,

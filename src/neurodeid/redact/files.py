@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..results import Check, StageResult, write_stage_result
 from .config import RedactionConfig, header_values
 from .dicom_pixels import read_frames, ultrasound_regions, update_geometry, write_frames
 from .engine import redact_frames
@@ -127,7 +128,7 @@ def redact_dicom_file(in_path, out_path, cfg: RedactionConfig, needles: Needles 
 
 
 def _finish(result, out_path, writer, write_failed) -> None:
-    if result["status"] == "PASS" or write_failed:
+    if result["status"] == Check.PASS or write_failed:
         atomic_write(out_path, writer)
         result["written"] = True
     else:
@@ -202,26 +203,28 @@ def redact_image_file(in_path, out_path, cfg: RedactionConfig, needles: Needles 
     return result
 
 
-#: What the result of a listed image keeps of :func:`redact_image_file`'s record.
-LISTED_IMAGE_KEYS = ("status", "reasons", "method", "boxes", "pixels_changed")
+#: What the result of a listed image keeps of :func:`redact_image_file`'s record (besides its status).
+LISTED_IMAGE_KEYS = ("reasons", "method", "boxes", "pixels_changed")
 
 
-def redact_listed_image(image, release_out, result_json, qc_png, cfg: RedactionConfig, needles: Needles = None) -> dict:
+def redact_listed_image(image, release_out, result_json, qc_png, cfg: RedactionConfig,
+                        needles: Needles = None) -> StageResult:
     """One job for a plain 2D image listed in config (``redact.images``): redacted into
     ``release_out`` and verified by OCR; on anything but PASS nothing is left in the release.
     A QC picture is always written (a placeholder when none could be drawn); the result
-    (:data:`LISTED_IMAGE_KEYS` and the released file name) goes to ``result_json``."""
-    from ..fileio import write_json_atomic, write_placeholder_png
+    (its status, :data:`LISTED_IMAGE_KEYS` and the released file name) goes to ``result_json``."""
+    from ..fileio import write_placeholder_png
 
     dst = Path(release_out)
     try:
         r = redact_image_file(image, dst, cfg, needles, qc_png=qc_png)
     except RedactionError as exc:
-        r = {"status": "FAIL", "reasons": [f"{type(exc).__name__}: {exc}"]}
-    if r["status"] != "PASS":
+        r = {"status": Check.FAIL, "reasons": [f"{type(exc).__name__}: {exc}"]}
+    if r["status"] != Check.PASS:
         dst.unlink(missing_ok=True)  # never a FAIL in the release
     if not Path(qc_png).is_file():
         write_placeholder_png(qc_png)
-    record = {k: r.get(k) for k in LISTED_IMAGE_KEYS} | {"output": dst.name}
-    write_json_atomic(result_json, record)
+    record = StageResult("redact_image", r["status"],
+                         measures={k: r.get(k) for k in LISTED_IMAGE_KEYS} | {"output": dst.name})
+    write_stage_result(result_json, record)
     return record

@@ -27,7 +27,6 @@ picture (private: they show the original pixels).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from ..failure import failure_reason
+from ..results import Check, StageResult, write_stage_result
 from .config import RedactionConfig
 from .detect import SCREEN_MAX_LINE, detect_scale, region_words, text_regions
 from .errors import RedactionError
@@ -109,7 +109,7 @@ def screen_frames(frames: np.ndarray, photometric: str, cfg: RedactionConfig, ve
 
 
 def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=None, *, mode: str = "read",
-               qc_dir=None, qc_png=None) -> dict:
+               qc_dir=None, qc_png=None) -> StageResult:
     """Read every image of one series for burned-in text; write what may go on.
 
     Parameters
@@ -119,8 +119,9 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
     out_dir : path
         Receives the files that may go on (see the module docstring).
     result_path : path
-        JSON result: ``{"status", "mode", "reason", "files": [{"file", "status",
-        "reasons", "method", "boxes", "pixels_changed", "frames"}]}``.
+        JSON result (:func:`neurodeid.results.write_stage_result`): ``{"status", "mode",
+        "reason", "files": [{"file", "status", "reasons", "method", "boxes",
+        "pixels_changed", "frames"}], ["screened"]}``.
     cfg : RedactionConfig
     needles : see :func:`.files.redact_dicom_file`
     mode : "read" or "screen"
@@ -129,7 +130,7 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
 
     Returns
     -------
-    dict
+    StageResult
         The result written to ``result_path``.
     """
     import pydicom
@@ -148,7 +149,7 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
     if qcd:
         qcd.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in src.iterdir() if p.suffix == ".dcm")
-    result: dict = {"status": "PASS", "mode": mode, "reason": "", "files": []}
+    reason, measures = "", {"mode": mode}
 
     def read_all() -> list[dict]:
         rows = []
@@ -157,7 +158,7 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
                 r = redact_dicom_file(f, out / f.name, cfg, needles, qc_png=(qcd / f"{f.stem}.png") if qcd else None)
             except Exception as exc:  # noqa: BLE001 - undecodable, OCR missing, a crash: withheld, never released unread
                 (out / f.name).unlink(missing_ok=True)
-                r = {"status": "FAIL", "reasons": [failure_reason(exc, f.name)]}
+                r = {"status": Check.FAIL, "reasons": [failure_reason(exc, f.name)]}
             rows.append({"file": f.name, "status": r["status"], "reasons": r.get("reasons", []),
                          "method": r.get("method", ""), "boxes": r.get("boxes", 0),
                          "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
@@ -181,28 +182,27 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
         if not found:
             for f in files:
                 _link_or_copy(f, out / f.name)
-            rows = [{"file": f.name, "status": "PASS", "reasons": [], "method": "screened: no text", "boxes": 0,
+            rows = [{"file": f.name, "status": Check.PASS, "reasons": [], "method": "screened: no text", "boxes": 0,
                      "pixels_changed": 0, "frames": 0} for f in files]
         else:
-            result["screened"] = found
+            measures["screened"] = found
             rows = read_all()
-            if not all(r["status"] == "PASS" for r in rows):
+            if not all(r["status"] == Check.PASS for r in rows):
                 for p in out.iterdir():
                     p.unlink()
-                bad = [r["file"] for r in rows if r["status"] != "PASS"]
-                result["reason"] = (f"text found in a volume ({found[0]}) and not removable from {len(bad)} "
+                bad = [r["file"] for r in rows if r["status"] != Check.PASS]
+                reason = (f"text found in a volume ({found[0]}) and not removable from {len(bad)} "
                                     f"slice(s) ({', '.join(bad[:3])}): the whole series is withheld")
-    result["files"] = rows
-    if not rows or not all(r["status"] == "PASS" for r in rows):
-        result["status"] = "FAIL"
-        if not result["reason"]:
-            result["reason"] = "no image" if not rows else \
-                f"{sum(r['status'] != 'PASS' for r in rows)} of {len(rows)} image(s) still show text or could not be read"
+    status = Check.PASS
+    if not rows or not all(r["status"] == Check.PASS for r in rows):
+        status = Check.FAIL
+        if not reason:
+            reason = "no image" if not rows else \
+                f"{sum(r['status'] != Check.PASS for r in rows)} of {len(rows)} image(s) still show text or could not be read"
+    result = StageResult("redact", status, reason, files=rows, measures=measures)
     if qc_png is not None:
         _series_qc(files, qcd, qc_png)
-    from ..fileio import write_text_atomic
-
-    write_text_atomic(result_path, json.dumps(result, indent=1) + "\n")
+    write_stage_result(result_path, result)
     return result
 
 

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..results import StageResult, StageStatus
 
 #: Files of one converted image that follow the NIfTI into the release.
 SIDECAR_EXTENSIONS = (".json", ".bval", ".bvec")
@@ -28,12 +29,7 @@ SIDECAR_EXTENSIONS = (".json", ".bval", ".bvec")
 NRRD_DATATYPES = ("anat", "ct")
 
 
-def read_conversion(path: str | os.PathLike) -> dict:
-    """A series' ``conversion.json``: ``{"status", "reason", "images": [{"nifti", "suffix_hint", ...}]}``."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def name_session(subject: str, session: str, series_rows: list[dict], conversions: dict[str, dict],
+def name_session(subject: str, session: str, series_rows: list[dict], conversions: dict[str, StageResult],
                  rules: list[dict]) -> dict:
     """BIDS names for every converted image of one session.
 
@@ -44,7 +40,7 @@ def name_session(subject: str, session: str, series_rows: list[dict], conversion
     series_rows : list of dict
         :func:`neurodeid.plan.classification_fields` of the session's converted series.
     conversions : dict
-        series label -> :func:`read_conversion` result.
+        series label -> conversion result (:func:`neurodeid.results.read_stage_result`).
     rules : list of dict
         BIDS heuristics.
 
@@ -61,14 +57,14 @@ def name_session(subject: str, session: str, series_rows: list[dict], conversion
     out: dict = {}
     for row in series_rows:
         conv = conversions.get(row["series_label"])
-        if conv is None or conv.get("status") != "ok" or not conv.get("images"):
-            out[row["series_label"]] = {"failed": (conv or {}).get("reason", "not converted")}
+        if conv is None or conv.status != StageStatus.OK or not conv.images:
+            out[row["series_label"]] = {"failed": conv.reason if conv else "not converted"}
             continue
-        rows.append(dict(row, outputs=[im["suffix_hint"] for im in conv["images"]]))
+        rows.append(dict(row, outputs=[im["suffix_hint"] for im in conv.images]))
     names = assign_bids_names(rows, rules)
     for row in rows:
         label = row["series_label"]
-        images = conversions[label]["images"]
+        images = conversions[label].images
         entries = []
         for im, name in zip(images, names[label]):
             if "datatype" not in name:
@@ -140,18 +136,18 @@ def release_session(
         for label in sorted(names):
             entries = names[label]
             if isinstance(entries, dict):
-                notes.append({"series": label, "status": "failed", "reason": entries["failed"]})
+                notes.append({"series": label, "status": StageStatus.FAILED, "reason": entries["failed"]})
                 continue
             if label in withheld or label not in sources:
                 why = withheld.get(label, "no releasable version of its images (e.g. defacing has not passed)")
-                notes.append({"series": label, "status": "withheld", "reason": why})
+                notes.append({"series": label, "status": StageStatus.WITHHELD, "reason": why})
                 continue
             src = Path(sources[label])
             side = Path(converted.get(label, src))
             for e in entries:
                 rel = e["bids"]
                 if e["image"] in excluded.get(label, {}):
-                    notes.append({"series": label, "status": "withheld",
+                    notes.append({"series": label, "status": StageStatus.WITHHELD,
                                   "reason": f"{e['image']}: {excluded[label][e['image']]}"})
                     continue
                 extra = extras.get(label, {}).get(e["image"])

@@ -22,8 +22,9 @@ from pathlib import Path
 from .. import review
 from ..layout import Layout
 from ..plan import DICOM_STAGES
+from ..results import StageStatus, read_stage_result
 from .dataset import copy_dir_atomic, folder_files
-from .session import name_session, read_conversion, release_session
+from .session import name_session, release_session
 
 @dataclass
 class SubjectRelease:
@@ -46,8 +47,8 @@ def _session_names(subject: str, session: str, ses_plan: dict, lay: Layout, rule
     for r in rows:
         result = Path(lay.convert_result(subject=subject, session=session, series=r["series_label"]))
         if result.is_file():
-            conversions[r["series_label"]] = read_conversion(result)
-    if conversions and all(c.get("source") == "bids" for c in conversions.values()):
+            conversions[r["series_label"]] = read_stage_result(result, "convert")
+    if conversions and all(c.measures.get("source") == "bids" for c in conversions.values()):
         from ..convert.bids_import import session_names  # a BIDS input: the names are the input's own
 
         return session_names(subject, session, conversions)
@@ -92,7 +93,7 @@ def release_subject(plan: dict, *, work_dir, private_dir, release_dir, tmp_dir, 
             _release_session(plan, session, lay, tmp_dir, rules, decisions, nrrd, out)
         except Exception as exc:  # noqa: BLE001 - one session that cannot be released is withheld
             # with the reason; the subject's other sessions and the run go on
-            out.notes.append({"series": f"ses-{session}", "status": "failed",
+            out.notes.append({"series": f"ses-{session}", "status": StageStatus.FAILED,
                               "reason": f"release failed: {type(exc).__name__}: {' '.join(str(exc).split())}"})
     return out
 
@@ -147,7 +148,7 @@ def _release_session(plan: dict, session: str, lay: Layout, tmp_dir, rules: list
         if stage == "deid" and not series[label].get("deface"):
             face = review.dicom_face_reason(Path(lay.result("face", **ids)))
             if face:  # the DICOM holds the same face as its converted image
-                out.notes.append({"series": f"ses-{session}/{label}", "status": "withheld",
+                out.notes.append({"series": f"ses-{session}/{label}", "status": StageStatus.WITHHELD,
                                   "reason": f"DICOM withheld, a face: {face}"})
                 continue
         keep, applied = review.apply_dicom_decisions(item, folder_files(src), dicom_decisions)

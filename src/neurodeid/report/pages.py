@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from ..fileio import write_text_atomic
+from ..results import Check, StageStatus
 from .summary import TITLE, VERDICT_TEXT, DatasetSummary, SeriesStatus
 
 
@@ -35,7 +36,7 @@ def _e(v) -> str:
 
 
 def _badge(v: str) -> str:
-    return f'<span class="{_e(v)}">{_e(v)}</span>' if v in ("PASS", "WARN", "FAIL") else _e(v)
+    return f'<span class="{_e(v)}">{_e(v)}</span>' if v in tuple(Check) else _e(v)
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False, empty: str = "none") -> str:
@@ -81,12 +82,12 @@ def render_summary_html(summary: DatasetSummary) -> str:
     subj_rows = []
     for sub in summary.subjects:
         ss = [s for s in summary.series if s.subject == sub]
-        vc = {v: sum(v in s.verdicts for s in ss) for v in ("PASS", "WARN", "FAIL")}
+        vc = {v: sum(v in s.verdicts for s in ss) for v in Check}
         subj_rows.append([
             f"sub-{_e(sub)}", _e(len({s.session for s in ss})), _e(len(ss)),
             _e(sum(s.n_images for s in ss)), _e(sum(s.dicom == "released" for s in ss)),
             _e(sum(s in summary.withheld for s in ss)),
-            f"{vc['PASS']} / {vc['WARN']} / {vc['FAIL']}",
+            f"{vc[Check.PASS]} / {vc[Check.WARN]} / {vc[Check.FAIL]}",
         ])
     body = (
         f"<h1 id=\"neurodeid-summary\">{_e(TITLE)}</h1>"
@@ -148,7 +149,7 @@ def render_audit_html(summary: DatasetSummary) -> str:
     if not a.ran:
         head = "<p class=\"FAIL\">The release audit has not run.</p>"
     else:
-        cls = "PASS" if a.passed else "FAIL"
+        cls = Check.PASS if a.passed else Check.FAIL
         head = (f"<p class=\"{cls}\">{a.hits} identifying value(s) found; {a.files_scanned} file(s) scanned "
                 f"for {a.needles} identifying value(s) of the raw headers and file names.</p>")
     rows = [[f, fld, attr, cat, masked, todo, str(n)]
@@ -194,7 +195,7 @@ def headline_counts(summary: DatasetSummary) -> list[str]:
     return [
         f"{len(summary.subjects)} subject(s), {len(summary.sessions)} session(s), "
         f"{len(summary.series)} series ({summary.n_files} file(s))",
-        f"{summary.count(conversion='ok')} series converted, {summary.released_images} BIDS image(s) released, "
+        f"{summary.count(conversion=StageStatus.OK)} series converted, {summary.released_images} BIDS image(s) released, "
         f"{sum(s.deface == 'PASS' for s in summary.series)} series defaced, "
         f"{sum(s.redaction == 'PASS' for s in summary.series)} redacted",
         f"checks: {vc['PASS']} PASS, {vc['WARN']} WARN, {vc['FAIL']} FAIL",

@@ -12,6 +12,7 @@ from .. import records
 from ..layout import Layout, released_dicom_series, series_ids
 from ..plan import DICOM_NONE
 from ..release.dataset import read_listing
+from ..results import Check, StageStatus, passed, read_stage_result
 
 #: The verdicts of the send check, worst first.
 VERDICT_NO = "NO"
@@ -28,7 +29,7 @@ VERDICT_TEXT = {
 TITLE = "May I press send?"
 
 #: Quarantine statuses that are routine (not an image: DICOMDIR, notes, ...).
-ROUTINE_QUARANTINE = frozenset({"skipped"})
+ROUTINE_QUARANTINE = frozenset({StageStatus.SKIPPED})
 
 
 class ReportError(ValueError):
@@ -52,14 +53,14 @@ class SeriesStatus:
     bids: str = ""  # planned BIDS target, or "unmatched: ..."/"skipped: ..."
     dicom: str = ""  # "released" | "withheld" | "partly released" | "none" (a BIDS input)
     dicom_reason: str = ""
-    conversion: str = ""  # "" (not planned) | "ok" | "failed"
+    conversion: str = ""  # "" (not planned) | StageStatus.OK | StageStatus.FAILED
     images: list = field(default_factory=list)  # released BIDS paths (relative to release/)
     images_note: str = ""  # "withheld: ..." / "failed: ..."
-    redaction: str = ""  # "" | "PASS" | "FAIL" (series-level; per image below)
+    redaction: str = ""  # "" | Check.PASS | Check.FAIL (series-level; per image below)
     redaction_images: tuple = (0, 0)  # (PASS, total)
-    deface: str = ""  # "" | "PASS" | "FAIL" | "pending"
+    deface: str = ""  # "" | Check.PASS | Check.FAIL | "pending"
     deface_note: str = ""
-    morphometry: str = ""  # "" | "PASS" | "WARN" | "FAIL"
+    morphometry: str = ""  # "" | a Check
     morphometry_note: str = ""
 
     @property
@@ -74,7 +75,7 @@ class SeriesStatus:
     @property
     def verdicts(self) -> list[str]:
         """Every PASS/WARN/FAIL of this series' checks."""
-        return [v for v in (self.redaction, self.deface, self.morphometry) if v in ("PASS", "WARN", "FAIL")]
+        return [v for v in (self.redaction, self.deface, self.morphometry) if v in tuple(Check)]
 
 
 @dataclass
@@ -155,7 +156,7 @@ class DatasetSummary:
         return [r for r in self.quarantine if r.get("status") in ROUTINE_QUARANTINE]
 
     def verdict_counts(self) -> dict[str, int]:
-        out = {"PASS": 0, "WARN": 0, "FAIL": 0}
+        out = dict.fromkeys(Check, 0)
         for s in self.series:
             for v in s.verdicts:
                 out[v] += 1
@@ -174,11 +175,11 @@ class DatasetSummary:
             no.append("the run used the public DEMO KEY: anyone can recompute the pseudonyms; "
                       "rerun with a secret NEURODEID_KEY")
         vc = self.verdict_counts()
-        if vc["FAIL"]:
-            review.append(f"{vc['FAIL']} check(s) FAILED (those images stay out of the release)")
-        if vc["WARN"]:
-            review.append(f"{vc['WARN']} check(s) gave a WARNING (released: look at them)")
-        conv_failed = self.count(conversion="failed")
+        if vc[Check.FAIL]:
+            review.append(f"{vc[Check.FAIL]} check(s) FAILED (those images stay out of the release)")
+        if vc[Check.WARN]:
+            review.append(f"{vc[Check.WARN]} check(s) gave a WARNING (released: look at them)")
+        conv_failed = self.count(conversion=StageStatus.FAILED)
         if conv_failed:
             review.append(f"{conv_failed} series failed to convert")
         if self.quarantined:
@@ -191,7 +192,7 @@ class DatasetSummary:
         if below:
             text = (f"{len(below)} subject(s) stand out by their quasi-identifiers (k < {self.quasi.get('k_min')}): "
                     "see the quasi-identifiers page")
-            (no if self.quasi.get("status") == "FAIL" else review).append(text)
+            (no if self.quasi.get("status") == Check.FAIL else review).append(text)
         if no:
             return VERDICT_NO, no + review
         if review:
@@ -201,13 +202,13 @@ class DatasetSummary:
     def count_rows(self) -> list[tuple[str, str]]:
         """The summary table: (what, how many), in the order a reviewer reads it."""
         vc = self.verdict_counts()
-        conv_ok, conv_failed = self.count(conversion="ok"), self.count(conversion="failed")
+        conv_ok, conv_failed = self.count(conversion=StageStatus.OK), self.count(conversion=StageStatus.FAILED)
         red = [s for s in self.series if s.redaction]
         red_img_pass = sum(s.redaction_images[0] for s in red)
         red_img_all = sum(s.redaction_images[1] for s in red)
         deface = [s for s in self.series if s.deface]
         morph = [s for s in self.series if s.morphometry]
-        mc = {v: sum(s.morphometry == v for s in morph) for v in ("PASS", "WARN", "FAIL")}
+        mc = {v: sum(s.morphometry == v for s in morph) for v in Check}
         a = self.audit
         audit_text = (
             "not run" if not a.ran else
@@ -221,12 +222,12 @@ class DatasetSummary:
              + (f", {conv_failed} failed" if conv_failed else "")),
             ("BIDS images released", str(self.released_images)),
             ("Series defaced (PASS / FAIL / pending)",
-             f"{sum(s.deface == 'PASS' for s in deface)} / {sum(s.deface == 'FAIL' for s in deface)}"
+             f"{sum(s.deface == Check.PASS for s in deface)} / {sum(s.deface == Check.FAIL for s in deface)}"
              f" / {sum(s.deface == 'pending' for s in deface)} of {len(deface)}"),
-            ("Morphometry (PASS / WARN / FAIL)", f"{mc['PASS']} / {mc['WARN']} / {mc['FAIL']}"),
-            ("Series redacted (burned-in text)", f"{sum(s.redaction == 'PASS' for s in red)} of {len(red)} PASS;"
+            ("Morphometry (PASS / WARN / FAIL)", f"{mc[Check.PASS]} / {mc[Check.WARN]} / {mc[Check.FAIL]}"),
+            ("Series redacted (burned-in text)", f"{sum(s.redaction == Check.PASS for s in red)} of {len(red)} PASS;"
              f" images {red_img_pass} of {red_img_all} PASS"),
-            ("All checks (PASS / WARN / FAIL)", f"{vc['PASS']} / {vc['WARN']} / {vc['FAIL']}"),
+            ("All checks (PASS / WARN / FAIL)", f"{vc[Check.PASS]} / {vc[Check.WARN]} / {vc[Check.FAIL]}"),
             ("DICOM series released", f"{self.count(dicom='released')} of {len(self.series)}"),
             ("Series withheld (DICOM or images)", str(len(self.withheld))),
             ("Series unmatched by BIDS rules / skipped", f"{len(self.unmatched)} / {len(self.skipped)}"),
@@ -293,11 +294,11 @@ def _read_json(path: Path):
     return records.read_json(path, ReportError)
 
 
-def _verdict_column(row: dict) -> str:
+def _verdict_column(row: dict) -> Check | str:
     for k in ("verdict", "status", "result"):
         v = (row.get(k) or "").strip().upper()
-        if v in ("PASS", "WARN", "FAIL"):
-            return v
+        if v in tuple(Check):
+            return Check(v)
     return ""
 
 
@@ -317,26 +318,25 @@ def read_morphometry(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
     return out
 
 
-def read_deface_result(path: str | os.PathLike) -> tuple[str, int, int, str]:
-    """``(status, images defaced, images, reasons)`` of one series' defacing result JSON.
+def read_deface_result(path: str | os.PathLike) -> tuple[Check | str, int, int, str]:
+    """``(status, images defaced, images, reasons)`` of one series' defacing result.
 
-    The JSON (``neurodeid deface-series``) lists ``images`` with ``status`` ``ok`` or
+    The result (``neurodeid deface-series``) lists ``images`` with ``status`` ``ok`` or
     ``failed`` and a ``reason``; the series is PASS when every image was defaced.
     A missing file is ``pending`` (defacing has not run).
     """
     p = Path(path)
     if not p.is_file():
         return "pending", 0, 0, ""
-    data = _read_json(p)
-    images = data.get("images", [])
-    ok = sum(str(i.get("status", "")).lower() in ("ok", "pass") for i in images)
+    images = read_stage_result(p, "deface", ReportError).images
+    ok = sum(passed(i.get("status")) for i in images)
     reasons = "; ".join(f"{i.get('image', '')}: {i.get('reason', '')}" for i in images
-                        if str(i.get("status", "")).lower() not in ("ok", "pass"))
-    status = "PASS" if images and ok == len(images) else "FAIL"
+                        if not passed(i.get("status")))
+    status = Check.PASS if images and ok == len(images) else Check.FAIL
     return status, ok, len(images), reasons
 
 
-_WORST = {"": 0, "PASS": 1, "WARN": 2, "FAIL": 3}
+_WORST = {"": 0, Check.PASS: 1, Check.WARN: 2, Check.FAIL: 3}
 
 
 def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | None = None,
@@ -399,9 +399,9 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         # conversion and BIDS names
         entry = (rec.names(s.subject) or {}).get(s.session, {}).get(s.series)
         if isinstance(entry, list):
-            s.conversion = "ok"
+            s.conversion = StageStatus.OK
         elif isinstance(entry, dict) and "failed" in entry:
-            s.conversion = "failed"
+            s.conversion = StageStatus.FAILED
             s.images_note = f"failed: {entry['failed']}"
         if isinstance(entry, list):
             stems = [e["bids"] for e in entry if "bids" in e]
@@ -414,9 +414,8 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
         # burned-in text
         data = rec.result("redact", ids)
         if data is not None:
-            imgs = data.get("files", [])
-            s.redaction = "PASS" if data.get("status") == "PASS" else "FAIL"
-            s.redaction_images = (sum(f.get("status") == "PASS" for f in imgs), len(imgs))
+            s.redaction = Check.PASS if data.status == Check.PASS else Check.FAIL
+            s.redaction_images = (sum(f.get("status") == Check.PASS for f in data.files), len(data.files))
         deface_path = Path(lay.result("deface", **ids))
         if deface_path in deface_given:
             s.deface, ok, n, why = read_deface_result(deface_path)

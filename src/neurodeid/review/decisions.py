@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 from ..fileio import write_text_atomic, write_text_if_changed
-from ..records import by_image
+from ..results import Check, Release, by_image, read_stage_result
 from .verdicts import (ACCEPT_RULES, DECISIONS, SHEET_COLUMNS, ReviewError, _clean, _read_json, _read_tsv, _stem,
-                       accept_allowed, face_check_verdict, image_verdict, item_session, reason_kind)
+                       accept_allowed, image_verdict, item_session, read_face_result, reason_kind)
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def _record(effect: str, decision: str, verdict: str, note: str, why: str = "") 
     if effect == "rejected":
         return f"rejected by reviewer: {note}"
     if effect == "accepted":
-        if verdict in ("WARN", "FAIL"):
+        if verdict in (Check.WARN, Check.FAIL):
             return f"accepted by reviewer over {verdict}: {note}"
         return f"accepted by reviewer (automatic verdict {verdict}): {note}"
     return f"{decision} refused over {verdict}: {why}; the item stays out. Note: {note}"
@@ -281,7 +281,7 @@ def apply_decisions(names: dict, excluded: dict[str, dict[str, str]], decisions:
             decision, note = decisions[item]
             image = e["image"]
             auto = excluded.get(label, {}).get(image) if image else f"conversion failed: {e.get('failed', '')}"
-            verdict = verdicts.get(item) or ("FAIL" if auto else "PASS")
+            verdict = verdicts.get(item) or (Check.FAIL if auto else Check.PASS)
             rec = {"item": item, "series": label, "image": image, "decision": decision, "note": _clean(note),
                    "verdict": verdict}
             if decision == "reject":
@@ -306,9 +306,9 @@ def apply_decisions(names: dict, excluded: dict[str, dict[str, str]], decisions:
         decision, note = decisions[item]
         if decision in ("accept", "reject"):
             applied.append({"item": item, "series": "", "image": "", "decision": decision, "note": _clean(note),
-                            "verdict": "WITHHELD", "effect": "refused" if decision == "accept" else "rejected",
+                            "verdict": Release.WITHHELD, "effect": "refused" if decision == "accept" else "rejected",
                             "record": _record("refused" if decision == "accept" else "rejected", decision,
-                                              "WITHHELD", note, "the item is not in this session's release")})
+                                              Release.WITHHELD, note, "the item is not in this session's release")})
     return final, applied
 
 
@@ -346,7 +346,8 @@ def apply_dicom_decisions(series_item: str, files: list[str], decisions: dict[st
         decision, note = decisions[item]
         image = "" if item == series_item else item[len(series_item) + 1:]
         present = item == series_item or image in stems
-        verdict = verdicts.get(item, ("RELEASED" if item == series_item else "PASS") if present else "FAIL")
+        verdict = verdicts.get(item, (Release.RELEASED if item == series_item else Check.PASS) if present
+                               else Check.FAIL)
         rec = {"item": item, "series": series_item.rsplit("/", 1)[-1], "image": stems.get(image, ""),
                "decision": decision, "note": _clean(note), "verdict": verdict}
         if decision == "reject":
@@ -403,7 +404,7 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
             continue
         deface = None
         if label in deface_results:
-            deface = by_image(_read_json(Path(deface_results[label])))
+            deface = by_image(read_stage_result(deface_results[label], "deface", ReviewError))
         for e in entries:
             image = e["image"]
             morph = None
@@ -414,14 +415,14 @@ def session_exclusions(names: dict, deface_results: dict[str, str | os.PathLike]
                     morph = rows[0] if rows else None
                     extras.setdefault(label, {})[image] = str(table)
             defaced = deface is not None
-            verdict, why = image_verdict(defaced, deface.get(image) if defaced else None, morph)
-            if label in (face_results or {}) and not defaced:
-                if label not in face_seen:
-                    fpath = Path(face_results[label])
-                    face_seen[label] = by_image(_read_json(fpath)) if fpath.is_file() else {}
-                verdict, why = face_check_verdict(face_seen[label].get(image))
+            face_checked = label in (face_results or {}) and not defaced
+            if face_checked and label not in face_seen:
+                face_seen[label] = by_image(read_face_result(face_results[label]))
+            verdict, why = image_verdict(defaced, deface.get(image) if defaced else None, morph,
+                                         face_checked=face_checked,
+                                         face=face_seen[label].get(image) if face_checked else None)
             verdicts[e["bids"]] = verdict
-            if verdict in ("FAIL", "WITHHELD"):
+            if verdict in (Check.FAIL, Release.WITHHELD):
                 excluded.setdefault(label, {})[image] = why
     return excluded, extras, verdicts
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
-from ..records import RunRecords, by_image
-from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_check_verdict,
-                       face_record_reason, image_verdict)
+from ..records import RunRecords
+from ..results import Check, Release, StageStatus, by_image
+from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
+                       image_verdict)
 
 
 # ---------------------------------------------------------------------------
@@ -56,22 +57,22 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             entry = None if names is None else names.get(series)
             defaced = p.deface
             if entry is None:
-                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "WITHHELD",
+                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", Release.WITHHELD,
                     "conversion pending: not converted or named yet")
             elif isinstance(entry, dict):
-                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", "FAIL",
+                add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", Check.FAIL,
                     f"conversion failed: {entry.get('failed', '')}")
             else:
                 deface = by_image(rec.result("deface", ids)) if defaced else {}
-                faces = None if defaced else by_image(rec.result("face", ids))
+                faces = {} if defaced else by_image(rec.result("face", ids))
                 morph = ({Path(r.get("image", "")).name: r for r in rec.result("morphometry", ids) or []}
                          if defaced else {})
                 for e in entry:
                     image = e["image"]
+                    # not defaced: released only without a face
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
-                                                 morph.get(image) if deface else None)
-                    if faces is not None:  # not defaced: released only without a face
-                        verdict, why = face_check_verdict(faces.get(image))
+                                                 morph.get(image) if deface else None, face_checked=not defaced,
+                                                 face=faces.get(image))
                     qc = ""
                     if defaced:
                         q = f"{rec.layout.qc_dir('deface', **ids)}/{_stem(image)}"
@@ -82,32 +83,32 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
         if p.dicom == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
             continue
         text = rec.result("redact", ids)  # the text stage's result (issue 19)
-        mode = (text or {}).get("mode")
+        mode = text.measures.get("mode") if text else None
         if not p.release_dicom:
-            add(sub, ses, series, item, "WITHHELD", f"withheld: {p.withheld_reason}")
-        elif mode == "screen" and text.get("status") != "PASS":
-            add(sub, ses, series, item, "WITHHELD", f"burned-in text: {_clean(text.get('reason', ''))}")
+            add(sub, ses, series, item, Release.WITHHELD, f"withheld: {p.withheld_reason}")
+        elif mode == "screen" and text.status != Check.PASS:
+            add(sub, ses, series, item, Release.WITHHELD, f"burned-in text: {_clean(text.reason)}")
         elif pixel_cleaning.get((sub, ses, series)) or mode == "read":
             if text is None:
-                add(sub, ses, series, item, "WITHHELD", "redaction pending: burned-in text redaction has not run")
+                add(sub, ses, series, item, Release.WITHHELD, "redaction pending: burned-in text redaction has not run")
                 continue
-            for f in text.get("files", []):
-                ok = f.get("status") == "PASS"
+            for f in text.files:
+                ok = f.get("status") == Check.PASS
                 why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
-                add(sub, ses, series, f"{item}/{_stem(f['file'])}", "PASS" if ok else "FAIL", why,
+                add(sub, ses, series, f"{item}/{_stem(f['file'])}", Check.PASS if ok else Check.FAIL, why,
                     _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
         elif p.dicom == "deface_dicom":
             res = rec.result("deface_dicom", ids)
             if res is None:
-                add(sub, ses, series, item, "WITHHELD", "defaced DICOM pending: not written yet")
-            elif res.get("status") == "ok":
-                add(sub, ses, series, item, "PASS", "rewritten with the defaced pixels")
+                add(sub, ses, series, item, Release.WITHHELD, "defaced DICOM pending: not written yet")
+            elif res.status == StageStatus.OK:
+                add(sub, ses, series, item, Check.PASS, "rewritten with the defaced pixels")
             else:
-                add(sub, ses, series, item, "WITHHELD", f"defaced DICOM withheld: {_clean(res.get('reason', ''))}")
+                add(sub, ses, series, item, Release.WITHHELD, f"defaced DICOM withheld: {_clean(res.reason)}")
         elif face := face_record_reason(rec.result("face", ids)):  # the record read above, if any
-            add(sub, ses, series, item, "WITHHELD", f"a face: {face}")
+            add(sub, ses, series, item, Release.WITHHELD, f"a face: {face}")
         else:
-            add(sub, ses, series, item, "RELEASED")
+            add(sub, ses, series, item, Release.RELEASED)
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
     return rows
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..layout import released_dicom_series
 from ..records import read_json, read_tsv
+from ..results import Check, Release, StageResult, StageStatus, passed, read_stage_result
 
 
 # ---------------------------------------------------------------------------
@@ -15,7 +16,10 @@ from ..records import read_json, read_tsv
 # ---------------------------------------------------------------------------
 
 #: Automatic verdicts, in the order of the checks' severity (see the module docstring).
-VERDICTS = ("PASS", "WARN", "FAIL", "WITHHELD", "RELEASED")
+VERDICTS = (Check.PASS, Check.WARN, Check.FAIL, Release.WITHHELD, Release.RELEASED)
+
+#: A review verdict: a check's, or (no check judged the item) the release's.
+Verdict = Check | Release
 
 #: Values of the ``decision`` column ("" and ``default`` mean: the automatic verdict).
 DECISIONS = ("accept", "reject", "default", "")
@@ -70,17 +74,17 @@ def reason_kind(reasons: str) -> str:
     return reasons.split(":", 1)[0].strip() if reasons else ""
 
 
-def accept_allowed(verdict: str, reasons: str) -> tuple[bool, str]:
+def accept_allowed(verdict: Verdict | str, reasons: str) -> tuple[bool, str]:
     """Whether ``accept`` can release an item with this automatic verdict, and why (not).
 
     PASS, RELEASED and WARN items are released anyway (accept only records the
     review); FAIL and WITHHELD items follow :data:`ACCEPT_RULES` by the kind of
     their reason; a kind the table does not list is refused.
     """
-    if verdict in ("PASS", "RELEASED", "WARN"):
+    if verdict in (Check.PASS, Release.RELEASED, Check.WARN):
         return True, "released anyway; accept records that a reviewer looked"
     kind = reason_kind(reasons)
-    if verdict == "WITHHELD" and kind not in ACCEPT_RULES:
+    if verdict == Release.WITHHELD and kind not in ACCEPT_RULES:
         kind = "withheld"
     allowed, why = ACCEPT_RULES.get(kind, (False, f"unknown automatic exclusion {kind!r}: refused by default"))
     return allowed, why
@@ -118,63 +122,78 @@ def dicom_series_item(subject: str, session: str, series: str) -> str:
     return released_dicom_series(subject, session, series)
 
 
-def face_check_verdict(record: dict | None) -> tuple[str, str]:
+def face_check_verdict(record: dict | None) -> tuple[Release, str]:
     """Automatic ``(verdict, reasons)`` of a converted image that is not defaced, from its
     face check (an entry of :func:`neurodeid.deface.face.check_folder`; None: no record):
     RELEASED only when the check ran and saw no face."""
     if record is None:
-        return "WITHHELD", "face check pending: no face check of this image"
-    if record.get("status") == "ok":
-        return "RELEASED", ""
-    return "WITHHELD", _clean(record.get("reason", "")) or "face check: no decision"
+        return Release.WITHHELD, "face check pending: no face check of this image"
+    if record.get("status") == StageStatus.OK:
+        return Release.RELEASED, ""
+    return Release.WITHHELD, _clean(record.get("reason", "")) or "face check: no decision"
+
+
+def read_face_result(face_result: str | os.PathLike) -> StageResult | None:
+    """A series' face check result (None when the series has none)."""
+    path = Path(face_result)
+    return read_stage_result(path, "face", ReviewError) if path.is_file() else None
 
 
 def dicom_face_reason(face_result: str | os.PathLike) -> str:
     """Why a series' de-identified DICOM must not leave as acquired: a face seen (or no
     decision) on the renders of one of its converted images (``''`` when none, or when the
     series has no face check record). :func:`face_record_reason` of the file's record."""
-    path = Path(face_result)
-    return face_record_reason(_read_json(path) if path.is_file() else None)
+    return face_record_reason(read_face_result(face_result))
 
 
-def face_record_reason(record: dict | None) -> str:
-    """:func:`dicom_face_reason` of a face check record already read (None: no record)."""
-    for r in (record or {}).get("images", []):
-        if r.get("status") != "ok":
+def face_record_reason(record: StageResult | None) -> str:
+    """:func:`dicom_face_reason` of a face check result already read (None: no result)."""
+    for r in (record.images if record else []):
+        if r.get("status") != StageStatus.OK:
             return f"its converted image {r.get('image', '')}: {_clean(r.get('reason', ''))}"
     return ""
 
 
-def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None) -> tuple[str, str]:
-    """Automatic ``(verdict, reasons)`` of one converted BIDS image.
+def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None, *,
+                  face_checked: bool = False, face: dict | None = None) -> tuple[Verdict, str]:
+    """Automatic ``(verdict, reasons)`` of one converted BIDS image: whether it may be
+    released, from the plan's flags and its stages' results. The review sheet and the
+    release job (:func:`neurodeid.review.session_exclusions`) both decide here.
 
     Parameters
     ----------
     defaced : bool
         The plan defaces this image (a head volume).
     deface : dict or None
-        The image's entry of the defacing result JSON (``status`` ``ok``/``failed``,
+        The image's entry of the defacing result (``status`` ``ok``/``failed``,
         ``reason``); None when defacing has not run.
     morphometry : dict or None
         The image's morphometry row (``verdict``, ``reasons``); None when the check
         has not run.
+    face_checked : bool
+        The image is not defaced and its series is checked for a face instead: the face
+        check decides (:func:`face_check_verdict`).
+    face : dict or None
+        The image's entry of the face check result; None when it has none.
     """
+    if face_checked and not defaced:
+        return face_check_verdict(face)
     if not defaced:
-        return "RELEASED", ""
+        return Release.RELEASED, ""
     if deface is None:
-        return "WITHHELD", "defacing pending: defacing has not run (or deface.enabled is off)"
-    if str(deface.get("status", "")).lower() not in ("ok", "pass"):
+        return Release.WITHHELD, "defacing pending: defacing has not run (or deface.enabled is off)"
+    if not passed(deface.get("status")):
         why = _clean(deface.get("reason", ""))
         image = str(deface.get("image", ""))
         if image and why.startswith(f"{image}: "):  # the image is named once, by the caller
             why = why[len(image) + 2:]
-        return "FAIL", f"defacing failed: {why}"
+        return Check.FAIL, f"defacing failed: {why}"
     if morphometry is None:
-        return "WITHHELD", "morphometry pending: the morphometry check has not run"
+        return Release.WITHHELD, "morphometry pending: the morphometry check has not run"
     v = str(morphometry.get("verdict", "")).strip().upper()
     why = _clean(morphometry.get("reasons", ""))
-    if v == "PASS":
-        return "PASS", ""
-    if v in ("WARN", "FAIL"):
-        return v, f"morphometry {v}: {why}"
-    return "FAIL", "morphometry FAIL: the morphometry table has no verdict"
+    if v == Check.PASS:
+        return Check.PASS, ""
+    if v in (Check.WARN, Check.FAIL):
+        return Check(v), f"morphometry {v}: {why}"
+    return Check.FAIL, "morphometry FAIL: the morphometry table has no verdict"
