@@ -82,6 +82,45 @@ def test_defaced_renders_share_the_original_frame():
     assert (renders[0].image > 0).sum() >= (again[0].image > 0).sum() > 0
 
 
+def test_depth_buffer_keeps_the_nearest_point_per_pixel():
+    rng = np.random.default_rng(3)
+    pix = rng.integers(0, 50, 2000)
+    height = rng.normal(0, 10, 2000).astype(np.float32)
+    expected = np.full(64, -np.inf, np.float32)
+    np.maximum.at(expected, pix, height)
+    assert np.array_equal(face._nearest(pix, height, 64), expected)
+    assert np.isneginf(face._nearest(pix[:0], height[:0], 4)).all()
+
+
+def test_thick_slices_are_interpolated_before_the_surface_is_taken():
+    """5 mm slices (k) become 1 mm: (n - 1) * 5 + 1 slices, the first slice's centre
+    unchanged, values linear between slices."""
+    vol = np.zeros((20, 20, 6), np.float32)
+    vol[..., :] = np.arange(6, dtype=np.float32) * 10
+    aff = np.diag([1.0, 1.0, 5.0, 1.0])
+    aff[:3, 3] = (-10, -10, -12.5)
+    out, oaff = face.surface_volume(vol, aff)
+    assert out.shape == (20, 20, 26)
+    assert np.allclose(np.linalg.norm(oaff[:3, :3], axis=0), 1.0)
+    assert np.allclose(oaff[:3, 3], aff[:3, 3])
+    assert np.allclose(out[5, 5, :], np.arange(26) * 2.0)
+    iso, iaff = face.surface_volume(np.ones((8, 8, 8), np.float32), np.eye(4))
+    assert iso.shape == (8, 8, 8) and np.allclose(iaff, np.eye(4))  # 1 mm: untouched
+
+
+def test_screening_renders_two_surfaces_and_defacing_checks_one():
+    d = np.zeros((40, 40, 40), np.float32)
+    d[8:32, 8:32, 8:32] = 100
+    d[14:26, 14:26, 14:26] = 300
+    one = face.check_volume(d, np.eye(4), embeddings=False)
+    two = face.check_volume(d, np.eye(4), levels=face.SCREENING_LEVELS, embeddings=False)
+    assert len(one.thresholds) == 1 and len(two.thresholds) == 2
+    assert len(two.renders) == 2 * len(one.renders)
+    assert {r.level for r in two.renders} == set(two.thresholds)
+    again = face.check_volume(d, np.eye(4), reference=two, embeddings=False)
+    assert again.thresholds == two.thresholds and len(again.renders) == len(two.renders)
+
+
 def test_4d_is_checked_on_its_mean():
     a = np.zeros((4, 4, 4, 3), np.float32)
     a[..., 1] = 3

@@ -149,8 +149,7 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         before_chk = face_before or face.check_volume(orig, affine)
         after_vol = orig
         after_vol[res.removal] = res.background
-        after_chk = face.check_volume(after_vol, affine, threshold=before_chk.threshold,
-                                      reference=before_chk)
+        after_chk = face.check_volume(after_vol, affine, reference=before_chk)
         summary["face_before"] = before_chk.summary()
         summary["face_after"] = after_chk.summary()
         if qc_dir:
