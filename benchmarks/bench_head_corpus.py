@@ -77,9 +77,14 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
                head_dice=s.get("registration_metric"),
                independent_seconds=s.get("independent_seconds"))
     defaced = np.asarray(nib.load(str(out)).dataobj, np.float32)
-    z = voxel_sizes(h.affine)
-    bm = extract_brain(h.data, z, ct=detect_ct(h.data))
-    bs = brain_safety(h.data, defaced, bm.mask, z, DefaceParams().brain_margin_mm)
+    # judged on the file as written and read back, as the workflow's morphometry does: a
+    # float32 header affine differs from h.affine by 1e-8, and BET's mask by a few hundred
+    # voxels at its edge with it
+    img = nib.load(str(src))
+    original = np.asarray(img.dataobj, np.float32)
+    z = voxel_sizes(img.affine)
+    bm = extract_brain(original, z, ct=detect_ct(original))
+    bs = brain_safety(original, defaced, bm.mask, z, DefaceParams().brain_margin_mm)
     row.update(brain_voxels_changed=bs.brain_voxels_changed,
                min_distance_mm=bs.min_distance_mm if np.isfinite(bs.min_distance_mm) else None,
                brain_safety=bs.verdict)
@@ -154,15 +159,17 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
                      f"median {np.median(ind):.1f} s ({100 * np.median(ind) / np.median(secs):.0f} %)")
     lines += ["", "## Per item", "",
               "| item | shape | face expected | score | face | result | method | score defaced "
-              "| embedding distance | brain voxels changed | min distance mm | head Dice | s | reason |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| embedding distance | brain voxels changed | min distance mm | brain safety | head Dice | s "
+              "| reason |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['name']} | {'x'.join(map(str, r['shape']))} | {'yes' if r['face_expected'] else 'no'} "
             f"| {_f(r['face_score'])} | {'yes' if r['face'] else 'no'} | {r.get('result', '')} "
             f"| {r.get('method', '')} | {_f(r.get('face_score_defaced'))} "
             f"| {_f(r.get('embedding_distance'))} | {_f(r.get('brain_voxels_changed'), '{}')} "
-            f"| {_f(r.get('min_distance_mm'), '{:.1f}')} | {_f(r.get('head_dice'), '{:.3f}')} "
+            f"| {_f(r.get('min_distance_mm'), '{:.1f}')} | {r.get('brain_safety', '')} "
+            f"| {_f(r.get('head_dice'), '{:.3f}')} "
             f"| {_f(r.get('deface_seconds'), '{:.1f}')} | {r.get('reason', '')[:160]} |")
     out = res / f"head_corpus_{day}.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
