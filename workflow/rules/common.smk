@@ -206,23 +206,6 @@ def pixel_source(w):
     return L.work_dir("redact" if p.redact else "deid", **series_ids(w))
 
 
-# What the face-checking conversion names as its input for a series planned for defacing:
-# no file, and no rule makes it (see face_checked_source).
-NO_FACE_CHECK = "(planned for defacing: converted without a face check)"
-
-
-def face_checked_source(w):
-    """What convert_face_check_series reads: the series' DICOM (pixel_source) for a series
-    not planned for defacing. A series planned for defacing has no face check (its face is
-    removed, or with defacing off the image is withheld): for it this names a file that
-    does not exist and that no rule makes, so Snakemake, which tries the rules of
-    `ruleorder` in turn and keeps the first whose input can be had, converts it with
-    convert_series (convert.smk)."""
-    if PLANS_BY_SERIES[(w.subject, w.session, w.series)].deface:
-        return NO_FACE_CHECK
-    return pixel_source(w)
-
-
 def redaction_results():
     return [L.result("redact", **series_ids(p)) for p in PLAN if p.redact]
 

@@ -39,41 +39,8 @@ if INPUT_BIDS:
 
 else:
 
-    # a converted series not planned for defacing is looked at for a face in its conversion
-    # job (one job, not two); a series planned for defacing is converted alone
-    ruleorder: convert_face_check_series > convert_series
-
-    rule convert_face_check_series:
-        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry
-        checked; then a face looked for on surface renders of every converted image (a series
-        not planned for defacing: deface.smk)."""
-        input:
-            face_checked_source,
-        output:
-            images=directory(L.work_dir("convert")),
-            result=L.convert_result(),
-            face=L.result("face"),
-        log:
-            L.log("convert_face_check_series", L.job()),
-        benchmark:
-            L.benchmark("convert_face_check_series", L.job())
-        group:
-            "subject"
-        conda:
-            "../envs/neurodeid.yaml"
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=40,
-        params:
-            dcm2niix=config["convert"]["dcm2niix"],
-        shell:
-            "neurodeid convert {input:q} --out-dir {output.images:q} --result {output.result:q}"
-            " --dcm2niix={params.dcm2niix:q} --face-result {output.face:q} > {log:q} 2>&1"
-
     rule convert_series:
-        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry
-        checked (a series planned for defacing: deface.smk)."""
+        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry checked."""
         input:
             pixel_source,
         output:
