@@ -29,8 +29,9 @@ FACE_MODALITIES = ("MR", "CT", "PT", "NM")
 
 #: Volumes with at least this many slices (files or frames) are planned for defacing (anat,
 #: ct) or withheld (other datatypes). 20 let an 18-slice sagittal head T1 out undefaced
-#: (issue #18): 10 slices of 5 mm already span a face. Still a slice count, not evidence:
-#: deciding every converted volume by a face detector is the open part of issue #18.
+#: (issue #18): 10 slices of 5 mm already span a face. A slice count only adds series to the
+#: face rule; it exempts none: every converted image is face-checked by its renders, every
+#: series released as DICOM without conversion by its pixels (:attr:`SeriesPlan.face_screen`).
 FACE_MIN_SLICES = 10
 
 
@@ -58,6 +59,13 @@ class SeriesPlan:
     @property
     def convert(self) -> bool:
         return "datatype" in self.target
+
+    @property
+    def face_screen(self) -> bool:
+        """The text stage also looks for a face in the pixels: the DICOM is released and no
+        converted image's face check (nor a defacing) judges it (a secondary capture, a
+        localizer, an unmatched series; issue #18)."""
+        return self.has_dicom and self.release_dicom and self.redact and not self.convert
 
 
 def slice_count(s: Series) -> int:

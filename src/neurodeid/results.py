@@ -66,7 +66,7 @@ Status = StageStatus | Check
 #: ``measures``, written only when present.
 RECORD_KEYS: dict[str, tuple[str, ...]] = {
     "convert": ("status", "reason", "source", "images"),
-    "redact": ("status", "mode", "reason", "files", "screened"),
+    "redact": ("status", "mode", "reason", "files", "screened", "face_screen"),
     "redact_image": ("status", "reasons", "method", "boxes", "pixels_changed", "output"),
     "deface": ("method", "images"),
     "face": ("images",),

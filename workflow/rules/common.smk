@@ -198,6 +198,11 @@ def text_mode(w):
     return PLANS_BY_SERIES[(w.subject, w.session, w.series)].text_mode or "read"
 
 
+def face_screen(w):
+    """``--face-screen`` for a series whose DICOM is released without conversion."""
+    return "--face-screen" if PLANS_BY_SERIES[(w.subject, w.session, w.series)].face_screen else ""
+
+
 def pixel_source(w):
     """The DICOM that conversion and the defaced DICOM read: the text stage's output
     (every pixel object is read first), or the de-identified series when redaction is off.

@@ -36,10 +36,11 @@ rule redact_series:
     params:
         config=REDACT_JSON,
         mode=text_mode,
+        faces=face_screen,
     shell:
         "neurodeid redact {input.dicom:q} --out-dir {output.images:q} --result {output.result:q}"
         " --needles {input.needles:q} --qc-dir {output.qc_dir:q} --qc {output.qc:q}"
-        " --mode {params.mode} --config-json {params.config:q} > {log:q} 2>&1"
+        " --mode {params.mode} {params.faces} --config-json {params.config:q} > {log:q} 2>&1"
 
 
 rule redact_image:

@@ -190,7 +190,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     cfg = _redaction_config(args.config_json)
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
     res = run_series(args.dicom_dir, args.out_dir, args.result, cfg, needles, mode=args.mode,
-                     qc_dir=args.qc_dir, qc_png=args.qc)
+                     qc_dir=args.qc_dir, qc_png=args.qc, face_screen=args.face_screen)
     for r in res.files:
         if r["status"] != Check.PASS:
             print(f"redact: {r['file']} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
@@ -375,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qc-dir", required=True, help="before/after pictures (private: they show the text)")
     s.add_argument("--qc", required=True, help="the series' QC picture for the report (private)")
     s.add_argument("--config-json", default="{}")
+    s.add_argument("--face-screen", action="store_true",
+                   help="read mode: also look for a face in the pixels (a series released as DICOM, not converted); "
+                        "a face withholds the whole series")
     s.set_defaults(func=_cmd_redact)
 
     s = sub.add_parser("deface-series", help="deface every converted image of one series")

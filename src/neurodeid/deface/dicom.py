@@ -189,14 +189,15 @@ def _make_geometry(path, frame, ipp, iop, ps, rows, cols, slope, inter) -> Frame
     )
 
 
-def frame_geometries(ds: Dataset, path="<dataset>") -> list[FrameGeometry]:
+def frame_geometries(ds: Dataset, path="<dataset>", colour: bool = False) -> list[FrameGeometry]:
     """Geometry of every frame of ``ds``.
 
     Single-frame images use the top-level ImagePositionPatient / ImageOrientationPatient /
     PixelSpacing / RescaleSlope / RescaleIntercept. Enhanced multi-frame images use the
     per-frame functional groups (PlanePositionSequence, PlaneOrientationSequence,
     PixelMeasuresSequence, PixelValueTransformationSequence), falling back to the shared
-    functional groups, then to the top level.
+    functional groups, then to the top level. ``colour``: a colour image's geometry is
+    given too (it cannot be defaced, but its frames can be placed).
 
     Raises
     ------
@@ -204,7 +205,7 @@ def frame_geometries(ds: Dataset, path="<dataset>") -> list[FrameGeometry]:
         Colour or missing geometry, or a multi-frame file without per-frame geometry.
     """
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1 and not colour:
         raise DefacedDicomError(f"{path}: colour image (SamplesPerPixel {ds.SamplesPerPixel}); only greyscale volumes can be defaced")
     if "MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
         raise DefacedDicomError(

@@ -19,6 +19,10 @@ Two modes, chosen by the release plan (:func:`neurodeid.plan.text_mode`):
     the series is withheld (a volume with a missing slice would mislead), with
     the reason.
 
+With ``face_screen`` (a series released as DICOM that is not converted), a ``read``
+series' pixels are also searched for a face (:mod:`neurodeid.deface.screen`): a face
+withholds the whole series.
+
 Outputs: the folder of files that may go on (conversion and the release read
 it, never the de-identified folder directly), one JSON result (``status``
 PASS/FAIL, ``mode``, per-file rows), per-image QC pictures and one series QC
@@ -109,7 +113,7 @@ def screen_frames(frames: np.ndarray, photometric: str, cfg: RedactionConfig, ve
 
 
 def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=None, *, mode: str = "read",
-               qc_dir=None, qc_png=None) -> StageResult:
+               qc_dir=None, qc_png=None, face_screen: bool = False) -> StageResult:
     """Read every image of one series for burned-in text; write what may go on.
 
     Parameters
@@ -127,6 +131,13 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
     mode : "read" or "screen"
     qc_dir, qc_png : path, optional
         Per-image QC pictures and the series' picture (private).
+    face_screen : bool
+        In ``read`` mode, first look for a face in the pixels
+        (:func:`neurodeid.deface.screen.screen_files`: for a series released as DICOM
+        without a converted volume whose face check would decide): a face, or pixels the
+        screen cannot read, and nothing is read or written, every row FAIL with the
+        reason; ``measures["face_screen"]`` holds the screen's summary,
+        ``qc_dir/face_screen.png`` its renders (private).
 
     Returns
     -------
@@ -164,7 +175,12 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
                          "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
         return rows
 
-    if mode == "read":
+    face = _face_screen(files, measures, qcd) if face_screen and mode == "read" else ""
+    if face:  # withheld whatever its text: not read
+        reason = face
+        rows = [{"file": f.name, "status": Check.FAIL, "reasons": [face], "method": "", "boxes": 0,
+                 "pixels_changed": 0, "frames": 0} for f in files]
+    elif mode == "read":
         rows = read_all()
     else:
         found: list[str] = []
@@ -204,6 +220,28 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
         _series_qc(files, qcd, qc_png)
     write_stage_result(result_path, result)
     return result
+
+
+def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> str:
+    """Look for a face in the series' pixels (``measures["face_screen"]``, the renders in
+    ``qcd/face_screen.png``). Returns why the series is withheld (``''``: no face). The
+    de-identified pixels are screened: redaction only blanks text, it cannot hide a face."""
+    from ..deface.screen import screen_files
+
+    try:
+        screen = screen_files(files)
+    except Exception as exc:  # noqa: BLE001 - no decision, no release
+        measures["face_screen"] = {"face": None, "errors": [failure_reason(exc)]}
+        return f"the face screen could not run ({failure_reason(exc)}): withheld"
+    measures["face_screen"] = screen.summary()
+    if qcd is not None and screen.checks:
+        from PIL import Image
+
+        from ..deface.face import detection_picture
+
+        best = max(screen.checks, key=lambda c: c.best_score)
+        Image.fromarray(detection_picture(best)).save(qcd / "face_screen.png", format="PNG")
+    return screen.reason()
 
 
 def _series_qc(files: list[Path], qcd: Path | None, qc_png) -> None:

@@ -11,7 +11,7 @@ from ..plan import DICOM_NONE
 from ..records import RunRecords
 from ..results import Check, Release, StageStatus, by_image
 from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
-                       image_verdict)
+                       image_verdict, screened_face)
 
 
 # ---------------------------------------------------------------------------
@@ -88,6 +88,9 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             add(sub, ses, series, item, Release.WITHHELD, f"withheld: {p.withheld_reason}")
         elif mode == "screen" and text.status != Check.PASS:
             add(sub, ses, series, item, Release.WITHHELD, f"burned-in text: {_clean(text.reason)}")
+        elif text is not None and screened_face(text):
+            add(sub, ses, series, item, Release.WITHHELD, f"a face: {_clean(text.reason)}",
+                _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/face_screen.png"]))
         elif pixel_cleaning.get((sub, ses, series)) or mode == "read":
             if text is None:
                 add(sub, ses, series, item, Release.WITHHELD, "redaction pending: burned-in text redaction has not run")

@@ -154,6 +154,13 @@ def face_record_reason(record: StageResult | None) -> str:
     return ""
 
 
+def screened_face(text_result: StageResult) -> bool:
+    """The text stage's face screen withheld the series (a face, or pixels it could not
+    judge): its ``measures["face_screen"]`` record, never its prose."""
+    fs = text_result.measures.get("face_screen") or {}
+    return bool(fs) and (fs.get("face") is not False or bool(fs.get("errors")))
+
+
 def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None, *,
                   face_checked: bool = False, face: dict | None = None) -> tuple[Verdict, str]:
     """Automatic ``(verdict, reasons)`` of one converted BIDS image: whether it may be
