@@ -200,7 +200,11 @@ def text_mode(w):
 
 def face_screen(w):
     """``--face-screen`` for a series whose DICOM is released without conversion."""
-    return "--face-screen" if PLANS_BY_SERIES[(w.subject, w.session, w.series)].face_screen else ""
+    return (
+        "--face-screen"
+        if PLANS_BY_SERIES[(w.subject, w.session, w.series)].face_screen
+        else ""
+    )
 
 
 def pixel_source(w):
