@@ -194,6 +194,33 @@ def test_text_stage_withholds_a_series_with_a_face(tmp_path):
     assert "face_screen" not in r.measures and not screened_face(r)
 
 
+@pytest.mark.slow
+def test_text_stage_withholds_an_unreadable_file_alone(tmp_path):
+    """A file whose pixels cannot be read is not screened: it is withheld with its own reason,
+    and the readable, face-free file of the same series is released."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from neurodeid.redact import RedactionConfig
+    from neurodeid.redact.series import run_series
+    from neurodeid.review.verdicts import screened_face
+
+    src = tmp_path / "in"
+    src.mkdir()
+    plain = np.zeros((1, 64, 64))
+    plain[0, 16:48, 16:48] = 800
+    _dataset(SC, plain, "OT").save_as(src / "a.dcm", enforce_file_format=True)
+    cut = src / "b.dcm"
+    _dataset(SC, plain, "OT").save_as(cut, enforce_file_format=True)
+    cut.write_bytes(cut.read_bytes()[:-3000])  # Pixel Data cut short
+    r = run_series(src, tmp_path / "out", tmp_path / "r.json", RedactionConfig(), [], mode="read",
+                   face_screen=True)
+    by = {f["file"]: f for f in r.files}
+    assert by["a.dcm"]["status"] == Check.PASS, r.files
+    assert by["b.dcm"]["status"] == Check.FAIL and "b.dcm" in " ".join(by["b.dcm"]["reasons"]), r.files
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.dcm"]
+    assert r.measures["face_screen"]["face"] is False and r.measures["face_screen"]["errors"]
+    assert not screened_face(r)
+
+
 # ------------------------------------------------------------------ the workflow
 @pytest.mark.e2e
 @pytest.mark.slow

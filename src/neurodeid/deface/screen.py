@@ -112,9 +112,9 @@ class Screen:
     checks : list
         The :class:`~neurodeid.deface.face.FaceCheck` of every stack orientation (for the
         QC picture).
-    errors : list of str
-        Files whose pixels could not be read (their reason); a series with errors is not
-        screened completely, so it is not released.
+    errors, unread : list of str
+        Why pixels could not be read, and the names of those files: they were not
+        screened, so the caller must not release them (the text stage withholds them).
     """
 
     face: bool = False
@@ -126,6 +126,7 @@ class Screen:
     seconds: float = 0.0
     checks: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    unread: list = field(default_factory=list)
 
     def summary(self) -> dict:
         """JSON-able record (no pictures)."""
@@ -134,12 +135,11 @@ class Screen:
                 "threshold": self.threshold, "seconds": round(self.seconds, 2), "errors": self.errors}
 
     def reason(self) -> str:
-        """Why the series is withheld (``''`` when it is not)."""
+        """Why the series is withheld (``''`` when it is not). Unread files are not a
+        reason to withhold the readable ones: they are listed in ``unread``."""
         if self.face:
             return (f"a face is detected in its pixels ({self.where}, score {self.best_score:.2f} > "
                     f"{self.threshold}) and it is not defaced: withheld")
-        if self.errors:
-            return f"the face screen could not read {len(self.errors)} file(s) ({self.errors[0]}): withheld"
         return ""
 
 
@@ -276,9 +276,9 @@ def image_score(pixels: np.ndarray) -> float:
     return max(detect([r], upsample=0)[0].score, detect([r], upsample=1)[0].score)
 
 
-def read_slices(files) -> tuple[list[_Slice], list[str]]:
+def read_slices(files) -> tuple[list[_Slice], list[tuple[str, str]]]:
     """Every frame of ``files`` (DICOM paths) as a greyscale slice with its geometry; the
-    files that could not be read, with the reason."""
+    files that could not be read, as ``(name, reason)``."""
     import pydicom
 
     from ..failure import failure_reason
@@ -290,7 +290,7 @@ def read_slices(files) -> tuple[list[_Slice], list[str]]:
             ds = pydicom.dcmread(p)
             frames, photometric = read_frames(ds)
         except Exception as exc:  # noqa: BLE001 - an unread file is never called face-free
-            errors.append(failure_reason(exc, p.name))
+            errors.append((p.name, failure_reason(exc, p.name)))
             continue
         geoms = _geometries(ds, p.name)
         if geoms is not None and len(geoms) != frames.shape[0]:
@@ -328,7 +328,9 @@ def screen_files(files) -> Screen:
 
     t0 = time.perf_counter()
     out = Screen()
-    slices, out.errors = read_slices(files)
+    slices, unread = read_slices(files)
+    out.unread = [name for name, _ in unread]
+    out.errors = [why for _, why in unread]
 
     def better(score: float, where: str, threshold: float) -> None:
         out.face = out.face or score > threshold

@@ -175,13 +175,17 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
                          "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
         return rows
 
-    face = _face_screen(files, measures, qcd) if face_screen and mode == "read" else ""
+    face, unscreened = _face_screen(files, measures, qcd) if face_screen and mode == "read" else ("", {})
     if face:  # withheld whatever its text: not read
         reason = face
         rows = [{"file": f.name, "status": Check.FAIL, "reasons": [face], "method": "", "boxes": 0,
                  "pixels_changed": 0, "frames": 0} for f in files]
     elif mode == "read":
         rows = read_all()
+        for r in rows:  # not looked at for a face: never released, whatever the text stage made of it
+            if r["file"] in unscreened and r["status"] == Check.PASS:
+                (out / r["file"]).unlink(missing_ok=True)
+                r.update(status=Check.FAIL, reasons=[f"not screened for a face: {unscreened[r['file']]}"])
     else:
         found: list[str] = []
         verifier = Verifier(cfg.verify, needles, cfg.verify_time_like)
@@ -222,9 +226,10 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
     return result
 
 
-def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> str:
+def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> tuple[str, dict]:
     """Look for a face in the series' pixels (``measures["face_screen"]``, the renders in
-    ``qcd/face_screen.png``). Returns why the series is withheld (``''``: no face). The
+    ``qcd/face_screen.png``). Returns why the series is withheld (``''``: no face) and the
+    files whose pixels could not be read (name: reason), which must not be released. The
     de-identified pixels are screened: redaction only blanks text, it cannot hide a face."""
     from ..deface.screen import screen_files
 
@@ -232,7 +237,7 @@ def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> str:
         screen = screen_files(files)
     except Exception as exc:  # noqa: BLE001 - no decision, no release
         measures["face_screen"] = {"face": None, "errors": [failure_reason(exc)]}
-        return f"the face screen could not run ({failure_reason(exc)}): withheld"
+        return f"the face screen could not run ({failure_reason(exc)}): withheld", {}
     measures["face_screen"] = screen.summary()
     if qcd is not None and screen.checks:
         from PIL import Image
@@ -241,7 +246,7 @@ def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> str:
 
         best = max(screen.checks, key=lambda c: c.best_score)
         Image.fromarray(detection_picture(best)).save(qcd / "face_screen.png", format="PNG")
-    return screen.reason()
+    return screen.reason(), dict(zip(screen.unread, screen.errors))
 
 
 def _series_qc(files: list[Path], qcd: Path | None, qc_png) -> None:

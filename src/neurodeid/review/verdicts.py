@@ -155,10 +155,11 @@ def face_record_reason(record: StageResult | None) -> str:
 
 
 def screened_face(text_result: StageResult) -> bool:
-    """The text stage's face screen withheld the series (a face, or pixels it could not
-    judge): its ``measures["face_screen"]`` record, never its prose."""
+    """The text stage's face screen withheld the series (a face, or a screen that could not
+    run): its ``measures["face_screen"]`` record, never its prose. Files it could not read
+    are withheld one by one with their own reason."""
     fs = text_result.measures.get("face_screen") or {}
-    return bool(fs) and (fs.get("face") is not False or bool(fs.get("errors")))
+    return bool(fs) and fs.get("face") is not False
 
 
 def image_verdict(defaced: bool, deface: dict | None, morphometry: dict | None, *,
