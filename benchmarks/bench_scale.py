@@ -214,6 +214,8 @@ def main() -> None:
     ap.add_argument("--full-run-max", type=int, default=100, help="largest N completed by a real run (else placeholders)")
     ap.add_argument("--profile-dir", type=Path, default=None, help="cProfile the largest N's dry run and no-op rerun")
     ap.add_argument("--record", action="store_true", help="append the result to benchmarks/results/")
+    ap.add_argument("--record-suffix", default="",
+                    help="record in scale_<date>_<suffix>.md (a second record of the same day)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nd-bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -249,7 +251,8 @@ def main() -> None:
         for p in sorted(args.profile_dir.glob("*.prof")):
             print(f"== {p}\n{top_profile(p)}")
     if args.record:
-        out = REPO / "benchmarks" / "results" / f"scale_{datetime.date.today().isoformat()}.md"
+        suffix = f"_{args.record_suffix}" if args.record_suffix else ""
+        out = REPO / "benchmarks" / "results" / f"scale_{datetime.date.today().isoformat()}{suffix}.md"
         u = platform.uname()
         import snakemake
 
@@ -258,7 +261,8 @@ def main() -> None:
             f"- machine: {u.system} {u.release} {u.machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
             f"snakemake {snakemake.__version__}, pydicom {pydicom.__version__}\n"
             f"- command: `python benchmarks/bench_scale.py --subjects {' '.join(map(str, args.subjects))}"
-            f" --full-run-max {args.full_run_max} --record`\n"
+            f" --full-run-max {args.full_run_max} --record"
+            + (f" --record-suffix {args.record_suffix}" if args.record_suffix else "") + "`\n"
             f"- input: N subjects x 1 study x {SERIES_PER_SUBJECT} series x {SLICES} slices (CT_small.dcm clones); "
             "times in seconds, each a separate `snakemake` process from the repository\n\n"
             + report

@@ -199,9 +199,9 @@ def text_mode(w):
 
 
 def face_screen(w):
-    """``--face-screen`` for a series whose DICOM is released without conversion."""
+    """``--text-face-screen`` for a series whose DICOM is released without conversion."""
     return (
-        "--face-screen"
+        "--text-face-screen"
         if PLANS_BY_SERIES[(w.subject, w.session, w.series)].face_screen
         else ""
     )
@@ -213,6 +213,16 @@ def pixel_source(w):
     """
     p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
     return L.work_dir("redact" if p.redact else "deid", **series_ids(w))
+
+
+def face_check(w):
+    """``--no-face-check`` for a series planned for defacing (the defacing job looks for its
+    face; its conversion writes a face record that says so)."""
+    return (
+        "--no-face-check"
+        if PLANS_BY_SERIES[(w.subject, w.session, w.series)].deface
+        else ""
+    )
 
 
 def redaction_results():

@@ -40,12 +40,16 @@ if INPUT_BIDS:
 else:
 
     rule convert_series:
-        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry checked."""
+        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry
+        checked; then, for a series not planned for defacing, a face looked for on surface renders
+        of every converted image, in this job (a series planned for defacing: deface.smk).
+        """
         input:
             pixel_source,
         output:
             images=directory(L.work_dir("convert")),
             result=L.convert_result(),
+            face=L.result("face"),
         log:
             L.log("convert_series", L.job()),
         benchmark:
@@ -57,9 +61,11 @@ else:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=30,
+            runtime=40,
         params:
             dcm2niix=config["convert"]["dcm2niix"],
+            face=face_check,
         shell:
             "neurodeid convert {input:q} --out-dir {output.images:q} --result {output.result:q}"
-            " --dcm2niix={params.dcm2niix:q} > {log:q} 2>&1"
+            " --dcm2niix={params.dcm2niix:q} --face-result {output.face:q} {params.face}"
+            " > {log:q} 2>&1"

@@ -53,26 +53,29 @@ rule deface_series:
         " --method {params.method} --params-json {params.params:q} > {log:q} 2>&1"
 
 
-rule face_check_series:
-    """Look for a face on surface renders of every converted image of a series not planned for defacing."""
-    input:
-        L.work_dir("convert"),
-    output:
-        L.result("face"),
-    log:
-        L.log("face_check_series", L.job()),
-    benchmark:
-        L.benchmark("face_check_series", L.job())
-    group:
-        "subject"
-    conda:
-        "../envs/neurodeid.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
-    shell:
-        "neurodeid face-check-series {input:q} --result {output:q} > {log:q} 2>&1"
+if INPUT_BIDS:
+
+    # (a DICOM input's series are face-checked in their conversion job: convert.smk)
+    rule face_check_series:
+        """Look for a face on surface renders of every imported image of a series not planned for defacing."""
+        input:
+            L.work_dir("convert"),
+        output:
+            L.result("face"),
+        log:
+            L.log("face_check_series", L.job()),
+        benchmark:
+            L.benchmark("face_check_series", L.job())
+        group:
+            "subject"
+        conda:
+            "../envs/neurodeid.yaml"
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=10,
+        shell:
+            "neurodeid face-check-series {input:q} --result {output:q} > {log:q} 2>&1"
 
 
 rule deface_dicom:

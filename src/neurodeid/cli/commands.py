@@ -98,9 +98,8 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     from .. import keys
     from ..deid import DeidConfig
     from ..deid.quasi import QuasiPolicy
-    from ..deid.series import deid_series_job
     from ..index import read_manifest
-    from ..audit.needles import collect_series_needles
+    from ..jobs import TextStage, deid_text_series_job
 
     key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
     cfg = DeidConfig(
@@ -111,16 +110,28 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         options=frozenset(args.options),
         quasi=QuasiPolicy.from_mapping(json.loads(args.quasi) if args.quasi else None),
     )
+    text = None
+    if args.text_out_dir:  # the text stage on the de-identified files, in the same job
+        if not (args.text_result and args.text_qc_dir and args.text_qc and args.needles_out):
+            print("deid: --text-out-dir needs --text-result, --text-qc-dir, --text-qc and --needles-out",
+                  file=sys.stderr)
+            return 2
+        text = TextStage(args.text_out_dir, args.text_result, args.text_qc_dir, args.text_qc,
+                         _redaction_config(args.text_config_json), mode=args.text_mode,
+                         face_screen=args.text_face_screen)
     files = read_manifest(args.manifest)
+    out = deid_text_series_job(files, args.out_dir, args.report, cfg, needles_out=args.needles_out,
+                               min_length=args.min_length, text=text)
     if args.needles_out:  # the audit's needles, from the same raw files, in the same job
-        n, failed = collect_series_needles(files, cfg.options, args.min_length, args.needles_out)
-        print(f"needles: {n} needle(s) from {len(files)} file(s) ({failed} unreadable)")
-    results = deid_series_job(files, args.out_dir, args.report, cfg)
+        print(f"needles: {out.needles} needle(s) from {len(files)} file(s) ({out.unreadable} unreadable)")
+    results = out.deid
     n_ok = sum(r["status"] == StageStatus.OK for r in results)
     print(f"deid: {n_ok} of {len(results)} file(s) de-identified into {args.out_dir}")
     for r in results:
         if r["status"] != StageStatus.OK:
             print(f"deid: quarantined {r['reason']}", file=sys.stderr)
+    if out.text is not None:
+        _print_text_result(out.text, args.text_mode)
     return 0
 
 
@@ -134,10 +145,19 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from ..convert import convert_series_job
+    if args.face_result:  # the face check of the converted images, in the same job
+        from ..jobs import convert_face_check_job
 
-    result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
+        result, n_files, face = convert_face_check_job(args.dicom_dir, args.out_dir, args.result, args.face_result,
+                                                       args.dcm2niix, check=not args.no_face_check)
+    else:
+        from ..convert import convert_series_job
+
+        result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
+        face = None
     print(f"convert: {len(result.images)} image(s) from {n_files} file(s); status {result.status}")
+    for r in face.images if face is not None else []:
+        print(f"face check: {r['image']}: {r['status']} {r['reason']}")
     return 0
 
 
@@ -183,6 +203,17 @@ def _redaction_config(text: str):
     return RedactionConfig.from_mapping(d)
 
 
+def _print_text_result(res, mode: str) -> None:
+    for r in res.files:
+        if r["status"] != Check.PASS:
+            print(f"redact: {r['file']} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
+                  file=sys.stderr)
+    if res.reason:
+        print(f"redact: {res.reason}", file=sys.stderr)
+    rows = res.files
+    print(f"redact ({mode}): {sum(r['status'] == Check.PASS for r in rows)} of {len(rows)} image(s) PASS")
+
+
 def _cmd_redact(args: argparse.Namespace) -> int:
     from .. import audit
     from ..redact.series import run_series
@@ -191,14 +222,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     needles = [[n.text, n.source] for n in audit.load_needles(args.needles)]
     res = run_series(args.dicom_dir, args.out_dir, args.result, cfg, needles, mode=args.mode,
                      qc_dir=args.qc_dir, qc_png=args.qc, face_screen=args.face_screen)
-    for r in res.files:
-        if r["status"] != Check.PASS:
-            print(f"redact: {r['file']} FAILED and stays out of the release: {'; '.join(r.get('reasons', []))}",
-                  file=sys.stderr)
-    if res.reason:
-        print(f"redact: {res.reason}", file=sys.stderr)
-    rows = res.files
-    print(f"redact ({args.mode}): {sum(r['status'] == Check.PASS for r in rows)} of {len(rows)} image(s) PASS")
+    _print_text_result(res, args.mode)
     return 0
 
 
@@ -325,6 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--needles-out", default="", help="also write the raw series' audit needles here (private)")
     s.add_argument("--min-length", type=int, default=3, help="shortest needle (characters)")
     s.add_argument("--quasi", default="", help="config section quasi as JSON (age cap, generalisation); default: cap 090Y")
+    s.add_argument("--text-out-dir", default="",
+                   help="also read the de-identified files for burned-in text (as `neurodeid redact --out-dir`)")
+    s.add_argument("--text-result", default="", help="the text stage's result (as `neurodeid redact --result`)")
+    s.add_argument("--text-qc-dir", default="", help="as `neurodeid redact --qc-dir`")
+    s.add_argument("--text-qc", default="", help="as `neurodeid redact --qc`")
+    s.add_argument("--text-mode", choices=("read", "screen"), default="read", help="as `neurodeid redact --mode`")
+    s.add_argument("--text-config-json", default="{}", help="as `neurodeid redact --config-json`")
+    s.add_argument("--text-face-screen", action="store_true", help="as `neurodeid redact --face-screen`")
     s.set_defaults(func=_cmd_deid)
 
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
@@ -339,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
     s.add_argument("--result", required=True, help="conversion.json (status, images, notes)")
     s.add_argument("--dcm2niix", default="", help="a dcm2niix binary (default: the one on PATH / the pip wheel)")
+    s.add_argument("--face-result", default="",
+                   help="also look for a face on the converted images (as `neurodeid face-check-series --result`)")
+    s.add_argument("--no-face-check", action="store_true",
+                   help="with --face-result: a series planned for defacing; its images are listed as skipped")
     s.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("import-bids", help="import one image of a BIDS input (sanitised) and collect its needles")

@@ -79,3 +79,14 @@ def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike)
     record = StageResult.from_dict("face", check_folder(convert_dir))
     write_stage_result(result, record)
     return record
+
+
+def face_check_skipped(convert_dir: str | os.PathLike, result: str | os.PathLike) -> StageResult:
+    """The face record of a series planned for defacing: every converted image ``skipped``
+    (its defacing job looks for the face and withholds it on failure); writes and returns it."""
+    rows = [{"image": p.name, "status": StageStatus.SKIPPED, "summary": {},
+             "reason": "planned for defacing: the defacing job looks for its face"}
+            for p in sorted(Path(convert_dir).glob("*.nii.gz"))]
+    record = StageResult.from_dict("face", {"images": rows})
+    write_stage_result(result, record)
+    return record

@@ -1,0 +1,76 @@
+"""Jobs that run two stages on one series in one process (issue 21: the workflow's fixed
+cost grows with its job count, about 2-4 ms per job at thousands of series).
+
+Each function calls the stages' own job functions in sequence, with the arguments and
+records they have as separate jobs; only the number of Snakemake jobs changes:
+
+- :func:`deid_text_series_job`: de-identification, then the text stage on its output
+  (rule ``deid_series`` when ``redact.enabled``);
+- :func:`convert_face_check_job`: conversion, then the face check of its images (rule
+  ``convert_series``; a series planned for defacing is checked by its defacing job).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from .results import StageResult
+
+
+@dataclass(frozen=True)
+class TextStage:
+    """Where and how the text stage reads a de-identified series (``neurodeid redact``'s arguments)."""
+
+    out_dir: str | os.PathLike
+    result: str | os.PathLike
+    qc_dir: str | os.PathLike
+    qc: str | os.PathLike
+    config: object  # a neurodeid.redact.RedactionConfig
+    mode: str = "read"
+    face_screen: bool = False  # a series released as DICOM without conversion
+
+
+@dataclass
+class DeidTextOutcome:
+    needles: int
+    unreadable: int
+    deid: list[dict]
+    text: StageResult | None
+
+
+def deid_text_series_job(files, out_dir, report_tsv, cfg, *, needles_out: str | os.PathLike = "",
+                         min_length: int = 3, text: TextStage | None = None) -> DeidTextOutcome:
+    """One series: its audit needles from the raw files (when ``needles_out``), its files
+    de-identified (:func:`neurodeid.deid.series.deid_series_job`), then, with ``text``, the
+    de-identified files read for burned-in text (:func:`neurodeid.redact.series.run_series`,
+    with the needles just written)."""
+    from .audit.needles import collect_series_needles, load_needles
+    from .deid.series import deid_series_job
+    from .redact.series import run_series
+
+    n, unreadable = (collect_series_needles(files, cfg.options, min_length, needles_out)
+                     if needles_out else (0, 0))
+    results = deid_series_job(files, out_dir, report_tsv, cfg)
+    text_result = None
+    if text is not None:
+        needles = [[x.text, x.source] for x in load_needles([needles_out])] if needles_out else []
+        text_result = run_series(out_dir, text.out_dir, text.result, text.config, needles,
+                                 mode=text.mode, qc_dir=text.qc_dir, qc_png=text.qc,
+                                 face_screen=text.face_screen)
+    return DeidTextOutcome(n, unreadable, results, text_result)
+
+
+def convert_face_check_job(dicom_dir, out_dir, result_json, face_result, dcm2niix: str | None = None,
+                           *, check: bool = True) -> tuple[StageResult, int, StageResult]:
+    """One series: converted (:func:`neurodeid.convert.convert_series_job`), then, with
+    ``check`` (a series not planned for defacing), every converted image looked at for a face
+    (:func:`neurodeid.deface.series.face_check_series`; a failed conversion leaves an empty
+    folder, checked as before). Without ``check`` (a series planned for defacing: the
+    defacing job looks for its face) the face record lists each image as ``skipped``, with
+    the reason, so that the rule has one set of outputs whatever the plan says."""
+    from .convert import convert_series_job
+    from .deface.series import face_check_series, face_check_skipped
+
+    result, n_files = convert_series_job(dicom_dir, out_dir, result_json, dcm2niix)
+    face = face_check_series(out_dir, face_result) if check else face_check_skipped(out_dir, face_result)
+    return result, n_files, face
