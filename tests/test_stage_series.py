@@ -81,3 +81,34 @@ def test_defaced_dicom_is_withheld_without_images_masks_or_on_a_morphometry_fail
     (morph / "image.tsv").write_text("image\tverdict\nsub-x/image.nii.gz\tFAIL\n")
     r = deface_dicom_series(tmp_path, conv, deface, morph, out, tmp_path / "r.json", key)
     assert r.to_dict() == {"status": "failed", "reason": "morphometry FAIL for image: the defaced DICOM is withheld"}
+
+
+def test_series_job_runs_deid_then_conversion_or_records_that_none_was_planned(tmp_path):
+    """The series' one job (rule deid_series): de-identified, converted and face-checked in
+    turn; a series the plan does not convert gets an empty folder and a ``skipped`` record."""
+    from conftest import EXAMPLE_DICOM, TEST_KEY
+
+    from neurodeid import keys
+    from neurodeid.deid import DeidConfig
+    from neurodeid.deid.profile import DEFAULT_OPTIONS
+    from neurodeid.jobs import ConvertStage, series_job
+    from neurodeid.results import StageStatus, read_stage_result
+
+    files = sorted((EXAMPLE_DICOM / "DOE_JOHN" / "2019-03-14_CT_HEAD" / "SE2").glob("*.dcm"))
+    cfg = DeidConfig(key=TEST_KEY, subject_label="a1", date_shift_days=keys.date_shift_days(TEST_KEY, "a1"),
+                     options=frozenset(DEFAULT_OPTIONS))
+    for planned in (True, False):
+        d = tmp_path / str(planned)
+        stage = ConvertStage(d / "convert", d / "convert.json", d / "face.json", planned=planned,
+                             why_not="" if planned else "not planned for conversion: see the release plan")
+        out = series_job(files, d / "deid", d / "deid.tsv", cfg, needles_out=d / "needles.json", convert=stage)
+        assert all(r["status"] == StageStatus.OK for r in out.deid.deid)
+        conv, face = read_stage_result(d / "convert.json", "convert"), read_stage_result(d / "face.json", "face")
+        niftis = sorted(p.name for p in (d / "convert").glob("*.nii.gz"))
+        if planned:
+            assert conv.status == StageStatus.OK and niftis and out.n_converted_files == len(files)
+            assert [r["image"] for r in face.images] == niftis
+            assert all(r["status"] in (StageStatus.OK, StageStatus.FACE) for r in face.images)
+        else:
+            assert conv.status == StageStatus.SKIPPED and "not planned" in conv.reason
+            assert niftis == [] and face.images == [] and (d / "convert").is_dir()

@@ -215,14 +215,14 @@ def pixel_source(w):
     return L.work_dir("redact" if p.redact else "deid", **series_ids(w))
 
 
-def face_check(w):
-    """``--no-face-check`` for a series planned for defacing (the defacing job looks for its
-    face; its conversion writes a face record that says so)."""
-    return (
-        "--no-face-check"
-        if PLANS_BY_SERIES[(w.subject, w.session, w.series)].deface
-        else ""
-    )
+def convert_args(w):
+    """The series job's conversion flags from the plan: ``--not-converted REASON`` for a
+    series the plan does not convert; ``--no-face-check`` for one planned for defacing (its
+    defacing job looks for the face; the face record lists its images as skipped)."""
+    p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
+    if not p.convert:
+        return "--not-converted 'not planned for conversion: see the release plan'"
+    return "--no-face-check" if p.deface else ""
 
 
 def redaction_results():

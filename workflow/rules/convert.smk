@@ -1,12 +1,10 @@
-# Conversion of de-identified DICOM to NIfTI + sanitised sidecar, or, for a BIDS input
-# (config input_bids), the import of its images with the same sanitising (named and
-# released per subject by release_subject, release.smk).
+# The import of a BIDS input's images (config input_bids) with the sanitising of a
+# conversion (named and released per subject by release_subject, release.smk). A DICOM
+# input's series are converted in their one series job (rule deid_series, deid.smk:
+# `neurodeid deid --convert-out-dir`).
 
 
 if INPUT_BIDS:
-
-    # the import also collects the needles: it, not deid_series, makes them here
-    ruleorder: import_series > deid_series
 
     rule import_series:
         """Import one image of the BIDS input: NIfTI header text fixed, extensions removed,
@@ -36,36 +34,3 @@ if INPUT_BIDS:
             "neurodeid import-bids {input.manifest:q} --bids-dir {params.bids_dir:q}"
             " --out-dir {output.images:q} --result {output.result:q}"
             " --needles-out {output.needles:q} > {log:q} 2>&1"
-
-else:
-
-    rule convert_series:
-        """dcm2niix on one de-identified series read for text; sidecar from an allow-list; geometry
-        checked; then, for a series not planned for defacing, a face looked for on surface renders
-        of every converted image, in this job (a series planned for defacing: deface.smk).
-        """
-        input:
-            pixel_source,
-        output:
-            images=directory(L.work_dir("convert")),
-            result=L.convert_result(),
-            face=L.result("face"),
-        log:
-            L.log("convert_series", L.job()),
-        benchmark:
-            L.benchmark("convert_series", L.job())
-        group:
-            "subject"
-        conda:
-            "../envs/neurodeid.yaml"
-        threads: 1
-        resources:
-            mem_mb=4000,
-            runtime=40,
-        params:
-            dcm2niix=config["convert"]["dcm2niix"],
-            face=face_check,
-        shell:
-            "neurodeid convert {input:q} --out-dir {output.images:q} --result {output.result:q}"
-            " --dcm2niix={params.dcm2niix:q} --face-result {output.face:q} {params.face}"
-            " > {log:q} 2>&1"

@@ -1,15 +1,17 @@
-# DICOM de-identification (PS3.15 Annex E) per series, and the quarantine list. With
-# redact.enabled the text stage (redact.smk) runs in the same job: one job per series, not
-# two (issue 21: the workflow's fixed cost grows with its job count).
+# One job per series before defacing (issue 21: the workflow's fixed cost grows with its
+# job count): DICOM de-identification (PS3.15 Annex E) and the audit's needles, then with
+# redact.enabled the text stage (redact.smk), then the conversion and the face check
+# (convert.smk). A BIDS input is imported instead (convert.smk). Also the quarantine list.
 
 
-if config["redact"]["enabled"]:
+if not INPUT_BIDS and config["redact"]["enabled"]:
 
     rule deid_series:
-        """De-identify one series (every element at every depth, UIDs remapped, dates shifted);
-        also collect the raw series' identifying values as the audit's needles (private); then
-        read the de-identified files for burned-in text and redact them (redact.smk: the text
-        stage, in this job); FAIL images stay out."""
+        """One series: de-identified (every element at every depth, UIDs remapped, dates
+        shifted), the raw series' identifying values collected as the audit's needles
+        (private), the de-identified files read for burned-in text and redacted (FAIL images
+        stay out), then what is left converted to NIfTI and looked at for a face (a series
+        the plan does not convert: an empty folder and records that say so)."""
         input:
             manifest=series_manifest,
         output:
@@ -28,6 +30,9 @@ if config["redact"]["enabled"]:
                 # others, and a subject's series in different sessions left empty cells
                 labels={"series": "ses-{session} {series}"},
             ),
+            converted=directory(L.work_dir("convert")),
+            convert_result=L.convert_result(),
+            face=L.result("face"),
         log:
             L.log("deid_series", L.job()),
         benchmark:
@@ -38,8 +43,8 @@ if config["redact"]["enabled"]:
             "../envs/neurodeid.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=60,
+            mem_mb=4000,
+            runtime=90,
         params:
             options=DEID_OPTIONS,
             key=KEY_ARGS,
@@ -48,6 +53,8 @@ if config["redact"]["enabled"]:
             config=REDACT_JSON,
             mode=text_mode,
             faces=face_screen,
+            dcm2niix=config["convert"]["dcm2niix"],
+            convert=convert_args,
         shell:
             "neurodeid deid {input.manifest:q} --out-dir {output.dicom:q} --report {output.report:q}"
             " --subject {wildcards.subject} --session {wildcards.session}"
@@ -56,20 +63,26 @@ if config["redact"]["enabled"]:
             " --text-out-dir {output.images:q} --text-result {output.result:q}"
             " --text-qc-dir {output.qc_dir:q} --text-qc {output.qc:q}"
             " --text-mode {params.mode} {params.faces} --text-config-json {params.config:q}"
+            " --convert-out-dir {output.converted:q} --convert-result {output.convert_result:q}"
+            " --face-result {output.face:q} --dcm2niix={params.dcm2niix:q} {params.convert}"
             " > {log:q} 2>&1"
 
-else:
+elif not INPUT_BIDS:
 
     rule deid_series:
-        """De-identify one series (every element at every depth, UIDs remapped, dates shifted);
-        also collect the raw series' identifying values as the audit's needles (private).
-        """
+        """One series: de-identified (every element at every depth, UIDs remapped, dates
+        shifted), the raw series' identifying values collected as the audit's needles
+        (private), then converted to NIfTI and looked at for a face (redaction is off: only
+        series the plan converts without reading their pixels for text)."""
         input:
             manifest=series_manifest,
         output:
             dicom=directory(L.work_dir("deid")),
             report=L.result("deid"),
             needles=L.result("needles"),
+            converted=directory(L.work_dir("convert")),
+            convert_result=L.convert_result(),
+            face=L.result("face"),
         log:
             L.log("deid_series", L.job()),
         benchmark:
@@ -80,18 +93,23 @@ else:
             "../envs/neurodeid.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=30,
+            mem_mb=4000,
+            runtime=60,
         params:
             options=DEID_OPTIONS,
             key=KEY_ARGS,
             key_fingerprint=KEY_FINGERPRINT,
             quasi=QUASI_ARG,
+            dcm2niix=config["convert"]["dcm2niix"],
+            convert=convert_args,
         shell:
             "neurodeid deid {input.manifest:q} --out-dir {output.dicom:q} --report {output.report:q}"
             " --subject {wildcards.subject} --session {wildcards.session}"
             " --options {params.options} {params.key} --needles-out {output.needles:q}"
-            " --min-length 2 --quasi {params.quasi} > {log:q} 2>&1"
+            " --min-length 2 --quasi {params.quasi}"
+            " --convert-out-dir {output.converted:q} --convert-result {output.convert_result:q}"
+            " --face-result {output.face:q} --dcm2niix={params.dcm2niix:q} {params.convert}"
+            " > {log:q} 2>&1"
 
 
 rule quarantine:

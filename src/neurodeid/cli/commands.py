@@ -99,7 +99,7 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     from ..deid import DeidConfig
     from ..deid.quasi import QuasiPolicy
     from ..index import read_manifest
-    from ..jobs import TextStage, deid_text_series_job
+    from ..jobs import ConvertStage, TextStage, series_job
 
     key = keys.load_key(args.key_file or None, allow_demo=args.allow_demo_key)
     cfg = DeidConfig(
@@ -119,9 +119,18 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         text = TextStage(args.text_out_dir, args.text_result, args.text_qc_dir, args.text_qc,
                          _redaction_config(args.text_config_json), mode=args.text_mode,
                          face_screen=args.text_face_screen)
+    convert = None
+    if args.convert_out_dir:  # the conversion and face check of what is left, in the same job
+        if not (args.convert_result and args.face_result):
+            print("deid: --convert-out-dir needs --convert-result and --face-result", file=sys.stderr)
+            return 2
+        convert = ConvertStage(args.convert_out_dir, args.convert_result, args.face_result,
+                               args.dcm2niix or None, planned=not args.not_converted,
+                               face_check=not args.no_face_check, why_not=args.not_converted)
     files = read_manifest(args.manifest)
-    out = deid_text_series_job(files, args.out_dir, args.report, cfg, needles_out=args.needles_out,
-                               min_length=args.min_length, text=text)
+    whole = series_job(files, args.out_dir, args.report, cfg, needles_out=args.needles_out,
+                       min_length=args.min_length, text=text, convert=convert)
+    out = whole.deid
     if args.needles_out:  # the audit's needles, from the same raw files, in the same job
         print(f"needles: {out.needles} needle(s) from {len(files)} file(s) ({out.unreadable} unreadable)")
     results = out.deid
@@ -132,6 +141,8 @@ def _cmd_deid(args: argparse.Namespace) -> int:
             print(f"deid: quarantined {r['reason']}", file=sys.stderr)
     if out.text is not None:
         _print_text_result(out.text, args.text_mode)
+    if whole.convert is not None:
+        _print_convert_result(whole.convert, whole.n_converted_files, whole.face)
     return 0
 
 
@@ -142,6 +153,13 @@ def _cmd_quarantine(args: argparse.Namespace) -> int:
     write_quarantine(args.out, rows)
     print(f"quarantine: {len(rows)} file(s) listed in {args.out}")
     return 0
+
+
+def _print_convert_result(result, n_files: int, face) -> None:
+    print(f"convert: {len(result.images)} image(s) from {n_files} file(s); status {result.status}"
+          + (f" ({result.reason})" if result.reason else ""))
+    for r in face.images if face is not None else []:
+        print(f"face check: {r['image']}: {r['status']} {r['reason']}")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -155,9 +173,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
         result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
         face = None
-    print(f"convert: {len(result.images)} image(s) from {n_files} file(s); status {result.status}")
-    for r in face.images if face is not None else []:
-        print(f"face check: {r['image']}: {r['status']} {r['reason']}")
+    _print_convert_result(result, n_files, face)
     return 0
 
 
@@ -357,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text-mode", choices=("read", "screen"), default="read", help="as `neurodeid redact --mode`")
     s.add_argument("--text-config-json", default="{}", help="as `neurodeid redact --config-json`")
     s.add_argument("--text-face-screen", action="store_true", help="as `neurodeid redact --face-screen`")
+    s.add_argument("--convert-out-dir", default="",
+                   help="then convert what is left (as `neurodeid convert --out-dir`)")
+    s.add_argument("--convert-result", default="", help="as `neurodeid convert --result`")
+    s.add_argument("--face-result", default="", help="as `neurodeid convert --face-result`")
+    s.add_argument("--dcm2niix", default="", help="as `neurodeid convert --dcm2niix`")
+    s.add_argument("--no-face-check", action="store_true", help="as `neurodeid convert --no-face-check`")
+    s.add_argument("--not-converted", default="", metavar="REASON",
+                   help="the plan does not convert the series: empty folder, records say REASON")
     s.set_defaults(func=_cmd_deid)
 
     s = sub.add_parser("quarantine", help="gather every skipped or quarantined file with its reason")
