@@ -1,0 +1,107 @@
+"""A real head, as an MR DICOM series, through the whole workflow (issue #18, item 5: the
+release path end to end).
+
+colin27 (``../shared/data/heads``; skipped without it) is written here with plain pydicom as
+two axial MR series of 3 mm slices with their plane geometry, under two descriptions:
+
+- ``T1 MPRAGE POSTOP RESTAGING``: a T1 (the word "rest" inside RESTAGING once filed it as
+  bold, never defaced): planned for defacing, it is released only defaced, with no face left
+  on its renders;
+- ``rs_fMRI rest``: filed as bold, not planned for defacing: the face check in its series job
+  sees the face and it is withheld, with the reason on the review sheet.
+
+Whatever the plan says, no released image shows a face to the detector, and the DICOM
+released for the T1 (rewritten with the defaced pixels) shows none either.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+pytest.importorskip("dlib")
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from conftest import REPO, SHARED_DATA
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+MR = "1.2.840.10008.5.1.4.1.1.4"
+
+
+def _write_axial_series(vol: np.ndarray, folder: Path, description: str, number: int, study: str) -> None:
+    """``vol`` (RAS voxel grid, 1 mm) as axial MR slices every 3 mm: rows anterior to
+    posterior, columns the patient's right to left, positions in LPS mm."""
+    folder.mkdir(parents=True)
+    series = generate_uid()
+    nx, ny, _ = vol.shape
+    for n, k in enumerate(range(0, vol.shape[2], 3)):
+        img = np.clip(vol[::-1, ::-1, k].T, 0, 4095).astype(np.uint16)
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = MR
+        ds.SOPClassUID, ds.SOPInstanceUID = MR, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "ORLANDE^BRISK", "HEADWF1", "19700304"
+        ds.StudyDate, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "20240105", "MR", number, n + 1
+        ds.SeriesDescription = ds.ProtocolName = description
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.MagneticFieldStrength, ds.Manufacturer = 3, "Siemens"
+        ds.PixelSpacing, ds.SliceThickness = [1.0, 1.0], 3.0
+        # LPS: along a row to the patient's left (+x), down a column to posterior (+y)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        # the first pixel is the grid's right-anterior corner; the head centred on the origin
+        ds.ImagePositionPatient = [-(nx - 1) / 2, -(ny - 1) / 2, float(k - vol.shape[2] / 2)]
+        ds.set_pixel_data(img, "MONOCHROME2", 12)
+        ds.save_as(folder / f"{n:03d}.dcm", enforce_file_format=True)
+
+
+def test_a_head_is_released_only_defaced_whatever_its_description(tmp_path):
+    p = SHARED_DATA / "heads" / "colin27_ch2.nii.gz"
+    if not p.is_file():
+        pytest.skip(f"{p} not found (set NEURODEID_SHARED_DATA)")
+    from neurodeid.deface import face
+
+    vol = np.asarray(nib.as_closest_canonical(nib.load(str(p))).dataobj, np.float32)
+    raw, study = tmp_path / "raw", generate_uid()
+    _write_axial_series(vol, raw / "t1", "T1 MPRAGE POSTOP RESTAGING", 2, study)
+    _write_axial_series(vol, raw / "rest", "rs_fMRI rest", 3, study)
+    out = tmp_path / "out"
+    env = dict(os.environ, NEURODEID_KEY="face-workflow-test-key-0123456789abcdef")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"input_dir={raw}",
+                        f"output_dir={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "private" / "audit.ok").is_file()
+
+    with open(out / "private" / "review.tsv", newline="") as fh:
+        rows = [row for row in csv.DictReader(fh, delimiter="\t") if not row["item"].startswith("sourcedata/")]
+    bold = [row for row in rows if row["item"].endswith("_bold")]
+    t1 = [row for row in rows if row["item"].endswith("_T1w")]
+    assert len(bold) == 1 and bold[0]["verdict"] in ("FAIL", "WITHHELD"), rows
+    assert "face is detected" in bold[0]["reasons"], rows
+    assert len(t1) == 1 and t1[0]["verdict"] not in ("FAIL", "WITHHELD"), rows
+
+    released = sorted((out / "release").rglob("*.nii.gz"))
+    assert [q.name for q in released] == [Path(t1[0]["item"]).name + ".nii.gz"], released
+    for q in released:
+        img = nib.load(str(q))
+        chk = face.check_volume(np.asarray(img.dataobj, np.float32), img.affine)
+        assert not chk.face, (q.name, chk.summary())
+    assert not list((out / "release").rglob("*_bold*"))
+    # the DICOM released for the T1 is the defaced one: stacked by its geometry, no face
+    from neurodeid.deface.screen import screen_files
+
+    dicom = sorted((out / "release" / "sourcedata" / "dicom").rglob("*.dcm"))
+    assert len(dicom) == 61
+    s = screen_files(dicom)
+    assert s.stacks == 1 and not s.face and not s.errors, s.summary()
