@@ -126,7 +126,9 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         if _brain_cache is not None:
             _brain_cache["brain"] = independent
     res = deface_image(data, affine, method, params, name=name,
-                       independent_brain=None if independent is None else independent.mask)
+                       independent_brain=None if independent is None else independent.mask,
+                       fit_cache=None if _brain_cache is None
+                       else _brain_cache.setdefault("fits", {}))
     try:
         write_defaced(in_path, img, res.removal, res.background, out_path)
     except ValueError as e:
