@@ -1,11 +1,16 @@
 """Defacing: decide which voxels to remove, check safety, write the result.
 
 Arrays are voxel-(i, j, k) ordered as nibabel returns them; ``affine`` is voxel -> RAS+ mm.
-Three methods (see :mod:`neurodeid.deface.params`):
+Four methods (see :mod:`neurodeid.deface.params`):
 
 ``template`` (default)
     remove the vendored template's face mask after an affine registration, plus the
     common removal step driven by the registered template brain (``envelope``).
+``shell``
+    remove everything beyond the convex shell of the protected region seen from the
+    anterior-inferior side (:func:`_shell_removal`): a smooth cut in front of and below the
+    brain, in template-aligned axes, where the template removal carves down to the
+    protected region and leaves its orbital roofs and nasal cavity to look like a face.
 ``threshold-morphology`` / ``connected-threshold``
     estimate the brain by intensity (:mod:`neurodeid.deface.estimate`), then remove the
     tissue anterior of the brain's anterior envelope at each height, in template-aligned
@@ -279,7 +284,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         Scaled intensities (MR arbitrary units; CT in HU).
     affine : ndarray (4, 4)
         Voxel -> RAS+ mm.
-    method : {"template", "threshold-morphology", "connected-threshold"}
+    method : {"template", "shell", "threshold-morphology", "connected-threshold"}
     params : dict, optional
         Flat parameter dict (keys of :class:`DefaceParams`, the method's dataclass and
         :class:`RemovalParams`).
