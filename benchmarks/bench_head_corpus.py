@@ -65,6 +65,7 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
         s = deface_file(src, out)
     except DefaceError as e:
         row.update(result="withheld", reason=str(e).split(": ", 1)[-1][:300],
+                   reasons=_reasons(str(e)),
                    deface_seconds=round(time.perf_counter() - t, 2))
         return row
     row["deface_seconds"] = round(time.perf_counter() - t, 2)
@@ -89,6 +90,16 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
                min_distance_mm=bs.min_distance_mm if np.isfinite(bs.min_distance_mm) else None,
                brain_safety=bs.verdict)
     return row
+
+
+def _reasons(message: str) -> dict:
+    """``{method: reason}`` from a :class:`DefaceError` of :func:`deface_file` (every
+    method's reason, joined by `` | ``)."""
+    out = {}
+    for part in message.split(" | "):
+        m, _, why = part.partition(": ")
+        out[m] = why.split(": ", 1)[-1][:300]
+    return out
 
 
 def main() -> int:
@@ -172,8 +183,12 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
             f"| {_f(r.get('head_dice'), '{:.3f}')} "
             f"| {_f(r.get('deface_seconds'), '{:.1f}')} | {r.get('reason', '')[:160]} |")
     out = res / f"head_corpus_{day}.md"
+    for tag in "bcdefgh":  # never overwrite an earlier record of the same day
+        if not out.exists():
+            break
+        out = res / f"head_corpus_{day}{tag}.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (res / f"head_corpus_{day}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print(out)
     return out
 

@@ -204,7 +204,8 @@ def test_extract_brain_ignores_voxel_order(name):
 @pytest.mark.skipif(not FULL, reason="every head and method: set NEURODEID_FULL_DEFACE=1")
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["colin27_ch2", "vrd_seg3D_MR", "chris_t1"])
-@pytest.mark.parametrize("method", ["template", "threshold-morphology", "connected-threshold"])
+@pytest.mark.parametrize("method", ["template", "shell", "threshold-morphology",
+                                    "connected-threshold"])
 def test_every_method_keeps_the_margin(name, method):
     img, d, bm = _brain(name)
     assert 1100 <= bm.volume_ml <= 2200

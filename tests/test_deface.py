@@ -139,8 +139,10 @@ DEFAULT = [
     ("vrd_seg3D_MR", "threshold-morphology", "orig"),
     ("colin27_ch2", "connected-threshold", "perm"),
     ("vrd_seg3D_MR", "connected-threshold", "rot90"),
+    ("colin27_ch2", "shell", "perm"),
+    ("vrd_seg3D_MR", "shell", "rot180"),
 ]
-FULL = [(n, m, k) for n in FACE_BOXES for m in ("template", "threshold-morphology",
+FULL = [(n, m, k) for n in FACE_BOXES for m in ("template", "shell", "threshold-morphology",
                                                  "connected-threshold")
         for k in ("orig", "perm", "rot90", "rot180") if (n, m, k) not in DEFAULT]
 
@@ -156,6 +158,42 @@ def test_deface_matrix(name, method, kind):
 @pytest.mark.parametrize("name,method,kind", FULL)
 def test_deface_matrix_full(name, method, kind):
     check_case(name, method, kind)
+
+
+def test_shell_removal_stays_outside_the_protected_region():
+    """Synthetic: a protected ball in template space (identity registration). The shell
+    removes what lies anterior-inferior of the ball within its box, nothing of the ball,
+    nothing behind or above it, and only what lies beyond one of its tangent planes."""
+    from neurodeid.deface.core import _shell_removal, cone_directions
+    from neurodeid.deface.params import ShellParams
+
+    sp = ShellParams()
+    shape = (60, 60, 60)
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    aff[:3, 3] = -59.0  # voxel centres at -59 .. 59 mm, 2 mm apart
+    ijk = np.indices(shape).reshape(3, -1).T
+    xyz = (ijk * 2.0 - 59.0).reshape(shape + (3,))
+    r = np.linalg.norm(xyz, axis=-1)
+    ball = r <= 30.0
+    frame = (0.0, 30.0)  # mid-sagittal x, frontal pole y (template RAS+ mm)
+    rem = _shell_removal(ball, shape, aff, np.eye(4), sp, frame)
+    assert not (rem & ball).any()
+    x, y, z = np.moveaxis(xyz, -1, 0)
+    # anterior-inferior, 10 mm beyond the ball along the shell's axis: removed
+    t = np.deg2rad(sp.shell_pitch_deg)
+    a = np.array([0.0, np.cos(t), -np.sin(t)])  # the shell's axis
+    front = np.abs((xyz @ a) - 40.0) < 1.5
+    assert rem[front & (np.abs(x) < 10)].all()
+    # behind the box (more than shell_depth_mm behind the frontal pole), above it, and
+    # behind the ball's centre above it, near the mid-plane: kept
+    assert not rem[y < frame[1] - sp.shell_depth_mm].any()
+    assert not rem[z > sp.shell_above_front_mm + 2].any()
+    assert not rem[(y < 0) & (z > 0) & (np.abs(x) < 20)].any()
+    # every removed point lies beyond a supporting plane of the ball: outside the ball
+    # along one of the cone's directions (the shell never cuts between ball and box edge)
+    dirs = cone_directions(a, sp.shell_cone_deg, sp.shell_directions)
+    supp = (xyz[ball] @ dirs.T).max(0)
+    assert np.all(((xyz[rem] @ dirs.T) > supp).any(1))
 
 
 def _header_bytes(p, n):

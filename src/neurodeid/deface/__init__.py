@@ -1,6 +1,8 @@
 """Defacing that removes the face and never the brain.
 
-Methods: ``template`` (default; registered face mask), ``threshold-morphology`` and
+Methods, tried in this order until one passes every check: ``template`` (default;
+registered face mask), ``shell`` (everything beyond the convex shell of the protected
+region on the anterior-inferior side: a smooth cut), ``threshold-morphology`` and
 ``connected-threshold`` (intensity brain estimates + a common removal step). Every method
 is guarded by a registered template brain mask dilated by a safety margin, a registration
 quality check, a removed-volume plausibility check and a brain-overlap check.
@@ -16,6 +18,7 @@ from .params import (
                      ConnectedThresholdParams,
                      DefaceParams,
                      RemovalParams,
+                     ShellParams,
                      TemplateParams,
                      ThresholdMorphologyParams,
 )
@@ -27,6 +30,7 @@ __all__ = [
                      "DefaceParams",
                      "DefaceResult",
                      "RemovalParams",
+                     "ShellParams",
                      "TemplateParams",
                      "ThresholdMorphologyParams",
                      "deface_file",

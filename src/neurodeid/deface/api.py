@@ -18,7 +18,8 @@ def deface_file(in_path, out_path, method: str = "template", params: dict | None
     methods in the order of :data:`METHODS`, each judged by the same checks.
 
     Parameters are those of :func:`deface_file_with`; ``fallback=False`` tries ``method``
-    only. The summary says which method succeeded (``method``) and why the earlier ones
+    only. The image is read, registered to the template and its independent brain mask
+    extracted once; every method reuses them. The summary says which method succeeded (``method``) and why the earlier ones
     failed (``failed_methods``: method -> reason).
 
     Raises
@@ -79,7 +80,7 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         Input and output ``.nii``/``.nii.gz``. The output keeps the input header (dtype,
         scaling, affine) byte for byte; removed voxels get the background (image minimum, or
         ``ct_background_hu`` for CT). 4-D inputs: volume 0 decides, every volume is defaced.
-    method : {"template", "threshold-morphology", "connected-threshold"}
+    method : {"template", "shell", "threshold-morphology", "connected-threshold"}
     params : dict, optional
         Flat parameters (see :mod:`neurodeid.deface.params`).
     mask_out : path-like, optional
@@ -126,7 +127,9 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
         if _brain_cache is not None:
             _brain_cache["brain"] = independent
     res = deface_image(data, affine, method, params, name=name,
-                       independent_brain=None if independent is None else independent.mask)
+                       independent_brain=None if independent is None else independent.mask,
+                       fit_cache=None if _brain_cache is None
+                       else _brain_cache.setdefault("fits", {}))
     try:
         write_defaced(in_path, img, res.removal, res.background, out_path)
     except ValueError as e:

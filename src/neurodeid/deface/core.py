@@ -1,11 +1,16 @@
 """Defacing: decide which voxels to remove, check safety, write the result.
 
 Arrays are voxel-(i, j, k) ordered as nibabel returns them; ``affine`` is voxel -> RAS+ mm.
-Three methods (see :mod:`neurodeid.deface.params`):
+Four methods (see :mod:`neurodeid.deface.params`):
 
 ``template`` (default)
     remove the vendored template's face mask after an affine registration, plus the
     common removal step driven by the registered template brain (``envelope``).
+``shell``
+    remove everything beyond the convex shell of the protected region seen from the
+    anterior-inferior side (:func:`_shell_removal`): a smooth cut in front of and below the
+    brain, in template-aligned axes, where the template removal carves down to the
+    protected region and leaves its orbital roofs and nasal cavity to look like a face.
 ``threshold-morphology`` / ``connected-threshold``
     estimate the brain by intensity (:mod:`neurodeid.deface.estimate`), then remove the
     tissue anterior of the brain's anterior envelope at each height, in template-aligned
@@ -201,8 +206,76 @@ def _envelope_removal(brain, shape, affine, s2t, rp, frame):
             & (yt >= frame[1] - rp.face_depth_mm))
 
 
+def cone_directions(axis, half_angle_deg: float, n: int = 400) -> np.ndarray:
+    """Unit vectors (m, 3) within ``half_angle_deg`` of the unit vector ``axis``: the part
+    of a Fibonacci sphere of ``n`` points inside the cone (about even spacing), plus the
+    axis itself."""
+    a = np.asarray(axis, float)
+    a = a / np.linalg.norm(a)
+    k = np.arange(n) + 0.5
+    phi = np.arccos(1.0 - 2.0 * k / n)
+    theta = np.pi * (1.0 + 5 ** 0.5) * k
+    d = np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
+    d = d[d @ a >= np.cos(np.deg2rad(half_angle_deg))]
+    return np.vstack([a[None], d])
+
+
+def _shell_removal(protected, shape, affine, s2t, sp, frame):
+    """``shell`` removal on one grid: what lies outside the convex shell of the protected
+    region, seen from the anterior-inferior side, within the face box.
+
+    The shell is the intersection of the half-spaces ``n . p <= max over protected of
+    n . q`` for every direction ``n`` (template RAS+ axes) within ``sp.shell_cone_deg`` of
+    the axis pointing anterior and ``sp.shell_pitch_deg`` below it: a smooth convex
+    surface that touches the protected region (already dilated by the margin) and never
+    enters it. Every voxel beyond it is removed within the shell's box: within
+    ``sp.shell_half_width_mm`` of the template mid-sagittal plane, at most
+    ``sp.shell_depth_mm`` behind the template brain's frontal pole, from
+    ``sp.shell_below_mm`` under the lowest protected point up to
+    ``sp.shell_above_front_mm`` above the height of its most anterior point. Cavities
+    (orbits, nasal cavity, sinuses, mouth) in front of the shell go with the tissue around
+    them instead of being carved out, so the cut is smooth where the protected region's own
+    surface (orbital roofs, cribriform plate) would show eyes and a nose.
+
+    Parameters
+    ----------
+    protected : bool ndarray on the grid ``shape`` / ``affine`` (voxel -> RAS+ mm)
+    s2t : ndarray (4, 4)
+        Subject RAS+ mm -> template RAS+ mm.
+    sp : ShellParams
+    frame : tuple
+        :func:`_template_face_frame`.
+
+    Returns
+    -------
+    bool ndarray (``shape``): the removal candidate (the caller still removes the
+    protected region from it).
+    """
+    xt, yt, zt = _template_coords(shape, affine, s2t)
+    if not protected.any():
+        return np.zeros(shape, bool)
+    p = np.stack([xt[protected], yt[protected], zt[protected]], 1)
+    t = np.deg2rad(sp.shell_pitch_deg)
+    dirs = cone_directions((0.0, np.cos(t), -np.sin(t)), sp.shell_cone_deg,
+                           sp.shell_directions).astype(np.float32)
+    support = np.max(p @ dirs.T, axis=0)  # (m,)
+    front = p[:, 1] >= np.percentile(p[:, 1], 99.5)
+    z_top = float(np.mean(p[front, 2])) + sp.shell_above_front_mm
+    z_bot = float(p[:, 2].min()) - sp.shell_below_mm
+    box = ((zt <= z_top) & (zt >= z_bot) & (np.abs(xt - frame[0]) <= sp.shell_half_width_mm)
+           & (yt >= frame[1] - sp.shell_depth_mm))
+    out = np.zeros(shape, bool)
+    q = np.stack([xt[box], yt[box], zt[box]], 1)
+    beyond = np.zeros(len(q), bool)
+    for c in range(0, len(dirs), 64):  # chunks keep the (voxels x directions) array small
+        beyond |= np.any(q @ dirs[c:c + 64].T > support[c:c + 64], axis=1)
+    out[box] = beyond
+    return out
+
+
 def deface_image(data, affine, method: str = "template", params: dict | None = None,
-                 *, name: str = "image", independent_brain=None) -> DefaceResult:
+                 *, name: str = "image", independent_brain=None,
+                 fit_cache: dict | None = None) -> DefaceResult:
     """Compute the removal mask of one 3-D head volume and check its safety.
 
     Parameters
@@ -211,7 +284,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         Scaled intensities (MR arbitrary units; CT in HU).
     affine : ndarray (4, 4)
         Voxel -> RAS+ mm.
-    method : {"template", "threshold-morphology", "connected-threshold"}
+    method : {"template", "shell", "threshold-morphology", "connected-threshold"}
     params : dict, optional
         Flat parameter dict (keys of :class:`DefaceParams`, the method's dataclass and
         :class:`RemovalParams`).
@@ -222,6 +295,9 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         :func:`neurodeid.deface.brainmask.extract_brain`); it is protected too, dilated by
         ``brain_margin_mm``, so the margin holds from it as well (issue 18: on an unseen
         head the template brain alone let the removal reach the frontal pole).
+    fit_cache : dict, optional
+        Registrations already made of this same volume (keyed by the registration
+        parameters); the methods tried in turn on one image register once.
 
     Returns
     -------
@@ -244,15 +320,20 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
     vox_ml = float(np.prod(zooms)) / 1000.0
     ct = detect_ct(data, P.modality)
-    try:
-        fit = register_template(
-            data, affine, resolution_mm=P.resolution_mm, multistart=P.multistart,
-            n_refine=P.n_refine, iterations=P.iterations, ct=ct, threads=P.threads,
-            n_screen=P.n_screen,
-        )
-    except RuntimeError as e:
-        raise DefaceError(f"{name}: template registration failed ({e}); check that the image "
-                          "is a whole-head volume with a valid affine") from e
+    reg = dict(resolution_mm=P.resolution_mm, multistart=P.multistart, n_refine=P.n_refine,
+               iterations=P.iterations, ct=ct, threads=P.threads, n_screen=P.n_screen)
+    key = tuple(sorted(reg.items()))
+    fit = None if fit_cache is None else fit_cache.get(key)
+    if fit is None:
+        try:
+            fit = register_template(data, affine, **reg)
+        except RuntimeError as e:
+            fit = e
+        if fit_cache is not None:
+            fit_cache[key] = fit
+    if isinstance(fit, RuntimeError):
+        raise DefaceError(f"{name}: template registration failed ({fit}); check that the image "
+                          "is a whole-head volume with a valid affine") from fit
     if fit.head_dice < P.min_head_dice:
         raise DefaceError(
             f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
@@ -310,7 +391,11 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
 
     frame = _template_face_frame(P.brain_fraction)
     info = {}
-    if method == "template":
+    if method == "shell":
+        # everything beyond the convex shell of the protected region on the
+        # anterior-inferior side (a smooth cut: no carved orbits for a detector to see)
+        cand_s = _shell_removal(protected_s, small.shape, saff, s2t, MP, frame)
+    elif method == "template":
         cand_s = face_s >= MP.face_fraction
         if MP.envelope:
             # the pydeface mask spares the nasion and the upper eyelids: add the common

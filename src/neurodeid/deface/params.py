@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-METHODS = ("template", "threshold-morphology", "connected-threshold")
+METHODS = ("template", "shell", "threshold-morphology", "connected-threshold")
 
 
 @dataclass
@@ -134,6 +134,56 @@ class TemplateParams:
 
 
 @dataclass
+class ShellParams:
+    """``shell``: remove everything beyond the convex shell of the protected region seen
+    from the anterior-inferior side, within a face box wider and deeper than the other
+    methods' (:func:`neurodeid.deface.core._shell_removal`). The cut is smooth and never
+    enters the protected region (the brain dilated by the margin), so orbits, nasal cavity
+    and mouth are removed with the tissue around them instead of being carved out.
+
+    Measured on chris_t1 (``benchmarks/results/head_corpus_2026-12-06b.md``): the
+    ``template`` removal carves down to the protected region, whose anterior-inferior
+    surface (orbital roofs, cribriform plate) shows from below as eyes and a nose (detector
+    score 0.11 at pitch -40); this shell leaves a flatter cut (-0.43). The pitch and cone
+    were chosen on 11 chris_t1 augmentations (pitch 35: 5 of 11 passed the face check,
+    45: 3; the detector's score on such cuts varies by about 0.15 with the angles, so the
+    choice is weak); removing more around opened cavities, offsetting the shell 5-10 mm
+    forward, a 2-D height field or a narrower cone scored worse.
+
+    Attributes
+    ----------
+    shell_pitch_deg : float
+        The shell's axis points anterior, turned this many degrees towards inferior
+        (template RAS+ axes).
+    shell_cone_deg : float
+        The shell's supporting planes have normals within this angle of its axis (45 with
+        a 35 degree pitch: from 10 degrees above anterior to 10 degrees short of inferior,
+        so above the frontal pole the shell leans forward and leaves the forehead).
+    shell_directions : int
+        Points of the Fibonacci sphere the cone's normals are taken from (about
+        ``shell_directions * (1 - cos(cone)) / 2`` are used).
+    shell_half_width_mm : float
+        Removal within this distance (mm) of the template mid-sagittal plane.
+    shell_depth_mm : float
+        Removal at most this far (mm) behind the template brain's frontal pole (70: the
+        jaw and the skull base under the temporal lobes; the ears, about 90 mm behind it,
+        are kept).
+    shell_above_front_mm : float
+        Removal up to this height (mm) above the protected region's most anterior point.
+    shell_below_mm : float
+        Removal down to this distance (mm) under the protected region's lowest point.
+    """
+
+    shell_pitch_deg: float = 35.0
+    shell_cone_deg: float = 45.0
+    shell_directions: int = 400
+    shell_half_width_mm: float = 80.0
+    shell_depth_mm: float = 70.0
+    shell_above_front_mm: float = 40.0
+    shell_below_mm: float = 60.0
+
+
+@dataclass
 class ThresholdMorphologyParams:
     """``threshold-morphology``: Otsu head mask, closing, hole filling, largest component;
     brain = bright tissue eroded (cuts bridges to scalp and orbits), largest component,
@@ -194,6 +244,7 @@ class RemovalParams:
 
 METHOD_PARAMS = {
     "template": TemplateParams,
+    "shell": ShellParams,
     "threshold-morphology": ThresholdMorphologyParams,
     "connected-threshold": ConnectedThresholdParams,
 }
