@@ -112,9 +112,10 @@ class Screen:
     checks : list
         The :class:`~neurodeid.deface.face.FaceCheck` of every stack orientation (for the
         QC picture).
-    errors, unread : list of str
-        Why pixels could not be read, and the names of those files: they were not
-        screened, so the caller must not release them (the text stage withholds them).
+    unread : dict
+        File name -> why its pixels could not be read: those files were not screened, so
+        the caller must not release them (the text stage withholds them). ``errors`` lists
+        the reasons.
     """
 
     face: bool = False
@@ -125,8 +126,12 @@ class Screen:
     images: int = 0
     seconds: float = 0.0
     checks: list = field(default_factory=list)
-    errors: list = field(default_factory=list)
-    unread: list = field(default_factory=list)
+    unread: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        """Why the unread files could not be read."""
+        return list(self.unread.values())
 
     def summary(self) -> dict:
         """JSON-able record (no pictures)."""
@@ -329,8 +334,7 @@ def screen_files(files) -> Screen:
     t0 = time.perf_counter()
     out = Screen()
     slices, unread = read_slices(files)
-    out.unread = [name for name, _ in unread]
-    out.errors = [why for _, why in unread]
+    out.unread = dict(unread)
 
     def better(score: float, where: str, threshold: float) -> None:
         out.face = out.face or score > threshold

@@ -246,7 +246,7 @@ def _face_screen(files: list[Path], measures: dict, qcd: Path | None) -> tuple[s
 
         best = max(screen.checks, key=lambda c: c.best_score)
         Image.fromarray(detection_picture(best)).save(qcd / "face_screen.png", format="PNG")
-    return screen.reason(), dict(zip(screen.unread, screen.errors))
+    return screen.reason(), screen.unread
 
 
 def _series_qc(files: list[Path], qcd: Path | None, qc_png) -> None:
