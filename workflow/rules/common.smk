@@ -208,8 +208,9 @@ def face_screen(w):
 
 
 def pixel_source(w):
-    """The DICOM that conversion and the defaced DICOM read: the text stage's output
-    (every pixel object is read first), or the de-identified series when redaction is off.
+    """The DICOM that the defaced DICOM reads (and that the series job converted): the text
+    stage's output (every pixel object is read first), or the de-identified series when
+    redaction is off.
     """
     p = PLANS_BY_SERIES[(w.subject, w.session, w.series)]
     return L.work_dir("redact" if p.redact else "deid", **series_ids(w))

@@ -55,7 +55,7 @@ rule deface_series:
 
 if INPUT_BIDS:
 
-    # (a DICOM input's series are face-checked in their conversion job: convert.smk)
+    # (a DICOM input's series are face-checked in their series job: deid_series, deid.smk)
     rule face_check_series:
         """Look for a face on surface renders of every imported image of a series not planned for defacing."""
         input:

@@ -163,17 +163,10 @@ def _print_convert_result(result, n_files: int, face) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    if args.face_result:  # the face check of the converted images, in the same job
-        from ..jobs import convert_face_check_job
+    from ..convert import convert_series_job
 
-        result, n_files, face = convert_face_check_job(args.dicom_dir, args.out_dir, args.result, args.face_result,
-                                                       args.dcm2niix, check=not args.no_face_check)
-    else:
-        from ..convert import convert_series_job
-
-        result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
-        face = None
-    _print_convert_result(result, n_files, face)
+    result, n_files = convert_series_job(args.dicom_dir, args.out_dir, args.result, args.dcm2niix)
+    _print_convert_result(result, n_files, None)
     return 0
 
 
@@ -376,9 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--convert-out-dir", default="",
                    help="then convert what is left (as `neurodeid convert --out-dir`)")
     s.add_argument("--convert-result", default="", help="as `neurodeid convert --result`")
-    s.add_argument("--face-result", default="", help="as `neurodeid convert --face-result`")
+    s.add_argument("--face-result", default="",
+                   help="the face check of the converted images (as `neurodeid face-check-series --result`)")
     s.add_argument("--dcm2niix", default="", help="as `neurodeid convert --dcm2niix`")
-    s.add_argument("--no-face-check", action="store_true", help="as `neurodeid convert --no-face-check`")
+    s.add_argument("--no-face-check", action="store_true",
+                   help="a series planned for defacing: its images are listed as skipped in the face record")
     s.add_argument("--not-converted", default="", metavar="REASON",
                    help="the plan does not convert the series: empty folder, records say REASON")
     s.set_defaults(func=_cmd_deid)
@@ -395,10 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
     s.add_argument("--result", required=True, help="conversion.json (status, images, notes)")
     s.add_argument("--dcm2niix", default="", help="a dcm2niix binary (default: the one on PATH / the pip wheel)")
-    s.add_argument("--face-result", default="",
-                   help="also look for a face on the converted images (as `neurodeid face-check-series --result`)")
-    s.add_argument("--no-face-check", action="store_true",
-                   help="with --face-result: a series planned for defacing; its images are listed as skipped")
     s.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("import-bids", help="import one image of a BIDS input (sanitised) and collect its needles")
