@@ -19,9 +19,9 @@ import pytest
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("dlib")
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy import ndimage as ndi
+
+from conftest import image_dataset, run_workflow
 
 from neurodeid.deface import screen
 from neurodeid.deface.dicom import FrameGeometry
@@ -39,28 +39,6 @@ def _colin() -> np.ndarray:
         pytest.skip(f"{p} not found (set NEURODEID_SHARED_DATA)")
     img = nib.as_closest_canonical(nib.load(str(p)))  # 1 mm, voxel axes along R, A, S
     return np.asarray(img.dataobj, np.float32)
-
-
-def _dataset(sop_class: str, frames: np.ndarray, modality: str, **attrs) -> Dataset:
-    """A DICOM dataset of uint16 (or RGB uint8) ``frames`` (n, rows, cols[, 3])."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientName, ds.PatientID = modality, "ZORVAK^TELMINA", "SCREEN1"
-    for k, v in attrs.items():
-        setattr(ds, k, v)
-    if frames.ndim == 4:
-        ds.set_pixel_data(frames[0] if len(frames) == 1 else frames, "RGB", 8)
-    else:
-        f = np.clip(frames, 0, 4095).astype(np.uint16)
-        ds.set_pixel_data(f[0] if len(f) == 1 else f, "MONOCHROME2", 12)
-    if len(frames) > 1:
-        ds.NumberOfFrames = len(frames)
-    return ds
 
 
 def _axial_display(vol: np.ndarray) -> np.ndarray:
@@ -108,7 +86,7 @@ def test_head_stored_as_secondary_capture_without_geometry_shows_a_face(tmp_path
     """The head volume stored as a multi-frame secondary capture (issue #18), no geometry."""
     vol = _colin()[:, :, ::2]  # 2 mm slices
     p = tmp_path / "sc.dcm"
-    _dataset(SC, _axial_display(vol), "OT", ImageType=["DERIVED", "SECONDARY"]).save_as(p, enforce_file_format=True)
+    image_dataset(SC, _axial_display(vol), "OT", ImageType=["DERIVED", "SECONDARY"]).save_as(p, enforce_file_format=True)
     s = screen.screen_files([p])
     assert s.face and s.stacks == 1, s.summary()
     assert "axial" in s.where and s.reason().startswith("a face is detected in its pixels")
@@ -125,7 +103,7 @@ def test_18_sagittal_slices_with_geometry_show_a_face_and_the_brain_alone_does_n
         for n, x in enumerate(xs):
             # sagittal display: rows superior to inferior, columns anterior to posterior
             img = v[x, ::-1, ::-1].T
-            ds = _dataset(MR, img[None], "MR", InstanceNumber=n + 1, PixelSpacing=[1.0, 1.0], SliceThickness=5.0,
+            ds = image_dataset(MR, img[None], "MR", InstanceNumber=n + 1, PixelSpacing=[1.0, 1.0], SliceThickness=5.0,
                           ImageOrientationPatient=[0, 1, 0, 0, 0, -1],  # LPS: rows to P, columns to I
                           ImagePositionPatient=[float(90 - x), float(-(vol.shape[1] - 1 - 125)), float(vol.shape[2] - 1 - 71)])
             ds.save_as(folder / f"{n:03d}.dcm", enforce_file_format=True)
@@ -151,7 +129,7 @@ def _render_screenshot(tmp_path) -> Path:
     r = max(zip(chk.renders, chk.detections), key=lambda x: x[1].score)[0]
     img = np.kron(r.image, np.ones((2, 2), np.uint8))
     p = tmp_path / "vr.dcm"
-    _dataset(SC, np.stack([img] * 3, -1)[None], "OT").save_as(p, enforce_file_format=True)
+    image_dataset(SC, np.stack([img] * 3, -1)[None], "OT").save_as(p, enforce_file_format=True)
     return p
 
 
@@ -207,9 +185,9 @@ def test_text_stage_withholds_an_unreadable_file_alone(tmp_path):
     src.mkdir()
     plain = np.zeros((1, 64, 64))
     plain[0, 16:48, 16:48] = 800
-    _dataset(SC, plain, "OT").save_as(src / "a.dcm", enforce_file_format=True)
+    image_dataset(SC, plain, "OT").save_as(src / "a.dcm", enforce_file_format=True)
     cut = src / "b.dcm"
-    _dataset(SC, plain, "OT").save_as(cut, enforce_file_format=True)
+    image_dataset(SC, plain, "OT").save_as(cut, enforce_file_format=True)
     cut.write_bytes(cut.read_bytes()[:-3000])  # Pixel Data cut short
     r = run_series(src, tmp_path / "out", tmp_path / "r.json", RedactionConfig(), [], mode="read",
                    face_screen=True)
@@ -229,25 +207,19 @@ def test_workflow_withholds_a_secondary_capture_head_and_releases_a_plain_one(tm
     applies): the head volume is withheld with the screen's reason, the plain image is
     released, and the run ends with a passed audit."""
     import csv
-    import subprocess
-    import sys
-
-    from conftest import REPO
 
     vol = _colin()[:, :, ::4]  # 4 mm slices
     raw = tmp_path / "raw"
     (raw / "a").mkdir(parents=True)
     (raw / "b").mkdir()
-    _dataset(SC, _axial_display(vol), "OT", ImageType=["DERIVED", "SECONDARY"], SeriesDescription="summary",
+    image_dataset(SC, _axial_display(vol), "OT", ImageType=["DERIVED", "SECONDARY"], SeriesDescription="summary",
              StudyDate="20240102").save_as(raw / "a" / "head.dcm", enforce_file_format=True)
     y, x = np.mgrid[:128, :160]
-    plain = _dataset(SC, (x * 20 + y * 5)[None].astype(np.float32), "OT", PatientName="QUIXANO^VELTRA",
+    plain = image_dataset(SC, (x * 20 + y * 5)[None].astype(np.float32), "OT", PatientName="QUIXANO^VELTRA",
                      PatientID="SCREEN2", StudyDate="20240103")
     plain.save_as(raw / "b" / "plain.dcm", enforce_file_format=True)
     out = tmp_path / "out"
-    env = dict(os.environ, NEURODEID_KEY="face-screen-test-key-0123456789abcdef")
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"input_dir={raw}",
-                        f"output_dir={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    r = run_workflow(raw, out, "face-screen-test-key-0123456789abcdef")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "private" / "audit.ok").is_file()
     released = sorted((out / "release" / "sourcedata" / "dicom").rglob("*.dcm"))

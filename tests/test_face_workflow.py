@@ -17,9 +17,6 @@ released for the T1 (rewritten with the defaced pixels) shows none either.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +24,9 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("dlib")
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
-from conftest import REPO, SHARED_DATA
+from conftest import SHARED_DATA, image_dataset, run_workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -44,25 +39,16 @@ def _write_axial_series(vol: np.ndarray, folder: Path, description: str, number:
     series = generate_uid()
     nx, ny, _ = vol.shape
     for n, k in enumerate(range(0, vol.shape[2], 3)):
-        img = np.clip(vol[::-1, ::-1, k].T, 0, 4095).astype(np.uint16)
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = MR
-        ds.SOPClassUID, ds.SOPInstanceUID = MR, generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "ORLANDE^BRISK", "HEADWF1", "19700304"
-        ds.StudyDate, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "20240105", "MR", number, n + 1
-        ds.SeriesDescription = ds.ProtocolName = description
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-        ds.MagneticFieldStrength, ds.Manufacturer = 3, "Siemens"
-        ds.PixelSpacing, ds.SliceThickness = [1.0, 1.0], 3.0
-        # LPS: along a row to the patient's left (+x), down a column to posterior (+y)
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        # the first pixel is the grid's right-anterior corner; the head centred on the origin
-        ds.ImagePositionPatient = [-(nx - 1) / 2, -(ny - 1) / 2, float(k - vol.shape[2] / 2)]
-        ds.set_pixel_data(img, "MONOCHROME2", 12)
+        ds = image_dataset(
+            MR, vol[::-1, ::-1, k].T[None], "MR", StudyInstanceUID=study, SeriesInstanceUID=series,
+            PatientName="ORLANDE^BRISK", PatientID="HEADWF1", PatientBirthDate="19700304", StudyDate="20240105",
+            SeriesNumber=number, InstanceNumber=n + 1, SeriesDescription=description, ProtocolName=description,
+            ImageType=["ORIGINAL", "PRIMARY", "M", "ND"], MagneticFieldStrength=3, Manufacturer="Siemens",
+            PixelSpacing=[1.0, 1.0], SliceThickness=3.0,
+            # LPS: along a row to the patient's left (+x), down a column to posterior (+y)
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+            # the first pixel is the grid's right-anterior corner; the head centred on the origin
+            ImagePositionPatient=[-(nx - 1) / 2, -(ny - 1) / 2, float(k - vol.shape[2] / 2)])
         ds.save_as(folder / f"{n:03d}.dcm", enforce_file_format=True)
 
 
@@ -77,9 +63,7 @@ def test_a_head_is_released_only_defaced_whatever_its_description(tmp_path):
     _write_axial_series(vol, raw / "t1", "T1 MPRAGE POSTOP RESTAGING", 2, study)
     _write_axial_series(vol, raw / "rest", "rs_fMRI rest", 3, study)
     out = tmp_path / "out"
-    env = dict(os.environ, NEURODEID_KEY="face-workflow-test-key-0123456789abcdef")
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"input_dir={raw}",
-                        f"output_dir={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    r = run_workflow(raw, out, "face-workflow-test-key-0123456789abcdef")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "private" / "audit.ok").is_file()
 
