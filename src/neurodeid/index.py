@@ -20,6 +20,7 @@ from pathlib import Path
 from . import keys
 from .fileio import write_text_if_changed
 from .layout import Layout, series_ids
+from .records import tsv_text
 
 SUBJECT_LABEL_LENGTH = 8
 
@@ -195,11 +196,7 @@ INDEX_COLUMNS = (
 
 
 def _tsv(rows: list[list], header) -> str:
-    def clean(v) -> str:
-        return str(v).replace("\t", " ").replace("\n", " ").replace("\r", " ")
-
-    lines = ["\t".join(header)] + ["\t".join(clean(v) for v in r) for r in rows]
-    return "\n".join(lines) + "\n"
+    return tsv_text(header, rows)
 
 
 def series_row(s: Series) -> list:
@@ -261,4 +258,4 @@ def write_outputs(index: DatasetIndex, private_dir: str | os.PathLike) -> None:
 def read_manifest(path: str | os.PathLike) -> list[Path]:
     """The input files of one series, from its manifest."""
     with open(path, newline="", encoding="utf-8") as fh:
-        return [Path(row["path"]) for row in csv.DictReader(fh, delimiter="\t")]
+        return [Path(row["path"]) for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]

@@ -44,6 +44,7 @@ import pydicom
 import pydicom.errors
 
 from .fileio import write_text_atomic
+from .records import write_tsv
 from .release.dataset import read_listing
 from .results import Check
 
@@ -372,13 +373,13 @@ def analyse(release_dir: str | os.PathLike, listings: list[str | os.PathLike], i
 def write_outputs(report: KReport, tsv: str | os.PathLike, summary_json: str | os.PathLike) -> None:
     """Write the per-subject table (subject, k, status, one column per identifier,
     stands_out) and the JSON summary; both private."""
-    lines = ["\t".join(["participant_id", "k", "status", *report.identifiers, "stands_out"])]
+    rows = []
     for s in sorted(report.k):
         st = "ok" if report.k[s] >= report.k_min else "below_k_min"
         why = ",".join(report.stand_out[s].rare) if s in report.stand_out else ""
-        vals = [report.attributes[s].get(i, "").replace("\t", " ") or "n/a" for i in report.identifiers]
-        lines.append("\t".join([s, str(report.k[s]), st, *vals, why]))
-    write_text_atomic(tsv, "\n".join(lines) + "\n")
+        vals = [report.attributes[s].get(i, "") or "n/a" for i in report.identifiers]
+        rows.append([s, report.k[s], st, *vals, why])
+    write_tsv(tsv, ["participant_id", "k", "status", *report.identifiers, "stands_out"], rows)
     write_text_atomic(summary_json, json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from .fileio import write_text_if_changed
 from .index import DatasetIndex, Series
 from .layout import Layout
+from .records import write_tsv
 
 #: BIDS datatypes whose head images are defaced before release.
 DEFACE_DATATYPES = ("anat", "ct")
@@ -265,10 +266,6 @@ def write_plan(plan: list[SeriesPlan], private_dir: str | os.PathLike, index: Da
         for sub, content in subject_plans(plan, index, deface_enabled).items():
             write_text_if_changed(subject_plan_path(private_dir, sub), json.dumps(content, indent=1) + "\n")
     path = Path(Layout(os.fspath(private_dir)).private_file("release_plan.tsv"))
-    lines = ["\t".join(PLAN_COLUMNS)]
-    for p in plan:
-        lines.append("\t".join([f"sub-{p.subject}", f"ses-{p.session}", p.series, p.modality,
-                                _yes(p.release_dicom), p.reason, target_text(p),
-                                _yes(p.convert), _yes(p.deface), dicom_column(p)]))
-    write_text_if_changed(path, "\n".join(lines) + "\n")
-    return path
+    rows = [[f"sub-{p.subject}", f"ses-{p.session}", p.series, p.modality, _yes(p.release_dicom), p.reason,
+             target_text(p), _yes(p.convert), _yes(p.deface), dicom_column(p)] for p in plan]
+    return write_tsv(path, PLAN_COLUMNS, rows, if_changed=True)

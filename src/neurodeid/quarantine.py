@@ -7,26 +7,24 @@ into one private table, ``private/quarantine.tsv``, for the user and the report.
 
 from __future__ import annotations
 
-import csv
 import os
 
-from .fileio import write_text_atomic
+from .records import read_tsv, write_tsv
 from .results import Check, StageStatus, read_stage_result
 
 COLUMNS = ("file", "status", "stage", "reason")
 
 
 def _rows(path, stage: str, status_ok: str | None = None):
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            if status_ok is not None and row.get("status") == status_ok:
-                continue
-            yield {
-                "file": row.get("file") or row.get("source", ""),
-                "status": row.get("status", ""),
-                "stage": stage,
-                "reason": row.get("reason", ""),
-            }
+    for row in read_tsv(path):
+        if status_ok is not None and row.get("status") == status_ok:
+            continue
+        yield {
+            "file": row.get("file") or row.get("source", ""),
+            "status": row.get("status", ""),
+            "stage": stage,
+            "reason": row.get("reason", ""),
+        }
 
 
 def _redact_rows(path):
@@ -50,8 +48,5 @@ def gather(index_quarantine: str | os.PathLike, deid_reports=(), redact_results=
 
 
 def write_quarantine(out: str | os.PathLike, rows: list[dict]) -> None:
-    def clean(v: str) -> str:
-        return str(v).replace("\t", " ").replace("\n", " ")
-
-    lines = ["\t".join(COLUMNS)] + ["\t".join(clean(r[c]) for c in COLUMNS) for r in rows]
-    write_text_atomic(out, "\n".join(lines) + "\n")
+    """Write the quarantine report: one row per file (:data:`COLUMNS`)."""
+    write_tsv(out, COLUMNS, rows)

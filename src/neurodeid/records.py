@@ -34,8 +34,42 @@ class RecordError(ValueError):
     """A private record is missing where it must exist, or cannot be read."""
 
 
+def tsv_cell(value) -> str:
+    """One TSV cell: the value as text (None: empty), each tab, carriage return and newline a
+    space (so a row stays one line and its columns stay put). No quoting: :func:`read_tsv`
+    reads back exactly what was written."""
+    if value is None:
+        return ""
+    return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def tsv_text(columns, rows, *, header: bool = True, comments=()) -> str:
+    """The text of a private TSV: ``comments`` (each a ``#`` line, as given), the header
+    (``columns``) unless ``header`` is False, then one line per row (a mapping read by
+    ``columns``, missing keys empty, or a sequence in column order), every cell through
+    :func:`tsv_cell`."""
+    lines = [*comments]
+    if header:
+        lines.append("\t".join(columns))
+    for r in rows:
+        cells = [r.get(c, "") for c in columns] if isinstance(r, dict) else r
+        lines.append("\t".join(tsv_cell(v) for v in cells))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def write_tsv(path: str | os.PathLike, columns, rows, *, comments=(), if_changed: bool = False) -> Path:
+    """Write a private TSV (:func:`tsv_text`) atomically; with ``if_changed`` only when its
+    text differs (so Snakemake sees no new file). Returns the path."""
+    from .fileio import write_text_atomic, write_text_if_changed
+
+    text = tsv_text(columns, rows, comments=comments)
+    (write_text_if_changed if if_changed else write_text_atomic)(path, text)
+    return Path(path)
+
+
 def read_tsv(path: str | os.PathLike, error: type[Exception] = RecordError) -> list[dict]:
-    """Rows of a TSV with a header; lines starting with ``#`` are skipped.
+    """Rows of a TSV with a header (:func:`write_tsv`); lines starting with ``#`` are skipped,
+    and quotes are text (no quoting, as the writer writes).
 
     Raises ``error`` (naming the file and what to do) when the file cannot be read."""
     try:
@@ -43,7 +77,7 @@ def read_tsv(path: str | os.PathLike, error: type[Exception] = RecordError) -> l
             lines = [ln for ln in fh if not ln.startswith("#")]
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror}); run the workflow first") from None
-    return list(csv.DictReader(lines, delimiter="\t"))
+    return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 def read_json(path: str | os.PathLike, error: type[Exception] = RecordError):

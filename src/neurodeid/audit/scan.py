@@ -41,7 +41,6 @@ letter and length, in the report).
 from __future__ import annotations
 
 import contextlib
-import csv
 import gc
 import gzip
 import io
@@ -58,7 +57,7 @@ import ahocorasick
 import ahocorasick_rs
 import pydicom
 
-from ..fileio import write_text_atomic
+from ..records import read_tsv, write_tsv
 from .needles import (  # noqa: F401 - re-exported: the audit's needles
     ADDRESS,
     BINARY_VRS,
@@ -811,22 +810,14 @@ def write_audit_table(path: str | os.PathLike, hits: list[Hit], n_files: int, n_
     lines = [f"# release audit: {n_files} files scanned, {n_needles} needles, {len(hits)} hits"]
     for u in allowed or []:
         lines.append(f"# allowed: {u.value}\t{u.reason}\t{u.needles} needle(s)\t{', '.join(u.sources)}")
-    lines.append("\t".join(AUDIT_COLUMNS))
-
-    def clean(s: str) -> str:
-        return str(s).replace("\t", " ").replace("\n", " ")
-
-    for h in hits:
-        lines.append("\t".join(clean(x) for x in (
-            h.file, h.location, str(h.offset), h.field, h.source, h.category, mask(h.needle), h.needle,
-            TODO.get(h.category, TODO[FREE_TEXT]))))
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    rows = [(h.file, h.location, str(h.offset), h.field, h.source, h.category, mask(h.needle), h.needle,
+             TODO.get(h.category, TODO[FREE_TEXT])) for h in hits]
+    write_tsv(path, AUDIT_COLUMNS, rows, comments=lines)
 
 
 def read_audit_table(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [line for line in fh if not line.startswith("#")]
-    return list(csv.DictReader(rows, delimiter="\t"))
+    """The rows of a table written by :func:`write_audit_table` (comment lines skipped)."""
+    return read_tsv(path, OSError)
 
 
 def read_allowed(path: str | os.PathLike) -> list[dict]:

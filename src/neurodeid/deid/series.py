@@ -21,6 +21,10 @@ from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
 from neurodeid.audit.needles import dataset_needles
 from neurodeid.results import StageStatus
+from neurodeid.records import write_tsv
+
+#: The columns of the per-series de-identification report.
+REPORT_COLUMNS = ("source", "output", "status", "reason")
 
 _TMP_PREFIX = ".neurodeid-tmp-"
 
@@ -337,17 +341,12 @@ def deid_series_job(files, out_dir: str | os.PathLike, report_tsv: str | os.Path
     A series none of whose files can be used is quarantined as a whole (every file listed
     with the reason); the run goes on.
     """
-    from neurodeid.fileio import write_text_atomic
-
     try:
         results = deidentify_series(files, out_dir, cfg)
     except DeidError as exc:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         results = [{"source": str(f), "output": None, "status": StageStatus.QUARANTINED, "reason": str(exc)}
                    for f in files]
-    rows = ["source\toutput\tstatus\treason"]
-    for r in results:
-        out = Path(r["output"]).name if r["output"] else ""
-        rows.append("\t".join([r["source"], out, r["status"], r["reason"].replace("\t", " ").replace("\n", " ")]))
-    write_text_atomic(report_tsv, "\n".join(rows) + "\n")
+    rows = [[r["source"], Path(r["output"]).name if r["output"] else "", r["status"], r["reason"]] for r in results]
+    write_tsv(report_tsv, REPORT_COLUMNS, rows)
     return results

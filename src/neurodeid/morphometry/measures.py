@@ -53,7 +53,6 @@ Public API
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -62,6 +61,8 @@ import numpy as np
 
 from .. import geometry
 from ..geometry import LPS, block_mean, from_sitk, to_sitk, upsample
+from .. import records
+from ..records import write_tsv
 from ..results import Check
 
 __all__ = [
@@ -799,12 +800,7 @@ def write_image_tsv(path, m: dict, v: dict, image: str | None = None) -> Path:
     cols = list(MEASURE_COLUMNS) + extra
     for k in extra:
         row[k] = m[k]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, cols, delimiter="\t", lineterminator="\n")
-        w.writeheader()
-        w.writerow({k: _cell(row[k]) for k in cols})
-    return path
+    return write_tsv(path, cols, [{k: _cell(row[k]) for k in cols}])
 
 
 def _cell(x):
@@ -814,9 +810,8 @@ def _cell(x):
 
 
 def read_tsv(path) -> list[dict]:
-    """Rows of a per-image or summary TSV (all values as strings)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+    """Rows of a per-image or summary TSV (all values as strings; :func:`neurodeid.records.read_tsv`)."""
+    return records.read_tsv(path, OSError)
 
 
 def summarize(tsv_paths, out_tsv) -> Path:
@@ -830,15 +825,7 @@ def summarize(tsv_paths, out_tsv) -> Path:
     cols = [c for c in MEASURE_COLUMNS if any(c in r for r in rows)]
     for r in rows:
         cols.extend(k for k in r if k not in cols)
-    out = Path(out_tsv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, cols or list(MEASURE_COLUMNS), delimiter="\t",
-                           lineterminator="\n", restval="")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-    return out
+    return write_tsv(out_tsv, cols or list(MEASURE_COLUMNS), rows)
 
 
 # --------------------------------------------------------------------------- plot

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..failure import failure_reason
 from ..fileio import write_text_atomic
+from ..records import write_tsv
 from ..results import Check, StageStatus, read_stage_result
 from .measures import MorphometryThresholds, compare_images, plot_summary, read_tsv, summarize, verdict, write_image_tsv
 
@@ -77,7 +78,5 @@ def morphometry_summary(tables, out_tsv: str | os.PathLike, plot_png: str | os.P
         rows = []
     plot_summary(out_tsv if rows else [], plot_png, thresholds or MorphometryThresholds())
     failed = [r for r in rows if r.get("verdict") == Check.FAIL]
-    cols = list(rows[0]) if rows else ["image", "verdict"]
-    lines = ["\t".join(cols)] + ["\t".join(r.get(c, "") for c in cols) for r in failed]
-    write_text_atomic(failed_tsv, "\n".join(lines) + "\n")
+    write_tsv(failed_tsv, list(rows[0]) if rows else ["image", "verdict"], failed)
     return {k.value: sum(r.get("verdict") == k for r in rows) for k in Check}

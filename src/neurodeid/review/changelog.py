@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..fileio import write_text_atomic
 from ..layout import Layout
+from ..records import tsv_text
 from ..release.dataset import read_listing
 from .decisions import read_applied
 from .sheet import read_sheet
@@ -140,7 +141,7 @@ def update_release_log(log_tsv: str | os.PathLike, run_id: str, released_before:
     old = p.read_text(encoding="utf-8") if p.is_file() else "\t".join(LOG_COLUMNS) + "\n"
     if not old.endswith("\n"):
         old += "\n"
-    new = "".join("\t".join(_clean(r[c]) for c in LOG_COLUMNS) + "\n" for r in rows)
+    new = tsv_text(LOG_COLUMNS, [{c: _clean(r[c]) for c in LOG_COLUMNS} for r in rows], header=False)
     write_text_atomic(p, old + new)
     return rows
 

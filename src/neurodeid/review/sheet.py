@@ -9,6 +9,7 @@ from pathlib import Path
 from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
 from ..records import RunRecords
+from ..records import tsv_text
 from ..results import Check, Release, StageStatus, by_image
 from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
                        image_verdict, screened_face)
@@ -118,9 +119,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
 
 def sheet_text(rows: list[dict]) -> str:
     """The review sheet as TSV text (header and one line per row)."""
-    lines = ["\t".join(SHEET_COLUMNS)]
-    lines += ["\t".join(_clean(r.get(c, "")) for c in SHEET_COLUMNS) for r in rows]
-    return "\n".join(lines) + "\n"
+    return tsv_text(SHEET_COLUMNS, [{c: _clean(r.get(c, "")) for c in SHEET_COLUMNS} for r in rows])
 
 
 def write_review_sheet(private_dir: str | os.PathLike, out_tsv: str | os.PathLike,
