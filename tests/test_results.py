@@ -8,7 +8,7 @@ import json
 import pytest
 
 from neurodeid.results import (RECORD_KEYS, Check, Release, StageResult, StageResultError, StageStatus, by_image,
-                               parse_status, passed, read_stage_result, write_stage_result)
+                               parse_status, passed, qc_pictures, read_stage_result, write_stage_result)
 from neurodeid.review import image_verdict
 
 
@@ -166,3 +166,18 @@ def test_image_verdict(args, kwargs, verdict, reason):
     got, why = image_verdict(*args, **kwargs)
     assert got is verdict
     assert (why == "") if not reason else reason in why
+
+
+def test_qc_pictures_are_named_by_the_record_and_must_exist(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "deface_render.png").write_bytes(b"png")
+    (tmp_path / "face_screen.png").write_bytes(b"png")
+    entry = {"image": "a.nii.gz", "qc": ["a/deface_triplanar.png", "a/deface_render.png"]}
+    assert qc_pictures(tmp_path, entry) == [tmp_path / "a" / "deface_render.png"]
+    assert qc_pictures(tmp_path, {"image": "b.nii.gz"}) == [] and qc_pictures(tmp_path, None) == []
+    series = StageResult("redact", Check.FAIL, "a face", qc=["face_screen.png"], measures={"mode": "read"})
+    assert qc_pictures(tmp_path, series) == [tmp_path / "face_screen.png"]
+    # written after the files, read back the same; left out when empty
+    assert list(series.to_dict())[-1] == "qc" and "qc" not in StageResult("redact", Check.PASS).to_dict()
+    write_stage_result(tmp_path / "r.json", series)
+    assert read_stage_result(tmp_path / "r.json", "redact") == series

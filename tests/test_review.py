@@ -67,7 +67,8 @@ def private(tmp_path: Path) -> Path:
     _json(p / "bids" / f"sub-{B}.names.json",
           {"1": {"s001": [{"image": "image.nii.gz", "bids": B_T1, "datatype": "anat"}]}})
     _json(p / "deface" / f"sub-{A}" / "ses-1" / "s001.json", {"images": [
-        {"image": "a.nii.gz", "status": "ok", "reason": ""},
+        {"image": "a.nii.gz", "status": "ok", "reason": "",
+         "qc": ["a/deface_triplanar.png", "a/deface_render.png"]},  # the render is not there
         {"image": "b.nii.gz", "status": "failed", "reason": "registration metric 0.41 < 0.85"},
         {"image": "c.nii.gz", "status": "ok", "reason": ""}]})
     _json(p / "deface" / f"sub-{B}" / "ses-1" / "s001.json",
@@ -118,8 +119,9 @@ def test_sheet_rows_verdicts_and_order(private: Path):
     assert by_item[f"sourcedata/dicom/sub-{A}/ses-1/s001"]["verdict"] == "WITHHELD"
     assert by_item[f"sourcedata/dicom/sub-{A}/ses-1/s004"]["verdict"] == "RELEASED"
     assert by_item[B_T1]["verdict"] == "PASS"
-    # only existing QC pictures, relative to the private folder
+    # the QC pictures the stage's record lists and that exist, relative to the private folder
     assert by_item[T1]["qc"] == f"qc/deface/sub-{A}/ses-1/s001/a/deface_triplanar.png"
+    assert by_item[T1_MF]["qc"] == ""  # the record lists none (no name is guessed)
     assert all(r["decision"] == "" and r["note"] == "" for r in rows)
     keys = [(r["subject"], r["session"], r["series"], r["item"]) for r in rows]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)

@@ -28,13 +28,14 @@ def test_deface_series_records_a_failed_image_and_draws_placeholders(tmp_path):
     (conv / "broken.nii.gz").write_bytes(b"not a nifti")
     out = tmp_path / "deface"
     record = deface_series(conv, out, tmp_path / "r.json", tmp_path / "qc", tmp_path / "tri.png",
-                           tmp_path / "render.png", "template", {})
+                           tmp_path / "render.png", "template", {}, faces=tmp_path / "faces.png")
     assert [r["image"] for r in record.images] == ["broken.nii.gz", "flat.nii.gz"]
+    assert all(r["qc"] == [] for r in record.images)  # no picture was drawn, none is named
     assert all(r["status"] == "failed" and r["reason"] for r in record.images)
     assert "broken.nii.gz" in record.images[0]["reason"]
     assert not list(out.iterdir())  # no partial image or mask left
     assert json.loads((tmp_path / "r.json").read_text()) == record.to_dict()
-    for png in ("tri.png", "render.png"):
+    for png in ("tri.png", "render.png", "faces.png"):
         assert (tmp_path / png).read_bytes().startswith(PNG)
 
 

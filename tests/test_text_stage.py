@@ -149,6 +149,7 @@ def test_burned_in_ct_relabelled_mr_is_read_and_redacted(tmp_path):
     res = run_series(src, tmp_path / "out", tmp_path / "r.json", RedactionConfig(ocr_threads=2),
                      [["KAUFMAN^SCOTT", "PatientName"]], mode="read", qc_dir=tmp_path / "qc", qc_png=tmp_path / "qc.png")
     assert res.status == "PASS" and res.files[0]["boxes"] >= 1
+    assert res.files[0]["qc"] == ["00001.png"] and (tmp_path / "qc" / "00001.png").is_file()
     out = pydicom.dcmread(tmp_path / "out" / "00001.dcm")
     assert reads_name(out.pixel_array) == set()
     # pixels outside the top annotation band are bit-identical

@@ -61,19 +61,19 @@ class Release(str, Enum):
 #: A status as a record holds it.
 Status = StageStatus | Check
 
-#: The keys of each stage's result file, in file order. ``status``, ``reason``, ``images``
-#: and ``files`` are :class:`StageResult` fields; every other key is one of its
+#: The keys of each stage's result file, in file order. ``status``, ``reason``, ``images``,
+#: ``files`` and ``qc`` are :class:`StageResult` fields; every other key is one of its
 #: ``measures``, written only when present.
 RECORD_KEYS: dict[str, tuple[str, ...]] = {
     "convert": ("status", "reason", "source", "images"),
-    "redact": ("status", "mode", "reason", "files", "screened", "face_screen"),
+    "redact": ("status", "mode", "reason", "files", "screened", "face_screen", "qc"),
     "redact_image": ("status", "reasons", "method", "boxes", "pixels_changed", "output"),
     "deface": ("method", "images"),
     "face": ("images",),
     "deface_dicom": ("status", "reason", "summary"),
 }
 
-_FIELDS = ("status", "reason", "images", "files")
+_FIELDS = ("status", "reason", "images", "files", "qc")
 
 
 class StageResultError(ValueError):
@@ -117,7 +117,12 @@ class StageResult:
         Why it is not ``ok`` / ``PASS``, for the reader ("" otherwise).
     images, files : list of dict
         One entry per image (``images``) or per DICOM file (``files``, the text stage),
-        each with its own ``status`` where the stage judges it.
+        each with its own ``status`` where the stage judges it, and its QC pictures under
+        ``qc`` where it has any (as the series' ``qc``).
+    qc : list of str
+        The series' own QC pictures (the face screen's renders), as paths relative to the
+        stage's QC folder of the series (:meth:`neurodeid.layout.Layout.qc_dir`): private,
+        they may show a face or burned-in text. See :func:`qc_pictures`.
     measures : dict
         The stage's other keys (:data:`RECORD_KEYS`): ``method``, ``mode``, ``source``,
         ``screened``, ``summary``, ...
@@ -128,6 +133,7 @@ class StageResult:
     reason: str = ""
     images: list[dict] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
+    qc: list[str] = field(default_factory=list)
     measures: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -145,9 +151,10 @@ class StageResult:
 
     def to_dict(self) -> dict:
         """The record as its file holds it (keys in :data:`RECORD_KEYS` order)."""
-        fields = {"status": self.status, "reason": self.reason, "images": self.images, "files": self.files}
+        fields = {"status": self.status, "reason": self.reason, "images": self.images, "files": self.files,
+                  "qc": self.qc}
         return {k: fields[k] if k in _FIELDS else self.measures[k]
-                for k in RECORD_KEYS[self.stage] if k in _FIELDS or k in self.measures}
+                for k in RECORD_KEYS[self.stage] if (k in _FIELDS and (k != "qc" or self.qc)) or k in self.measures}
 
     @classmethod
     def from_dict(cls, stage: str, record: dict) -> "StageResult":
@@ -155,13 +162,21 @@ class StageResult:
         status = record.get("status")
         return cls(stage, parse_status(status) if status is not None else None, record.get("reason", ""),
                    [_typed_entry(e) for e in record.get("images", [])],
-                   [_typed_entry(e) for e in record.get("files", [])],
+                   [_typed_entry(e) for e in record.get("files", [])], list(record.get("qc", [])),
                    {k: v for k, v in record.items() if k not in _FIELDS})
 
 
 def by_image(result: StageResult | None) -> dict[str, dict]:
     """``{image file name: entry}`` of a stage result's ``images`` (empty without a result)."""
     return {im["image"]: im for im in (result.images if result else [])}
+
+
+def qc_pictures(qc_dir: str | os.PathLike, entry: StageResult | dict | None) -> list[Path]:
+    """The QC pictures a stage result (its series' ``qc``) or one of its entries (an image's
+    or a file's ``qc``) lists, under ``qc_dir`` (the stage's QC folder of the series), that
+    exist. The stage that wrote the pictures names them; nobody else guesses their names."""
+    names = entry.qc if isinstance(entry, StageResult) else (entry or {}).get("qc", [])
+    return [p for p in (Path(qc_dir) / n for n in names) if p.is_file()]
 
 
 def _typed_entry(entry: dict) -> dict:

@@ -32,6 +32,17 @@ rule deface_series:
                 "view": "3D render",
             },
         ),
+        faces=report(
+            L.qc_picture("deface", "faces"),
+            caption="../report/deface_faces.rst",
+            category="Defacing",
+            subcategory="sub-{subject}",
+            labels={
+                "session": "ses-{session}",
+                "series": "{series}",
+                "view": "face detector",
+            },
+        ),
     log:
         L.log("deface_series", L.job()),
     benchmark:
@@ -50,6 +61,7 @@ rule deface_series:
     shell:
         "neurodeid deface-series {input:q} --out-dir {output.images:q} --result {output.result:q}"
         " --qc-dir {output.qc_dir:q} --triplanar {output.triplanar:q} --render {output.render:q}"
+        " --faces {output.faces:q}"
         " --method {params.method} --params-json {params.params:q} > {log:q} 2>&1"
 
 

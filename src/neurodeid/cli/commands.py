@@ -255,7 +255,7 @@ def _cmd_deface_series(args: argparse.Namespace) -> int:
     from ..deface.series import deface_series
 
     record = deface_series(args.convert_dir, args.out_dir, args.result, args.qc_dir, args.triplanar, args.render,
-                           args.method, json.loads(args.params_json or "{}"))
+                           args.method, json.loads(args.params_json or "{}"), faces=args.faces)
     ok = sum(r["status"] == StageStatus.OK for r in record.images)
     print(f"deface: {ok} of {len(record.images)} image(s) defaced with {args.method}")
     return 0
@@ -438,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qc-dir", required=True)
     s.add_argument("--triplanar", required=True, help="QC picture for the report (private: shows the face)")
     s.add_argument("--render", required=True, help="QC surface render for the report (private)")
+    s.add_argument("--faces", help="QC face detector renders before/after, with boxes, for the report (private)")
     s.add_argument("--method", default="template")
     s.add_argument("--params-json", default="{}")
     s.set_defaults(func=_cmd_deface_series)

@@ -18,7 +18,18 @@ from ..fileio import write_placeholder_png
 from ..results import StageResult, StageStatus, write_stage_result
 
 #: The two QC pictures of a series the report shows (first image that has them).
-REPORT_PICTURES = ("deface_triplanar.png", "deface_render.png")
+#: The pictures of one image's defacing that go into the report, in the order the report
+#: shows them: slices, the 3-D render before/after, and the face detector's renders
+#: before/after with its boxes (:func:`neurodeid.deface.api.deface_file`).
+REPORT_PICTURES = ("deface_triplanar.png", "deface_render.png", "deface_faces.png")
+
+
+def _qc_names(qc_root: Path, stem: str) -> list[str]:
+    """The QC pictures the defacing of one image left in ``qc_root/stem/``, as paths
+    relative to ``qc_root`` (the report's pictures first, in :data:`REPORT_PICTURES` order)."""
+    made = sorted(p.name for p in (qc_root / stem).glob("*.png"))
+    ordered = [n for n in REPORT_PICTURES if n in made] + [n for n in made if n not in REPORT_PICTURES]
+    return [f"{stem}/{n}" for n in ordered]
 
 
 def _stem(name: str) -> str:
@@ -27,16 +38,18 @@ def _stem(name: str) -> str:
 
 def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, result: str | os.PathLike,
                   qc_dir: str | os.PathLike, triplanar: str | os.PathLike, render: str | os.PathLike,
-                  method: str, params: dict | None = None) -> StageResult:
+                  method: str, params: dict | None = None, faces: str | os.PathLike | None = None) -> StageResult:
     """Deface every ``*.nii.gz`` of ``convert_dir`` into ``out_dir``.
 
     Next to each defaced image: ``<stem>_removal.nii.gz`` (the removal mask) and
     ``<stem>_protected.nii.gz`` (the protected brain), both private. QC pictures go to
-    ``qc_dir/<stem>/``; the first image's triplanar and render are copied to ``triplanar``
-    and ``render`` (a black placeholder when no image has them).
+    ``qc_dir/<stem>/``; the first image's triplanar, render and (with ``faces``) face
+    detector renders are copied to ``triplanar``, ``render`` and ``faces`` (a black
+    placeholder when no image has them).
 
     Returns (and writes to ``result``) the defacing result: ``{"method", "images": [{"image",
-    "status": "ok" | "failed", "reason", "summary"}]}``; a failed image leaves no partial file.
+    "status": "ok" | "failed", "reason", "summary", "qc"}]}`` (``qc``: the image's pictures,
+    relative to ``qc_dir``); a failed image leaves no partial file.
     """
     from . import DefaceError, deface_file
 
@@ -59,7 +72,10 @@ def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, re
             rows.append({"image": im.name, "status": StageStatus.FAILED, "reason": reason, "summary": {}})
             print(f"deface: FAILED {reason if reason.startswith(im.name) else im.name + ': ' + reason}",
                   file=sys.stderr)
-    for declared, produced in zip((triplanar, render), REPORT_PICTURES):
+        rows[-1]["qc"] = _qc_names(qc_root, stem)
+    for declared, produced in zip((triplanar, render, faces), REPORT_PICTURES):
+        if declared is None:
+            continue
         first = next((qc_root / _stem(r["image"]) / produced for r in rows
                       if (qc_root / _stem(r["image"]) / produced).is_file()), None)
         if first is not None:

@@ -173,6 +173,8 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
             rows.append({"file": f.name, "status": r["status"], "reasons": r.get("reasons", []),
                          "method": r.get("method", ""), "boxes": r.get("boxes", 0),
                          "pixels_changed": r.get("pixels_changed", 0), "frames": r.get("frames", 0)})
+            if qcd and (qcd / f"{f.stem}.png").is_file():
+                rows[-1]["qc"] = [f"{f.stem}.png"]
         return rows
 
     face, unscreened = _face_screen(files, measures, qcd) if face_screen and mode == "read" else ("", {})
@@ -219,7 +221,8 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
         if not reason:
             reason = "no image" if not rows else \
                 f"{sum(r['status'] != Check.PASS for r in rows)} of {len(rows)} image(s) still show text or could not be read"
-    result = StageResult("redact", status, reason, files=rows, measures=measures)
+    shown = [n for n in ("face_screen.png",) if qcd and (qcd / n).is_file()]
+    result = StageResult("redact", status, reason, files=rows, qc=shown, measures=measures)
     if qc_png is not None:
         _series_qc(files, qcd, qc_png)
     write_stage_result(result_path, result)

@@ -10,7 +10,7 @@ from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
 from ..records import RunRecords
 from ..records import tsv_text
-from ..results import Check, Release, StageStatus, by_image
+from ..results import Check, Release, StageStatus, by_image, qc_pictures
 from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
                        image_verdict, screened_face)
 
@@ -20,9 +20,10 @@ from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dic
 # ---------------------------------------------------------------------------
 
 
-def _existing(private: Path, paths: list[str]) -> str:
-    """The files of ``paths`` that exist, relative to ``private`` (the sheet's ``qc`` column)."""
-    return " ".join(Path(p).relative_to(private).as_posix() for p in paths if Path(p).is_file())
+def _qc(rec: RunRecords, stage: str, ids: dict, entry) -> str:
+    """The sheet's ``qc`` column: the pictures a stage result or one of its entries lists
+    (:func:`neurodeid.results.qc_pictures`), relative to the private folder."""
+    return " ".join(p.relative_to(rec.private).as_posix() for p in qc_pictures(rec.layout.qc_dir(stage, **ids), entry))
 
 
 def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -> list[dict]:
@@ -74,10 +75,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
                                                  morph.get(image) if deface else None, face_checked=not defaced,
                                                  face=faces.get(image))
-                    qc = ""
-                    if defaced:
-                        q = f"{rec.layout.qc_dir('deface', **ids)}/{_stem(image)}"
-                        qc = _existing(rec.private, [f"{q}/deface_triplanar.png", f"{q}/deface_render.png"])
+                    qc = _qc(rec, "deface", ids, deface.get(image)) if defaced else ""
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
@@ -91,7 +89,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             add(sub, ses, series, item, Release.WITHHELD, f"burned-in text: {_clean(text.reason)}")
         elif text is not None and screened_face(text):
             add(sub, ses, series, item, Release.WITHHELD, f"a face: {_clean(text.reason)}",
-                _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/face_screen.png"]))
+                _qc(rec, "redact", ids, text))
         elif pixel_cleaning.get((sub, ses, series)) or mode == "read":
             if text is None:
                 add(sub, ses, series, item, Release.WITHHELD, "redaction pending: burned-in text redaction has not run")
@@ -100,7 +98,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 ok = f.get("status") == Check.PASS
                 why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
                 add(sub, ses, series, f"{item}/{_stem(f['file'])}", Check.PASS if ok else Check.FAIL, why,
-                    _existing(rec.private, [f"{rec.layout.qc_dir('redact', **ids)}/{_stem(f['file'])}.png"]))
+                    _qc(rec, "redact", ids, f))
         elif p.dicom == "deface_dicom":
             res = rec.result("deface_dicom", ids)
             if res is None:
