@@ -110,32 +110,31 @@ def test_k_anonymity_reaches_the_verdict(private):
 
 
 def test_defacing_and_morphometry_join(private):
-    """Results of the defacing and morphometry steps show in the counts and the verdict."""
-    s0 = report.collect(private)
-    names = {}
-    for p in (private / "bids").glob("sub-*.names.json"):
-        for ses, ses_names in json.loads(p.read_text()).items():
-            for label, entries in ses_names.items():
-                if isinstance(entries, list):
-                    names[(p.name.split(".")[0][4:], ses, label)] = entries
-    mr = next(x for x in s0.series if x.modality == "MR")
+    """The defacing result and the morphometry table of a series show in the counts and the verdict."""
+    mr = next(x for x in report.collect(private).series if x.modality == "MR")
     result = private / "deface" / f"sub-{mr.subject}" / f"ses-{mr.session}" / f"{mr.series}.json"
     result.parent.mkdir(parents=True, exist_ok=True)
     result.write_text(json.dumps({"method": "template", "images": [
         {"image": "image.nii.gz", "status": "ok", "reason": "", "summary": {"removed_ml": 210.5}}]}))
-    bids_name = Path(names[mr.key][0]["bids"]).name
-    morph = private / "morphometry" / "summary.tsv"
-    morph.parent.mkdir(exist_ok=True)
+    morph = private / "morphometry" / f"sub-{mr.subject}" / f"ses-{mr.session}" / f"{mr.series}.tsv"
+    morph.parent.mkdir(parents=True, exist_ok=True)
     morph.write_text("image\tverdict\tbrain_dice\treasons\n"
-                     f"{bids_name}\tWARN\t0.991\tbrain_delta_pct -1.2 % beyond the WARN threshold 1 %\n")
-    s = report.collect(private, deface_results=[result], morphometry=morph)
+                     f"sub-{mr.subject}_ses-{mr.session}_{mr.series}/image.nii.gz\tWARN\t0.991\t"
+                     "brain_delta_pct -1.2 % beyond the WARN threshold 1 %\n")
+    s = report.collect(private)
     m = next(x for x in s.series if x.key == mr.key)
     assert m.deface == "PASS" and m.morphometry == "WARN" and "WARN threshold" in m.morphometry_note
     assert s.verdict_counts()["WARN"] == 1
     rows = dict(s.count_rows())
     assert rows["Series defaced (PASS / FAIL / pending)"].startswith("1 / 0 / 0")
     assert rows["Morphometry (PASS / WARN / FAIL)"] == "0 / 1 / 0"
-    assert report.collect(private, deface_results=[result.with_name("s999.json")]).series  # pending is fine
+    result.unlink()  # planned for defacing, not defaced yet: pending
+    m = next(x for x in report.collect(private).series if x.key == mr.key)
+    assert m.deface == "pending"
+    plan = private / "plan" / f"sub-{mr.subject}.json"  # a run with deface.enabled false
+    plan.write_text(json.dumps(dict(json.loads(plan.read_text()), deface_enabled=False)))
+    m = next(x for x in report.collect(private).series if x.key == mr.key)
+    assert m.deface == ""  # not planned to run: neither pending nor a verdict
 
 
 def test_pages_name_no_raw_identifier(private, tmp_path):

@@ -165,6 +165,13 @@ class RunRecords:
         p = Path(self.layout.subject_file("names", subject))
         return self._once(("names", subject), lambda: read_json(p, self.error) if p.is_file() else None)
 
+    def defacing_enabled(self, subject: str) -> bool:
+        """Whether the run defaces (config ``deface.enabled``), as the subject's plan records it
+        (:func:`neurodeid.plan.subject_plans`); True without that file."""
+        p = Path(self.layout.subject_file("plan", subject))
+        data = self._once(("plan", subject), lambda: read_json(p, self.error) if p.is_file() else {})
+        return bool(data.get("deface_enabled", True))
+
     def result(self, stage: str, ids: dict[str, str]):
         """A series' private result of ``stage`` (a :class:`neurodeid.results.StageResult`, a TSV
         as rows), None when absent."""
@@ -176,3 +183,71 @@ class RunRecords:
             return read_tsv(p, self.error) if p.suffix == ".tsv" else read_stage_result(p, stage, self.error)
 
         return self._once(("result", stage, p), read)
+
+    def series(self) -> list["SeriesRecords"]:
+        """Every series of the plan, in file order, with its records (:class:`SeriesRecords`)."""
+        return self._once("series", lambda: [SeriesRecords(p, self) for p in self.plan()])
+
+
+class SeriesRecords:
+    """What a run recorded about one series: its plan row and its stages' results, each read
+    at most once (through its :class:`RunRecords`). The review sheet and the report both
+    render these; neither reads a stage's file itself.
+
+    A result is None when its stage has not run (or does not run for this series: defacing
+    and the morphometry only for a series planned for defacing).
+    """
+
+    def __init__(self, plan: PlanRow, run: RunRecords):
+        self.plan = plan
+        self._run = run
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.plan.key
+
+    @property
+    def names(self):
+        """The series' entry in its subject's BIDS names: a list of ``{"image", "bids", ...}``,
+        ``{"failed": reason}``, or None (not converted or named yet)."""
+        subject = self._run.names(self.plan.subject)
+        return None if subject is None else subject.get(self.plan.session, {}).get(self.plan.series)
+
+    def result(self, stage: str):
+        return self._run.result(stage, self.plan.ids)
+
+    @property
+    def text(self):
+        """The text stage's result (:class:`neurodeid.results.StageResult`)."""
+        return self.result("redact")
+
+    @property
+    def defacing(self) -> bool:
+        """The run defaces this series' images: planned for conversion and defacing, with
+        defacing enabled."""
+        return self.plan.convert and self.plan.deface and self._run.defacing_enabled(self.plan.subject)
+
+    @property
+    def deface(self):
+        """The defacing result, for a series planned for defacing."""
+        return self.result("deface") if self.plan.deface else None
+
+    @property
+    def face(self):
+        """The face check's result (images not planned for defacing)."""
+        return self.result("face")
+
+    @property
+    def deface_dicom(self):
+        """The defaced DICOM's result."""
+        return self.result("deface_dicom")
+
+    @property
+    def morphometry(self) -> dict[str, dict]:
+        """``{image file name: row}`` of the series' morphometry table (defaced series only)."""
+        rows = (self.result("morphometry") or []) if self.plan.deface else []
+        return {Path(r.get("image", "")).name: r for r in rows}
+
+    def qc_dir(self, stage: str) -> str:
+        """The stage's QC folder of this series (:meth:`neurodeid.layout.Layout.qc_dir`)."""
+        return self._run.layout.qc_dir(stage, **self.plan.ids)

@@ -64,17 +64,7 @@ rule report_summary:
         private_dir=lambda w, input: Path(input.index).parent,
         out_dir=lambda w, output: Path(output.summary).parent,
         key_fingerprint=KEY_FINGERPRINT,
-        morphometry=lambda w, input: (
-            f"--morphometry {shlex.quote(input.morphometry[0])}"
-            if input.morphometry
-            else ""
-        ),
-        deface=lambda w, input: (
-            "--deface-results " + " ".join(shlex.quote(f) for f in input.deface)
-            if input.deface
-            else ""
-        ),
     shell:
         "neurodeid report-summary {params.private_dir:q} --out-dir {params.out_dir:q}"
         " --subjects-dir {output.subjects:q} --key-fingerprint {params.key_fingerprint}"
-        " {params.morphometry} {params.deface} > {log:q} 2>&1"
+        " > {log:q} 2>&1"

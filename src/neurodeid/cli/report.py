@@ -13,8 +13,6 @@ def add_summary_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("private_dir", help="results/private of a run")
     p.add_argument("--out-dir", required=True, help="where summary.html, summary_counts.rst and the tables go")
     p.add_argument("--subjects-dir", default=None, help="where sub-<label>.html go (default: OUT_DIR/subjects)")
-    p.add_argument("--morphometry", default="", help="morphometry summary TSV (image, verdict, reasons)")
-    p.add_argument("--deface-results", nargs="*", default=[], help="one JSON per series planned for defacing")
     p.add_argument("--key-fingerprint", default="", help="the run's key fingerprint (flags the demo key)")
     return p
 
@@ -22,9 +20,7 @@ def add_summary_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
 def summary_main(args: argparse.Namespace) -> int:
     """Run the summary for parsed arguments; 0 on success, 1 with one message on stderr."""
     try:
-        summary = collect(args.private_dir, morphometry=args.morphometry or None,
-                          deface_results=args.deface_results,
-                          demo_key=is_demo_fingerprint(args.key_fingerprint))
+        summary = collect(args.private_dir, demo_key=is_demo_fingerprint(args.key_fingerprint))
         write_report_pages(summary, args.out_dir, args.subjects_dir)
     except (ReportError, OSError) as exc:
         print(f"report-summary: {exc}", file=sys.stderr)

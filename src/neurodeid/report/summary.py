@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import records
-from ..layout import Layout, released_dicom_series, series_ids
+from ..layout import released_dicom_series, series_ids
 from ..plan import DICOM_NONE
 from ..release.dataset import read_listing
-from ..results import Check, StageStatus, passed, read_stage_result
+from ..results import Check, StageResult, StageStatus, passed
 
 #: The verdicts of the send check, worst first.
 VERDICT_NO = "NO"
@@ -302,33 +302,16 @@ def _verdict_column(row: dict) -> Check | str:
     return ""
 
 
-def read_morphometry(path: str | os.PathLike) -> dict[str, tuple[str, str]]:
-    """{BIDS image name: (verdict, reasons)} from the morphometry summary TSV.
-
-    The TSV (``neurodeid.morphometry.summarize``) has one row per image with the
-    columns ``image`` (the BIDS name, e.g. ``sub-x_ses-1_run-1_T1w``), ``verdict``
-    (PASS/WARN/FAIL) and ``reasons``.
-    """
-    out: dict[str, tuple[str, str]] = {}
-    for r in read_tsv(path):
-        name = r.get("image", "")
-        for suffix in (".nii.gz", ".nii", "_morphometry"):
-            name = name.removesuffix(suffix)
-        out[name] = (_verdict_column(r), r.get("reasons") or r.get("reason") or "")
-    return out
-
-
-def read_deface_result(path: str | os.PathLike) -> tuple[Check | str, int, int, str]:
+def deface_status(result: StageResult | None) -> tuple[Check | str, int, int, str]:
     """``(status, images defaced, images, reasons)`` of one series' defacing result.
 
     The result (``neurodeid deface-series``) lists ``images`` with ``status`` ``ok`` or
     ``failed`` and a ``reason``; the series is PASS when every image was defaced.
-    A missing file is ``pending`` (defacing has not run).
+    No result is ``pending`` (defacing has not run).
     """
-    p = Path(path)
-    if not p.is_file():
+    if result is None:
         return "pending", 0, 0, ""
-    images = read_stage_result(p, "deface", ReportError).images
+    images = result.images
     ok = sum(passed(i.get("status")) for i in images)
     reasons = "; ".join(f"{i.get('image', '')}: {i.get('reason', '')}" for i in images
                         if not passed(i.get("status")))
@@ -339,20 +322,16 @@ def read_deface_result(path: str | os.PathLike) -> tuple[Check | str, int, int, 
 _WORST = {"": 0, Check.PASS: 1, Check.WARN: 2, Check.FAIL: 3}
 
 
-def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | None = None,
-            deface_results=(), demo_key: bool = False) -> DatasetSummary:
-    """Gather the summary from the private files of a run.
+def collect(private_dir: str | os.PathLike, *, demo_key: bool = False) -> DatasetSummary:
+    """Gather the summary from the private records of a run (each series'
+    :class:`neurodeid.records.SeriesRecords`, which the review sheet renders too).
 
     Parameters
     ----------
     private_dir : path-like
-        ``results/private`` of a run (``index.tsv``, ``release_plan.tsv``, ...).
-    morphometry : path-like, optional
-        The morphometry summary TSV (see :func:`read_morphometry`).
-    deface_results : iterable of path-like
-        One JSON per series planned for defacing, at
-        ``<private>/deface/sub-S/ses-T/<series>.json`` (see :func:`read_deface_result`);
-        a missing one counts as pending.
+        ``results/private`` of a run (``index.tsv``, ``release_plan.tsv``, ...). A series
+        planned for defacing (with defacing enabled) without a defacing result counts as
+        pending; its images' morphometry verdicts come from the series' morphometry table.
     demo_key : bool
         The run used the public demo key.
 
@@ -364,16 +343,15 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
     rec = records.RunRecords(private_dir, ReportError)
     lay = rec.layout
     index = rec.tsv("index.tsv")
-    plan = {p.key: p for p in rec.plan()}
-    deface_given = {Path(p) for p in deface_results}
-    morph = read_morphometry(morphometry) if morphometry and Path(morphometry).is_file() else {}
+    planned = {sr.key: sr for sr in rec.series()}
 
     series: list[SeriesStatus] = []
     listing_cache: dict[str, tuple[list[str], dict[str, str]]] = {}
     for r in index:
         s = SeriesStatus(r["subject"], r["session"], r["series"], r.get("modality", ""),
                          int(r.get("n_files") or 0))
-        p = plan.get(s.key)
+        sr = planned.get(s.key)
+        p = sr.plan if sr else None
         ids = series_ids(s)
         s.bids = p.bids if p else ""
         # the subject's release listing: every released file, and notes on what was withheld
@@ -397,7 +375,7 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
             s.dicom = "withheld"
             s.dicom_reason = (p.withheld_reason if p else "") or ("not released yet" if p and p.release_dicom else "")
         # conversion and BIDS names
-        entry = (rec.names(s.subject) or {}).get(s.session, {}).get(s.series)
+        entry = sr.names if sr else None
         if isinstance(entry, list):
             s.conversion = StageStatus.OK
         elif isinstance(entry, dict) and "failed" in entry:
@@ -412,26 +390,24 @@ def collect(private_dir: str | os.PathLike, *, morphometry: str | os.PathLike | 
             elif not s.images:
                 s.images_note = "withheld: not released yet"
         # burned-in text
-        data = rec.result("redact", ids)
+        data = sr.text if sr else None
         if data is not None:
             s.redaction = Check.PASS if data.status == Check.PASS else Check.FAIL
             s.redaction_images = (sum(f.get("status") == Check.PASS for f in data.files), len(data.files))
-        deface_path = Path(lay.result("deface", **ids))
-        if deface_path in deface_given:
-            s.deface, ok, n, why = read_deface_result(deface_path)
+        if sr and sr.defacing:
+            s.deface, ok, n, why = deface_status(sr.deface)
             if s.deface != "pending" and why:
                 s.deface_note = why
             elif n:
                 s.deface_note = f"{ok} of {n} image(s)"
         # morphometry: one row per BIDS image of the series; the worst verdict counts
+        morph = sr.morphometry if sr else {}
         for e in (entry if isinstance(entry, list) else []):
             name = Path(e.get("bids", "")).name
-            # the table names an image by its work label (morphometry-series --label) and file
-            work_name = f"{Layout.job(**ids)}/{e.get('image', '')}"
-            key = next((k for k in (name, work_name.removesuffix(".nii.gz").removesuffix(".nii")) if k in morph), None)
-            if key is None:
+            row = morph.get(e.get("image", ""))
+            if row is None:
                 continue
-            v, why = morph[key]
+            v, why = _verdict_column(row), row.get("reasons") or row.get("reason") or ""
             if _WORST[v] >= _WORST[s.morphometry]:
                 s.morphometry = v
             if why:

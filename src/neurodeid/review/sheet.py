@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
-from ..records import RunRecords
+from ..records import RunRecords, SeriesRecords
 from ..records import tsv_text
 from ..results import Check, Release, StageStatus, by_image, qc_pictures
 from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
@@ -20,10 +20,10 @@ from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dic
 # ---------------------------------------------------------------------------
 
 
-def _qc(rec: RunRecords, stage: str, ids: dict, entry) -> str:
+def _qc(rec: RunRecords, s: SeriesRecords, stage: str, entry) -> str:
     """The sheet's ``qc`` column: the pictures a stage result or one of its entries lists
     (:func:`neurodeid.results.qc_pictures`), relative to the private folder."""
-    return " ".join(p.relative_to(rec.private).as_posix() for p in qc_pictures(rec.layout.qc_dir(stage, **ids), entry))
+    return " ".join(p.relative_to(rec.private).as_posix() for p in qc_pictures(s.qc_dir(stage), entry))
 
 
 def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -> list[dict]:
@@ -50,13 +50,12 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                      "verdict": verdict, "reasons": _clean(reasons), "qc": qc,
                      "decision": "" if d == "default" else d, "note": _clean(n)})
 
-    for p in rec.plan():
-        sub, ses, series, ids = p.subject, p.session, p.series, p.ids
+    for s in rec.series():
+        p = s.plan
+        sub, ses, series = p.subject, p.session, p.series
         # -- BIDS images of a converted series --------------------------------
         if p.convert:
-            subject_names = rec.names(sub)  # one file per subject: {session: {series: names}}
-            names = None if subject_names is None else subject_names.get(ses)
-            entry = None if names is None else names.get(series)
+            entry = s.names
             defaced = p.deface
             if entry is None:
                 add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", Release.WITHHELD,
@@ -65,23 +64,22 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 add(sub, ses, series, f"sub-{sub}/ses-{ses}/{series}", Check.FAIL,
                     f"conversion failed: {entry.get('failed', '')}")
             else:
-                deface = by_image(rec.result("deface", ids)) if defaced else {}
-                faces = {} if defaced else by_image(rec.result("face", ids))
-                morph = ({Path(r.get("image", "")).name: r for r in rec.result("morphometry", ids) or []}
-                         if defaced else {})
+                deface = by_image(s.deface) if defaced else {}
+                faces = {} if defaced else by_image(s.face)
+                morph = s.morphometry
                 for e in entry:
                     image = e["image"]
                     # not defaced: released only without a face
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
                                                  morph.get(image) if deface else None, face_checked=not defaced,
                                                  face=faces.get(image))
-                    qc = _qc(rec, "deface", ids, deface.get(image)) if defaced else ""
+                    qc = _qc(rec, s, "deface", deface.get(image)) if defaced else ""
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
         if p.dicom == DICOM_NONE:  # an image of a BIDS input: there is no DICOM
             continue
-        text = rec.result("redact", ids)  # the text stage's result (issue 19)
+        text = s.text  # the text stage's result (issue 19)
         mode = text.measures.get("mode") if text else None
         if not p.release_dicom:
             add(sub, ses, series, item, Release.WITHHELD, f"withheld: {p.withheld_reason}")
@@ -89,7 +87,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             add(sub, ses, series, item, Release.WITHHELD, f"burned-in text: {_clean(text.reason)}")
         elif text is not None and screened_face(text):
             add(sub, ses, series, item, Release.WITHHELD, f"a face: {_clean(text.reason)}",
-                _qc(rec, "redact", ids, text))
+                _qc(rec, s, "redact", text))
         elif pixel_cleaning.get((sub, ses, series)) or mode == "read":
             if text is None:
                 add(sub, ses, series, item, Release.WITHHELD, "redaction pending: burned-in text redaction has not run")
@@ -98,16 +96,16 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                 ok = f.get("status") == Check.PASS
                 why = "" if ok else "redaction FAIL: " + "; ".join(_clean(x) for x in f.get("reasons", []))
                 add(sub, ses, series, f"{item}/{_stem(f['file'])}", Check.PASS if ok else Check.FAIL, why,
-                    _qc(rec, "redact", ids, f))
+                    _qc(rec, s, "redact", f))
         elif p.dicom == "deface_dicom":
-            res = rec.result("deface_dicom", ids)
+            res = s.deface_dicom
             if res is None:
                 add(sub, ses, series, item, Release.WITHHELD, "defaced DICOM pending: not written yet")
             elif res.status == StageStatus.OK:
                 add(sub, ses, series, item, Check.PASS, "rewritten with the defaced pixels")
             else:
                 add(sub, ses, series, item, Release.WITHHELD, f"defaced DICOM withheld: {_clean(res.reason)}")
-        elif face := face_record_reason(rec.result("face", ids)):  # the record read above, if any
+        elif face := face_record_reason(s.face):  # the record read above, if any
             add(sub, ses, series, item, Release.WITHHELD, f"a face: {face}")
         else:
             add(sub, ses, series, item, Release.RELEASED)
