@@ -73,6 +73,11 @@ def test_a_head_is_released_only_defaced_whatever_its_description(tmp_path):
     t1 = [row for row in rows if row["item"].endswith("_T1w")]
     assert len(bold) == 1 and bold[0]["verdict"] in ("FAIL", "WITHHELD"), rows
     assert "face is detected" in bold[0]["reasons"], rows
+    # the reviewer sees what the detector saw: the renders with the box, named by the face record
+    pictures = bold[0]["qc"].split()
+    assert len(pictures) == 1 and pictures[0].startswith("qc/face/"), rows
+    assert (out / "private" / pictures[0]).read_bytes().startswith(b"\x89PNG")
+    assert t1[0]["qc"].split()[-1].endswith("deface_faces.png"), rows  # the defaced T1's before/after
     assert len(t1) == 1 and t1[0]["verdict"] not in ("FAIL", "WITHHELD"), rows
 
     released = sorted((out / "release").rglob("*.nii.gz"))

@@ -66,18 +66,22 @@ def deid_text_series_job(files, out_dir, report_tsv, cfg, *, needles_out: str | 
 
 
 def convert_face_check_job(dicom_dir, out_dir, result_json, face_result, dcm2niix: str | None = None,
-                           *, check: bool = True) -> tuple[StageResult, int, StageResult]:
+                           *, check: bool = True, qc_dir: str | os.PathLike | None = None
+                           ) -> tuple[StageResult, int, StageResult]:
     """One series: converted (:func:`neurodeid.convert.convert_series_job`), then, with
     ``check`` (a series not planned for defacing), every converted image looked at for a face
     (:func:`neurodeid.deface.series.face_check_series`; a failed conversion leaves an empty
     folder, checked as before). Without ``check`` (a series planned for defacing: the
     defacing job looks for its face) the face record lists each image as ``skipped``, with
-    the reason, so that the rule has one set of outputs whatever the plan says."""
+    the reason, so that the rule has one set of outputs whatever the plan says. ``qc_dir``
+    (created in every case): the face check's pictures."""
     from .convert import convert_series_job
     from .deface.series import face_check_series, face_check_skipped
 
     result, n_files = convert_series_job(dicom_dir, out_dir, result_json, dcm2niix)
-    face = face_check_series(out_dir, face_result) if check else face_check_skipped(out_dir, face_result)
+    if qc_dir is not None:
+        Path(qc_dir).mkdir(parents=True, exist_ok=True)
+    face = face_check_series(out_dir, face_result, qc_dir) if check else face_check_skipped(out_dir, face_result)
     return result, n_files, face
 
 
@@ -87,6 +91,7 @@ class ConvertStage:
 
     ``planned`` False: the plan does not convert the series (``why_not`` says why), and
     ``face_check`` False: a series planned for defacing (its defacing job looks for the face).
+    ``face_qc_dir``: where the face check draws what it saw on an image with a face.
     """
 
     out_dir: str | os.PathLike
@@ -96,6 +101,7 @@ class ConvertStage:
     planned: bool = True
     face_check: bool = True
     why_not: str = ""
+    face_qc_dir: str | os.PathLike | None = None
 
 
 @dataclass
@@ -110,6 +116,8 @@ def conversion_not_planned(stage: ConvertStage) -> tuple[StageResult, StageResul
     """The records of a series the plan does not convert: an empty folder, a ``skipped``
     conversion result with the plan's reason, a face record with no image."""
     Path(stage.out_dir).mkdir(parents=True, exist_ok=True)
+    if stage.face_qc_dir is not None:
+        Path(stage.face_qc_dir).mkdir(parents=True, exist_ok=True)
     result = StageResult("convert", StageStatus.SKIPPED, stage.why_not or "not planned for conversion")
     write_stage_result(stage.result, result)
     face = StageResult.from_dict("face", {"images": []})
@@ -132,5 +140,6 @@ def series_job(files, out_dir, report_tsv, cfg, *, needles_out: str | os.PathLik
         return SeriesOutcome(deid, result, 0, face)
     source = text.out_dir if text is not None else out_dir
     result, n, face = convert_face_check_job(source, convert.out_dir, convert.result, convert.face_result,
-                                             convert.dcm2niix, check=convert.face_check)
+                                             convert.dcm2niix, check=convert.face_check,
+                                             qc_dir=convert.face_qc_dir)
     return SeriesOutcome(deid, result, n, face)

@@ -73,7 +73,8 @@ if INPUT_BIDS:
         input:
             L.work_dir("convert"),
         output:
-            L.result("face"),
+            result=L.result("face"),
+            qc_dir=directory(L.qc_dir("face")),
         log:
             L.log("face_check_series", L.job()),
         benchmark:
@@ -87,7 +88,8 @@ if INPUT_BIDS:
             mem_mb=3000,
             runtime=10,
         shell:
-            "neurodeid face-check-series {input:q} --result {output:q} > {log:q} 2>&1"
+            "neurodeid face-check-series {input:q} --result {output.result:q}"
+            " --qc-dir {output.qc_dir:q} > {log:q} 2>&1"
 
 
 rule deface_dicom:

@@ -33,6 +33,7 @@ if not INPUT_BIDS and config["redact"]["enabled"]:
             converted=directory(L.work_dir("convert")),
             convert_result=L.convert_result(),
             face=L.result("face"),
+            face_qc=directory(L.qc_dir("face")),
         log:
             L.log("deid_series", L.job()),
         benchmark:
@@ -64,7 +65,8 @@ if not INPUT_BIDS and config["redact"]["enabled"]:
             " --text-qc-dir {output.qc_dir:q} --text-qc {output.qc:q}"
             " --text-mode {params.mode} {params.faces} --text-config-json {params.config:q}"
             " --convert-out-dir {output.converted:q} --convert-result {output.convert_result:q}"
-            " --face-result {output.face:q} --dcm2niix={params.dcm2niix:q} {params.convert}"
+            " --face-result {output.face:q} --face-qc-dir {output.face_qc:q}"
+            " --dcm2niix={params.dcm2niix:q} {params.convert}"
             " > {log:q} 2>&1"
 
 elif not INPUT_BIDS:
@@ -83,6 +85,7 @@ elif not INPUT_BIDS:
             converted=directory(L.work_dir("convert")),
             convert_result=L.convert_result(),
             face=L.result("face"),
+            face_qc=directory(L.qc_dir("face")),
         log:
             L.log("deid_series", L.job()),
         benchmark:
@@ -108,7 +111,8 @@ elif not INPUT_BIDS:
             " --options {params.options} {params.key} --needles-out {output.needles:q}"
             " --min-length 2 --quasi {params.quasi}"
             " --convert-out-dir {output.converted:q} --convert-result {output.convert_result:q}"
-            " --face-result {output.face:q} --dcm2niix={params.dcm2niix:q} {params.convert}"
+            " --face-result {output.face:q} --face-qc-dir {output.face_qc:q}"
+            " --dcm2niix={params.dcm2niix:q} {params.convert}"
             " > {log:q} 2>&1"
 
 

@@ -126,7 +126,8 @@ def _cmd_deid(args: argparse.Namespace) -> int:
             return 2
         convert = ConvertStage(args.convert_out_dir, args.convert_result, args.face_result,
                                args.dcm2niix or None, planned=not args.not_converted,
-                               face_check=not args.no_face_check, why_not=args.not_converted)
+                               face_check=not args.no_face_check, why_not=args.not_converted,
+                               face_qc_dir=args.face_qc_dir or None)
     files = read_manifest(args.manifest)
     whole = series_job(files, args.out_dir, args.report, cfg, needles_out=args.needles_out,
                        min_length=args.min_length, text=text, convert=convert)
@@ -246,7 +247,7 @@ def _cmd_deface(args: argparse.Namespace) -> int:
 def _cmd_face_check_series(args: argparse.Namespace) -> int:
     from ..deface.series import face_check_series
 
-    for r in face_check_series(args.convert_dir, args.result).images:
+    for r in face_check_series(args.convert_dir, args.result, args.qc_dir or None).images:
         print(f"face check: {r['image']}: {r['status']} {r['reason']}")
     return 0
 
@@ -372,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--face-result", default="",
                    help="the face check of the converted images (as `neurodeid face-check-series --result`)")
     s.add_argument("--dcm2niix", default="", help="as `neurodeid convert --dcm2niix`")
+    s.add_argument("--face-qc-dir", default="",
+                   help="the face check's pictures of images with a face (private; as `face-check-series --qc-dir`)")
     s.add_argument("--no-face-check", action="store_true",
                    help="a series planned for defacing: its images are listed as skipped in the face record")
     s.add_argument("--not-converted", default="", metavar="REASON",
@@ -447,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="look for a face on renders of every converted image of a series not defaced")
     s.add_argument("convert_dir")
     s.add_argument("--result", required=True, help="per-image face decisions (JSON, private)")
+    s.add_argument("--qc-dir", default="", help="pictures of what the detector saw on images with a face (private)")
     s.set_defaults(func=_cmd_face_check_series)
 
     s = sub.add_parser("deface", add_help=False, help="deface one NIfTI head (prints a JSON summary)",

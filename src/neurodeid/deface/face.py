@@ -644,16 +644,20 @@ def table_columns(deface_summary: dict) -> dict:
     return out
 
 
-def check_folder(folder) -> dict:
+def check_folder(folder, qc_dir=None) -> dict:
     """The face check of every NIfTI image in ``folder`` (a converted series that is not
     planned for defacing: its description, datatype and slice count exempt nothing).
+
+    With ``qc_dir``, an image with a face gets a picture of what the detector saw,
+    ``qc_dir/<stem>.png`` (its renders with the boxes: :func:`detection_picture`; private,
+    it shows the face), named in the image's ``qc``.
 
     Returns
     -------
     dict
-        ``{"images": [{"image", "status", "reason", "summary"}]}`` with status ``ok`` (no
-        face on any render), ``face`` (a face detected: the image must not be released
-        as it is) or ``failed`` (no decision: not released either); JSON-able.
+        ``{"images": [{"image", "status", "reason", "summary"[, "qc"]}]}`` with status
+        ``ok`` (no face on any render), ``face`` (a face detected: the image must not be
+        released as it is) or ``failed`` (no decision: not released either); JSON-able.
     """
     from pathlib import Path
 
@@ -680,4 +684,11 @@ def check_folder(folder) -> dict:
                f"{FACE_SCORE_THRESHOLD} at yaw/pitch {chk.best_view} deg) and it is not planned "
                "for defacing: withheld") if chk.face else ""
         rows.append({"image": p.name, "status": face, "reason": why, "summary": chk.summary()})
+        if chk.face and qc_dir is not None:
+            from PIL import Image
+
+            name = f"{p.name.removesuffix('.nii.gz')}.png"
+            Path(qc_dir).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(detection_picture(chk)).save(Path(qc_dir) / name, format="PNG")
+            rows[-1]["qc"] = [name]
     return {"images": rows}

@@ -87,12 +87,16 @@ def deface_series(convert_dir: str | os.PathLike, out_dir: str | os.PathLike, re
     return record
 
 
-def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike) -> StageResult:
+def face_check_series(convert_dir: str | os.PathLike, result: str | os.PathLike,
+                      qc_dir: str | os.PathLike | None = None) -> StageResult:
     """Look for a face on the renders of every converted image of a series not planned for
-    defacing (:func:`neurodeid.deface.face.check_folder`); writes and returns the record."""
+    defacing (:func:`neurodeid.deface.face.check_folder`); writes and returns the record.
+    With ``qc_dir`` (created, even empty): the detector's picture of each image with a face."""
     from .face import check_folder
 
-    record = StageResult.from_dict("face", check_folder(convert_dir))
+    if qc_dir is not None:
+        Path(qc_dir).mkdir(parents=True, exist_ok=True)
+    record = StageResult.from_dict("face", check_folder(convert_dir, qc_dir))
     write_stage_result(result, record)
     return record
 

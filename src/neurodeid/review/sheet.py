@@ -73,7 +73,7 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
                     verdict, why = image_verdict(defaced, deface.get(image) if deface else None,
                                                  morph.get(image) if deface else None, face_checked=not defaced,
                                                  face=faces.get(image))
-                    qc = _qc(rec, s, "deface", deface.get(image)) if defaced else ""
+                    qc = _qc(rec, s, "deface", deface.get(image)) if defaced else _qc(rec, s, "face", faces.get(image))
                     add(sub, ses, series, e["bids"], verdict, why, qc)
         # -- de-identified DICOM: one series, or one item per redacted image -----
         item = dicom_series_item(sub, ses, series)
@@ -106,7 +106,8 @@ def build_sheet(private_dir: str | os.PathLike, decisions: dict | None = None) -
             else:
                 add(sub, ses, series, item, Release.WITHHELD, f"defaced DICOM withheld: {_clean(res.reason)}")
         elif face := face_record_reason(s.face):  # the record read above, if any
-            add(sub, ses, series, item, Release.WITHHELD, f"a face: {face}")
+            add(sub, ses, series, item, Release.WITHHELD, f"a face: {face}",
+                " ".join(filter(None, (_qc(rec, s, "face", e) for e in s.face.images))))
         else:
             add(sub, ses, series, item, Release.RELEASED)
     rows.sort(key=lambda r: (r["subject"], r["session"], r["series"], r["item"]))
