@@ -269,3 +269,45 @@ def test_unknown_parameter_and_method():
         deface_image(d, np.eye(4), "template", {"brian_margin_mm": 3})
     with pytest.raises(ValueError, match="unknown deface method"):
         deface_image(d, np.eye(4), "pydeface")
+
+
+def test_tilt_rotations_are_proper_rotations_by_the_given_angles():
+    from neurodeid.deface.template import tilt_rotations
+
+    rots = tilt_rotations(15.0, 2)
+    assert len(rots) == 12
+    for r in rots:
+        assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
+    # the angle of each rotation (trace = 1 + 2 cos): +-15 and +-30 degrees, 4 per axis
+    angles = sorted(round(float(np.degrees(np.arccos((np.trace(r) - 1) / 2)))) for r in rots)
+    assert angles == [15] * 6 + [30] * 6
+    fixed_axes = [int(np.argmax(np.isclose(np.diag(r), 1.0))) for r in rots]
+    assert fixed_axes == [0] * 4 + [1] * 4 + [2] * 4
+    assert tilt_rotations(15.0, 0) == []
+
+
+def _turned(affine, degrees, centre):
+    """``affine`` turned by ``degrees`` about the RAS z axis (superior) through ``centre``
+    (mm): the head turned in the scanner."""
+    t = np.deg2rad(degrees)
+    rot = np.eye(4)
+    rot[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    rot[:3, 3] = centre - rot[:3, :3] @ centre
+    return rot @ affine
+
+
+def test_head_turned_25_degrees_registers_like_the_unturned_head():
+    """The same voxels map to the same template place (mean over the head within 4 mm)
+    whether the header is turned 25 degrees about z or not: the tilted starts of the
+    multi-start bring the fit back (measured 0.9 mm with them, 13 mm without: a fit that
+    left a face on colin27's defaced renders)."""
+    from neurodeid.deface.template import register_template
+
+    _, img, d, thr, _, _ = reference("colin27_ch2")
+    head = np.argwhere(d[::4, ::4, ::4] > thr) * 4.0
+    centre = (img.affine @ np.r_[head.mean(0), 1.0])[:3]
+    turned = _turned(img.affine, 25.0, centre)
+    fits = [register_template(d, a) for a in (img.affine, turned)]
+    pts = np.c_[head, np.ones(len(head))].T
+    where = [(f.subject_to_template @ a @ pts)[:3] for f, a in zip(fits, (img.affine, turned))]
+    assert float(np.linalg.norm(where[0] - where[1], axis=0).mean()) < 4.0
