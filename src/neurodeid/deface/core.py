@@ -321,8 +321,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     vox_ml = float(np.prod(zooms)) / 1000.0
     ct = detect_ct(data, P.modality)
     reg = dict(resolution_mm=P.resolution_mm, multistart=P.multistart, n_refine=P.n_refine,
-               iterations=P.iterations, ct=ct, threads=P.threads, n_screen=P.n_screen,
-               tilt_step_deg=P.tilt_step_deg, n_tilts=P.n_tilts, tilt_bases=P.tilt_bases)
+               iterations=P.iterations, ct=ct, threads=P.threads, n_screen=P.n_screen)
     key = tuple(sorted(reg.items()))
     fit = None if fit_cache is None else fit_cache.get(key)
     if fit is None:
@@ -339,9 +338,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         raise DefaceError(
             f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
             f"min_head_dice {P.min_head_dice}"
-            + (f", best of {len(axis_rotations()) + 6 * max(P.n_tilts, 0) * P.tilt_bases} "
-               "start orientations"
-               if P.multistart else "")
+            + (f", best of {len(axis_rotations())} start orientations" if P.multistart else "")
             + "); nothing was written. Check the header orientation and that the image shows a "
             "whole head (a field of view that cuts the face or the skull lowers the Dice); "
             + ("" if P.multistart else "try multistart=true, or ")

@@ -31,12 +31,6 @@ class DefaceParams:
     n_screen : int
         Multi-start: starts optimised after screening all 24 by their unoptimised metric
         (0 = optimise all 24; slower).
-    tilt_step_deg, n_tilts, tilt_bases : float, int, int
-        Multi-start: the ``tilt_bases`` best-screened axis-aligned starts tilted by
-        +-k x ``tilt_step_deg`` degrees (k = 1 .. ``n_tilts``) about each axis are screened
-        too (36 more starts by default; 0 tilts: off). Heads turned 25 degrees registered
-        up to 17 mm away from the same head untilted without them, within 2.6 mm with
-        them (:func:`neurodeid.deface.template.register_template`).
     n_refine : int
         At most this many starts are refined (only starts whose coarse metric is within
         0.05 of the best one; usually one).
@@ -102,9 +96,6 @@ class DefaceParams:
     resolution_mm: float = 3.0
     multistart: bool = True
     n_screen: int = 6
-    tilt_step_deg: float = 15.0
-    n_tilts: int = 2
-    tilt_bases: int = 3
     n_refine: int = 2
     iterations: int = 100
     work_mm: float = 2.0

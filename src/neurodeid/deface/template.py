@@ -100,25 +100,6 @@ def axis_rotations() -> list[np.ndarray]:
     return out
 
 
-def tilt_rotations(step_deg: float, n_steps: int) -> list[np.ndarray]:
-    """Rotations by +-``k * step_deg`` degrees (k = 1 .. ``n_steps``) about each coordinate
-    axis: ``6 * n_steps`` matrices, ordered by axis, then k, then sign (+ first).
-
-    Composed with the best axis-aligned start (:func:`register_template`), they give starts
-    for heads tilted in the scanner (an oblique acquisition, a head tipped in the coil)."""
-    out = []
-    for ax in range(3):
-        a, b = [x for x in range(3) if x != ax]
-        for k in range(1, int(n_steps) + 1):
-            for sign in (1.0, -1.0):
-                t = np.deg2rad(sign * k * float(step_deg))
-                r = np.eye(3)
-                r[a, a] = r[b, b] = np.cos(t)
-                r[a, b], r[b, a] = -np.sin(t), np.sin(t)
-                out.append(r)
-    return out
-
-
 def _sitk_affine_to_ras(tx) -> np.ndarray:
     """4 x 4 RAS+ matrix (subject RAS mm -> template RAS mm) of an ITK transform that maps
     fixed (subject) LPS points to moving (template) LPS points."""
@@ -145,9 +126,7 @@ class Fit:
         Dice of subject and registered template head masks on the subject's low-resolution
         grid (inside the subject's field of view): the quality number used for pass/fail.
     start : int
-        Index of the winning start rotation: 0 = no rotation, 1-23 the other axis-aligned
-        rotations, 24 and above the tilts (:func:`tilt_rotations`, in their order) of the
-        best-screened axis-aligned starts (the best's first).
+        Index of the winning axis-aligned start rotation (0 = no rotation).
     """
 
     subject_to_template: np.ndarray
@@ -171,17 +150,12 @@ def register_template(
     coarse_iterations: int = 25,
     refine_tol: float = 0.05,
     n_screen: int = 6,
-    tilt_step_deg: float = 15.0,
-    n_tilts: int = 2,
-    tilt_bases: int = 3,
 ) -> Fit:
     """Affine registration of the vendored template onto a head volume.
 
     Stages: (1) moments-centred rigid starts, one per axis-aligned rotation, screened by
-    their unoptimised metric at twice ``resolution_mm``, then the three best of them tilted
-    by +-15 and +-30 degrees about each axis (``tilt_step_deg``, ``n_tilts``,
-    ``tilt_bases``) screened too; the
-    ``n_screen`` best of all are optimised briefly there (on colin27 and vrd, in every tested orientation, the right
+    their unoptimised metric at twice ``resolution_mm``; the ``n_screen`` best are
+    optimised briefly there (on colin27 and vrd, in every tested orientation, the right
     start was already first after screening); (2) the best start, plus up to ``n_refine - 1``
     others whose coarse metric is within ``refine_tol`` of the best (ambiguous cases only),
     refined as a similarity at twice ``resolution_mm`` and then as a full affine at
@@ -215,15 +189,6 @@ def register_template(
         Coarse-metric tolerance (Mattes MI units) for refining more than one start.
     n_screen : int
         Starts kept after screening (0 = optimise all 24).
-    tilt_step_deg, n_tilts, tilt_bases : float, int, int
-        After screening, the ``tilt_bases`` best axis-aligned starts tilted by
-        +-k x ``tilt_step_deg`` degrees (k = 1 .. ``n_tilts``) about each axis are screened
-        as well (36 more starts by default; 0 tilts: off). Measured on colin27, vrd_seg3D
-        and chris_t1 with headers turned 25 degrees about x, y or z: without them the fit
-        of the same voxels lay 1.2-16.6 mm (mean over the head, template mm) from the
-        untilted head's fit, with them 0.2-2.6 mm (not vrd turned about z: 70-100 mm
-        either way); colin27 turned 25 degrees kept a face on its defaced renders with
-        its own fit and none with the untilted head's removal.
 
     Returns
     -------
@@ -280,30 +245,18 @@ def register_template(
     cand = list(enumerate(rotations))
     if len(cand) > n_screen > 0:
         # screen: metric of every unoptimised start (all coarse voxels), keep the best
-        def screen(starts):
-            """(metric, index, rotation) of each unoptimised start that evaluates."""
-            out = []
-            for n, rot in starts:
-                r = sitk.ImageRegistrationMethod()
-                r.SetMetricAsMattesMutualInformation(32)
-                r.SetMetricSamplingStrategy(r.NONE)
-                r.SetInterpolator(sitk.sitkLinear)
-                r.SetInitialTransform(start_tx(rot))
-                try:
-                    out.append((r.MetricEvaluate(coarse_f, coarse_m), n, rot))
-                except RuntimeError:
-                    continue
-            return out
-
-        screened = sorted(screen(cand), key=lambda s: s[0])
-        if screened and n_tilts > 0:
-            # the best axis-aligned starts, tilted: a head tipped in the scanner is nearer
-            # one of these than any axis-aligned start
-            tilt = tilt_rotations(tilt_step_deg, n_tilts)
-            tilts = [(len(rotations) + b * len(tilt) + j, base @ t)
-                     for b, (_, _, base) in enumerate(screened[:tilt_bases])
-                     for j, t in enumerate(tilt)]
-            screened = sorted(screened + screen(tilts), key=lambda s: s[0])
+        screened = []
+        for n, rot in cand:
+            r = sitk.ImageRegistrationMethod()
+            r.SetMetricAsMattesMutualInformation(32)
+            r.SetMetricSamplingStrategy(r.NONE)
+            r.SetInterpolator(sitk.sitkLinear)
+            r.SetInitialTransform(start_tx(rot))
+            try:
+                screened.append((r.MetricEvaluate(coarse_f, coarse_m), n, rot))
+            except RuntimeError:
+                continue
+        screened.sort(key=lambda s: s[0])
         cand = [(n, rot) for _, n, rot in screened[:n_screen]]
     starts = []
     for n, rot in cand:
