@@ -17,6 +17,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from neurodeid.deid.crosscheck import clean_kept_values
+from neurodeid.deid.fastwrite import encode_file
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
 from neurodeid.audit.needles import dataset_needles
@@ -213,6 +214,17 @@ def _instance_number(ds) -> tuple[int, int]:
         return (1, 0)
 
 
+def _write(dst: Path, ds) -> None:
+    """Write ``ds`` as ``pydicom.dcmwrite(dst, ds, enforce_file_format=True)`` does: the
+    same bytes, built by :func:`neurodeid.deid.fastwrite.encode_file` when it can."""
+    data = encode_file(ds)
+    if data is None:
+        pydicom.dcmwrite(dst, ds, enforce_file_format=True)
+        return
+    with open(dst, "wb") as fh:
+        fh.write(data)
+
+
 def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     """De-identify one file to ``dst`` (written in place; callers rename atomically).
 
@@ -246,7 +258,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         getattr(e, "is_raw", False) and e.VR is None for e in ds._dict.values()
     ):
         _resolve_missing_vrs(ds)
-    pydicom.dcmwrite(dst, ds, enforce_file_format=True)
+    _write(dst, ds)
     if verify:
         back = pydicom.dcmread(dst, stop_before_pixels=True)
         if back.get("SOPInstanceUID") != ds.SOPInstanceUID or back.get("SOPClassUID") != ds.SOPClassUID:
