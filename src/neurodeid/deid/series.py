@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.fastwrite import encode_file
+from neurodeid.deid.reread import uid_bytes, written_sop_uids
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
 from neurodeid.audit.needles import dataset_needles
@@ -225,6 +226,22 @@ def _write(dst: Path, ds) -> None:
         fh.write(data)
 
 
+def _verify_written(src: Path, dst: Path, ds) -> None:
+    """Raise unless the file written to ``dst`` re-reads with the SOP UIDs of ``ds``.
+
+    Its bytes are walked strictly first (:func:`neurodeid.deid.reread.written_sop_uids`:
+    every element at every depth, stricter than pydicom's reader); when that walk is
+    unsure or finds other UIDs, pydicom re-reads the header and decides, as it always did.
+    """
+    with open(dst, "rb") as fh:
+        uids = written_sop_uids(fh.read())
+    if uids is not None and uids == (uid_bytes(ds.SOPClassUID), uid_bytes(ds.SOPInstanceUID)):
+        return
+    back = pydicom.dcmread(dst, stop_before_pixels=True)
+    if back.get("SOPInstanceUID") != ds.SOPInstanceUID or back.get("SOPClassUID") != ds.SOPClassUID:
+        raise NotAnInstanceError(f"{src}: the written file does not re-read with the same SOP UIDs")
+
+
 def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     """De-identify one file to ``dst`` (written in place; callers rename atomically).
 
@@ -260,9 +277,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         _resolve_missing_vrs(ds)
     _write(dst, ds)
     if verify:
-        back = pydicom.dcmread(dst, stop_before_pixels=True)
-        if back.get("SOPInstanceUID") != ds.SOPInstanceUID or back.get("SOPClassUID") != ds.SOPClassUID:
-            raise NotAnInstanceError(f"{src}: the written file does not re-read with the same SOP UIDs")
+        _verify_written(src, dst, ds)
     return (_instance_number(ds) + (str(ds.SOPInstanceUID),)), report
 
 
