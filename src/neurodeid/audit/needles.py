@@ -265,10 +265,17 @@ def element_needles(elem, min_length: int, category: str | None = None) -> list[
     vr = elem.VR
     if vr in BINARY_VRS or vr == "CS":
         return []
-    keyword = keyword_for_tag(elem.tag) or ""
-    cat = category or category_of(keyword, vr, elem.tag.is_private)
+    return _text_needles(int(elem.tag), vr, _values(elem), min_length, category)
+
+
+def _text_needles(tag: int, vr: str, values: list[str], min_length: int,
+                  category: str | None = None) -> list[tuple[str, str]]:
+    """:func:`element_needles` of an element of tag ``tag``, VR ``vr`` (not binary, not
+    CS) whose values read as ``values`` (each stripped, as :func:`_values` gives them)."""
+    keyword = keyword_for_tag(tag) or ""
+    cat = category or category_of(keyword, vr, bool((tag >> 16) & 1))
     out: list[str] = []
-    for text in _values(elem):
+    for text in values:
         if not text:
             continue
         if vr == "UI" and is_public_uid(text):
@@ -288,6 +295,22 @@ def element_needles(elem, min_length: int, category: str | None = None) -> list[
             continue
         out.append(text)
     return [(t, cat) for t in dict.fromkeys(out) if keep_needle(t, min_length, cat)]
+
+
+#: Private VRs whose ASCII values :func:`_raw_values` reads as pydicom does: text split at
+#: backslashes (single-valued LT, ST, UT whole), dates and times as strings (pydicom's
+#: default), UIDs. Not PN (a PersonName), numbers (DS, IS objects), UR, UN, binary, SQ.
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "DA", "DT", "LO", "SH", "TM", "UC", "UI"})
+_RAW_SINGLE_VRS = frozenset({"LT", "ST", "UT"})
+
+
+def _raw_values(vr: str, value: bytes) -> list[str]:
+    """:func:`_values` of a raw element of VR ``vr`` (in :data:`_RAW_TEXT_VRS` or
+    :data:`_RAW_SINGLE_VRS`) holding ASCII ``value`` without an escape byte (which
+    reads the same in every character set), without converting it."""
+    text = value.decode("ascii")
+    pieces = [text] if vr in _RAW_SINGLE_VRS else text.split("\\")
+    return [p.strip().rstrip("\x00").strip() for p in pieces]
 
 
 def _block_tag(tag) -> int:
@@ -383,22 +406,72 @@ def dataset_needles(
                 if is_direct or text.strip().lower() not in vocab]
 
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
+    kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
-    def walk(dataset: pydicom.Dataset, path: str) -> None:
+    def removed_private_texts(dataset: pydicom.Dataset, tag: int, raw, action: str | None):
+        """``texts_of`` of a raw private element that de-identification removes, read
+        from its bytes (the element is not converted: it never reaches the output), or
+        None when that is not sure (kept by the allow-list, another VR, non-ASCII bytes,
+        an unusual creator): the caller converts it."""
+        vr, value = raw.VR, raw.value
+        if vr not in _RAW_TEXT_VRS and vr not in _RAW_SINGLE_VRS:
+            return None
+        if not isinstance(value, bytes) or not value.isascii() or b"\x1b" in value:
+            return None
+        group, el = tag >> 16, tag & 0xFFFF
+        if el < 0x100:
+            return None  # a private creator, or an element without a block
+        ctag = (group << 16) | (el >> 8)
+        if ctag in dataset._dict:
+            creator = dataset[ctag].value  # as pydicom names the element's private_creator
+            if not isinstance(creator, str):
+                return None
+            if kept_private is not None and el >= 0x1000 and (creator.strip(), group, el & 0xFF) in kept_private:
+                return None  # the allow-list may keep it: converted as before
+        else:
+            creator = None
+        key = (tag, vr, value, creator)
+        texts = repeats.get(key)
+        if texts is None:
+            texts = repeats[key] = private_texts(tag, vr, _raw_values(vr, value), creator or "", action)
+        return texts
+
+    def private_texts(tag: int, vr: str, values: list[str], creator: str, action: str | None):
+        """``texts_of`` of a private element (not a creator, not a sequence)."""
+        if action == "K":
+            return []
+        if action == "C" and vr == "TM":
+            return []
+        if (creator, _block_tag(tag)) in private_vocab:
+            return []
+        if (creator, tag >> 16, tag & 0xFF) in safe:
+            return []
+        is_direct = keyword_for_tag(tag) in direct
+        return [(text, cat) for text, cat in _text_needles(tag, vr, values, min_length)
+                if is_direct or text.strip().lower() not in vocab]
+
+    def walk(dataset: pydicom.Dataset, path: str, in_private: bool = False) -> None:
+        """Needles of ``dataset`` (``in_private``: inside a private sequence, which the
+        allow-list may keep whole: every element converted, as before)."""
         for btag in sorted(dataset._dict):
             tag = int(btag)
             action = table.action(tag, options)
             raw = dataset._dict[btag]
             if _gives_no_needle(tag, raw, action):
                 continue
-            key = _repeat_key(tag, raw)
-            texts = repeats.get(key)
+            texts = None
+            if (tag >> 16) & 1 and raw.is_raw and not in_private:
+                texts = removed_private_texts(dataset, tag, raw, action)
+            key = None
+            if texts is None:
+                key = _repeat_key(tag, raw)
+                texts = repeats.get(key)
             if texts is None:
                 elem = dataset[btag]
                 if elem.VR == "SQ":
                     where = f"{path}{_name(tag)}"
                     for i, item in enumerate(elem.value or []):
-                        walk(item, f"{where}[{i}].")
+                        walk(item, f"{where}[{i}].", in_private or bool((tag >> 16) & 1))
                     continue
                 texts = texts_of(elem, action)
                 if key is not None:
