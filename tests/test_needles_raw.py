@@ -40,6 +40,17 @@ def _private_dataset() -> bytes:
         for creator_block in (0x0019, 0x0029):
             ds.add_new((creator_block << 16) | 0x1000 | i, vr, value)
         ds.add_new(0x00291100 | i, vr, value)  # block 0x11
+    ds.add_new(0x00191020, "DS", "123456\\1.5\\ 1234567 ")
+    ds.add_new(0x00291021, "DS", "7654321")  # allow-listed key (SIEMENS CSA HEADER, 0x21 is not): removed
+    inner = pydicom.Dataset()
+    inner.add_new(0x00190010, "LO", "NDMK INNER")
+    inner.add_new(0x00191001, "LO", "Inner^Secret")
+    inner.add_new(0x00191002, "SH", "ID998877")
+    ds.add_new(0x00191030, "SQ", pydicom.Sequence([inner]))  # a removed private sequence
+    kept_inner = pydicom.Dataset()
+    kept_inner.add_new(0x00190010, "LO", "NDMK KEPT")
+    kept_inner.add_new(0x00191001, "LO", "Kept^Secret")
+    ds.add_new(0x00291010, "SQ", pydicom.Sequence([kept_inner]))  # an allow-listed key, as a sequence
     ds.add_new(0x00211010, "LO", "NDMK NO CREATOR")
     ds.add_new(0x00291008, "LO", "CSA Image Header Type")
     buf = io.BytesIO()
@@ -80,9 +91,20 @@ def test_shared_files(path):
             assert dataset_needles(raw, options) == dataset_needles(converted, options)
 
 
+def test_invalid_decimal_string_is_left_to_pydicom():
+    from neurodeid.audit.needles import _raw_values
+
+    assert _raw_values("DS", b"abc") is None
+    assert _raw_values("DS", b" 123456\\1.5 ") == ["123456", "1.5"]
+
+
 def test_removed_private_elements_stay_raw():
     """The elements read from their bytes are not converted (they never reach the output)."""
     raw = pydicom.dcmread(io.BytesIO(_private_dataset()))
     dataset_needles(raw, DEFAULT_OPTIONS)
     assert raw._dict[pydicom.tag.Tag(0x00191004)].is_raw  # LO under a non-allow-listed creator
     assert not raw._dict[pydicom.tag.Tag(0x0019100C)].is_raw  # PN: converted
+    removed_sq = raw[0x00191030].value[0]
+    assert removed_sq._dict[pydicom.tag.Tag(0x00191001)].is_raw  # inside a removed private sequence
+    kept_sq = raw[0x00291010].value[0]
+    assert not kept_sq._dict[pydicom.tag.Tag(0x00191001)].is_raw  # inside one the allow-list may keep

@@ -299,17 +299,29 @@ def _text_needles(tag: int, vr: str, values: list[str], min_length: int,
 
 #: Private VRs whose ASCII values :func:`_raw_values` reads as pydicom does: text split at
 #: backslashes (single-valued LT, ST, UT whole), dates and times as strings (pydicom's
-#: default), UIDs. Not PN (a PersonName), numbers (DS, IS objects), UR, UN, binary, SQ.
-_RAW_TEXT_VRS = frozenset({"AE", "AS", "DA", "DT", "LO", "SH", "TM", "UC", "UI"})
+#: default), UIDs, decimal strings. Not PN (a PersonName), IS, UR, UN, binary, SQ.
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "DA", "DS", "DT", "LO", "SH", "TM", "UC", "UI"})
 _RAW_SINGLE_VRS = frozenset({"LT", "ST", "UT"})
 
 
-def _raw_values(vr: str, value: bytes) -> list[str]:
+def _raw_values(vr: str, value: bytes) -> list[str] | None:
     """:func:`_values` of a raw element of VR ``vr`` (in :data:`_RAW_TEXT_VRS` or
     :data:`_RAW_SINGLE_VRS`) holding ASCII ``value`` without an escape byte (which
-    reads the same in every character set), without converting it."""
+    reads the same in every character set), without converting it; None for a decimal
+    string pydicom would refuse (its conversion then raises as before)."""
     text = value.decode("ascii")
-    pieces = [text] if vr in _RAW_SINGLE_VRS else text.split("\\")
+    if vr in _RAW_SINGLE_VRS:
+        pieces = [text]
+    elif vr == "DS":  # multi_string(text.strip(), DSfloat): each number's string, stripped
+        pieces = text.strip().rstrip(" \x00").split("\\")
+        for p in pieces:
+            if p.strip():
+                try:
+                    float(p)
+                except ValueError:
+                    return None
+    else:
+        pieces = text.split("\\")
     return [p.strip().rstrip("\x00").strip() for p in pieces]
 
 
@@ -433,8 +445,22 @@ def dataset_needles(
         key = (tag, vr, value, creator)
         texts = repeats.get(key)
         if texts is None:
-            texts = repeats[key] = private_texts(tag, vr, _raw_values(vr, value), creator or "", action)
+            values = _raw_values(vr, value)
+            if values is None:
+                return None
+            texts = repeats[key] = private_texts(tag, vr, values, creator or "", action)
         return texts
+
+    def maybe_kept_private(dataset: pydicom.Dataset, tag: int) -> bool:
+        """Whether de-identification may keep the private element ``tag`` (the
+        allow-list under Retain Safe Private; an unusual creator: maybe)."""
+        if kept_private is None or (tag & 0xFFFF) < 0x1000:
+            return False
+        ctag = (tag >> 16 << 16) | ((tag & 0xFFFF) >> 8)
+        if ctag not in dataset._dict:
+            return False
+        creator = dataset[ctag].value
+        return not isinstance(creator, str) or (creator.strip(), tag >> 16, tag & 0xFF) in kept_private
 
     def private_texts(tag: int, vr: str, values: list[str], creator: str, action: str | None):
         """``texts_of`` of a private element (not a creator, not a sequence)."""
@@ -451,7 +477,7 @@ def dataset_needles(
                 if is_direct or text.strip().lower() not in vocab]
 
     def walk(dataset: pydicom.Dataset, path: str, in_private: bool = False) -> None:
-        """Needles of ``dataset`` (``in_private``: inside a private sequence, which the
+        """Needles of ``dataset`` (``in_private``: inside a private sequence that the
         allow-list may keep whole: every element converted, as before)."""
         for btag in sorted(dataset._dict):
             tag = int(btag)
@@ -471,7 +497,7 @@ def dataset_needles(
                 if elem.VR == "SQ":
                     where = f"{path}{_name(tag)}"
                     for i, item in enumerate(elem.value or []):
-                        walk(item, f"{where}[{i}].", in_private or bool((tag >> 16) & 1))
+                        walk(item, f"{where}[{i}].", in_private or bool((tag >> 16) & 1) and maybe_kept_private(dataset, tag))
                     continue
                 texts = texts_of(elem, action)
                 if key is not None:
