@@ -114,3 +114,39 @@ def test_short_value_too_long_for_its_header_returns_none():
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ds._dict[Tag(0x00091011)] = RawDataElement(Tag(0x00091011), "LT", 0x10000, b"A" * 0x10000, 0, False, True)
     assert encode_file(ds) is None
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192", ["", "ISO 2022 IR 87"], "ISO_IR 144"])
+def test_converted_string_values_same_bytes(charset):
+    """String and text values set in memory (odd and even lengths, several values, empty,
+    non-ASCII, UIDs padded with a NUL) under several character sets: same bytes."""
+
+    def build():
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        if charset is not None:
+            ds.SpecificCharacterSet = charset
+        ds.StudyInstanceUID = "1.2.3.45"  # odd: NUL pad
+        ds.SeriesInstanceUID = "1.2.3.4"
+        ds.ReferencedSOPClassUIDInFile = "1.2.840.10008.5.1.4.1.1.2"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.StudyDate = "20010203"
+        ds.AcquisitionDateTime = "20010203101112"
+        ds.StudyTime = "101"
+        ds.InstitutionName = "odd"
+        ds.StationName = ""
+        ds.StudyDescription = "Ünïcode"
+        ds.SeriesDescription = ["a", "bc"]
+        ds.ImageComments = "long\\text"
+        ds.add_new(0x00091011, "UT", "x" * 7)
+        ds.add_new(0x00091012, "UC", ["u", "v"])
+        ds.add_new(0x00091013, "UR", "http://x")
+        ds.add_new(0x00091014, "AE", "AET")
+        ds.add_new(0x00091015, "AS", "045Y")
+        ds.add_new(0x00091016, "LO", None)
+        return ds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = encode_file(build())
+        slow = _pydicom_bytes(build())
+    assert fast is not None and fast == slow

@@ -25,6 +25,7 @@ from copy import deepcopy
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
+from pydicom.multival import MultiValue
 from pydicom.filewriter import validate_file_meta, write_data_element, write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
@@ -98,6 +99,39 @@ def _binary_element(out: list, tag: int, elem, implicit: bool) -> None:
         out.append(_SEQ_DELIM)
 
 
+#: VRs pydicom writes with ``write_string`` (UI padded with a NUL, the others with a space)
+#: or ``write_text`` (space-padded, encoded in the character set).
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UR", "UI"})
+_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+#: Character sets (first of the converted list) in which ASCII text encodes as ASCII,
+#: with no escape sequence.
+_ASCII_SAFE = frozenset({"iso8859", "latin_1", "UTF8"})
+
+
+def _string_value(vr: str, value, encodings: list[str]) -> bytes | None:
+    """The value bytes pydicom writes for a string element holding ASCII ``value`` (a
+    ``str`` or a list of them), or None for anything else (pydicom writes it)."""
+    if vr in _TEXT_VRS:
+        if encodings[0] not in _ASCII_SAFE:
+            return None
+    elif vr not in _STRING_VRS:
+        return None
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (MultiValue, list, tuple)) and all(isinstance(v, str) for v in value):
+        text = "\\".join(value)
+    else:
+        return None
+    if not text.isascii():
+        return None
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    return data
+
+
 def _sequence(out: list, tag: int, elem, encodings, implicit: bool) -> None:
     """A sequence element as :func:`write_data_element` + ``write_sequence`` write it."""
     encs = convert_encodings(encodings or [default_encoding])
@@ -131,6 +165,7 @@ def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
         out.append(_pydicom_bytes(write_dataset, ds, parent_encoding, implicit))
         return
     encodings = ds.get("SpecificCharacterSet", parent_encoding)
+    converted = None  # the converted character sets, as write_data_element makes them
     get_item = ds.get_item
     for tag in sorted(ds.keys()):
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
@@ -145,7 +180,14 @@ def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
         elif vr in _BINARY_VRS and type(value) is bytes and value and not elem.is_buffered:
             _binary_element(out, tag, elem, implicit)
         else:
-            out.append(_pydicom_bytes(write_data_element, elem, encodings, implicit))
+            if converted is None:
+                converted = convert_encodings(encodings or [default_encoding])
+            data = _string_value(vr, value, converted)
+            if data is None:
+                out.append(_pydicom_bytes(write_data_element, elem, encodings, implicit))
+            else:
+                out.append(_header(tag, vr, len(data), implicit))
+                out.append(data)
 
 
 def _encoding(ds: Dataset):
