@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag as _pydicom_keyword
 from pydicom.uid import UID_dictionary
 
 from ..deid.profile import ActionTable, load_table
@@ -247,6 +247,13 @@ def category_of(keyword: str, vr: str, private: bool) -> str:
     return FREE_TEXT
 
 
+@lru_cache(maxsize=1 << 16)
+def keyword_for_tag(tag: int) -> str:
+    """pydicom's keyword of ``tag`` (``""`` when it has none), remembered per tag: the
+    dictionary lookup of a private tag (no keyword) costs a failed search each time."""
+    return _pydicom_keyword(int(tag))
+
+
 def _values(elem) -> list[str]:
     if elem.VR == "UN" or isinstance(elem.value, (bytes, bytearray)):
         raw = elem.value if isinstance(elem.value, (bytes, bytearray)) else b""
@@ -420,6 +427,16 @@ def dataset_needles(
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
+    creators: dict[tuple[int, int], object] = {}  # (id of a dataset, creator tag) -> value
+
+    def creator_of(dataset: pydicom.Dataset, ctag: int):
+        """The value of the private creator element ``ctag`` of ``dataset`` (converted, as
+        pydicom converts it to name a private element's creator), looked up once."""
+        key = (id(dataset), ctag)
+        if key not in creators:
+            creators[key] = dataset[ctag].value
+        return creators[key]
+
     def removed_private_texts(dataset: pydicom.Dataset, tag: int, raw, action: str | None):
         """``texts_of`` of a raw private element that de-identification removes, read
         from its bytes (the element is not converted: it never reaches the output), or
@@ -435,7 +452,7 @@ def dataset_needles(
             return None  # a private creator, or an element without a block
         ctag = (group << 16) | (el >> 8)
         if ctag in dataset._dict:
-            creator = dataset[ctag].value  # as pydicom names the element's private_creator
+            creator = creator_of(dataset, ctag)  # as pydicom names the element's private_creator
             if not isinstance(creator, str):
                 return None
             if kept_private is not None and el >= 0x1000 and (creator.strip(), group, el & 0xFF) in kept_private:
