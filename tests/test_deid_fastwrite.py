@@ -150,3 +150,31 @@ def test_converted_string_values_same_bytes(charset):
         fast = encode_file(build())
         slow = _pydicom_bytes(build())
     assert fast is not None and fast == slow
+
+
+@pytest.mark.parametrize("change", ["none", "no group length", "no version name", "other media uid",
+                                    "no implementation uid", "converted group length", "private meta"])
+def test_file_meta_variants_same_bytes(change):
+    """The file meta group built directly or by pydicom: the same bytes either way."""
+
+    def build():
+        ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+        meta = ds.file_meta
+        if change == "no group length":
+            del meta[0x00020000]
+        elif change == "no version name" and 0x00020013 in meta:
+            del meta[0x00020013]
+        elif change == "other media uid":
+            meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+        elif change == "no implementation uid":
+            del meta[0x00020012]
+        elif change == "converted group length":
+            meta.FileMetaInformationGroupLength = 7
+        elif change == "private meta":
+            meta.add_new(0x00020016, "AE", "ODD")
+            meta.add_new(0x00020100, "UI", "1.2.3")
+            meta.add_new(0x00020102, "OB", b"\x01\x02\x03")
+        return ds
+
+    fast = encode_file(build())
+    assert fast is not None and fast == _pydicom_bytes(build())

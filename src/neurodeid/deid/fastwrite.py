@@ -201,9 +201,49 @@ def _encoding(ds: Dataset):
     return ts, ts.is_implicit_VR
 
 
+#: File meta elements that ``validate_file_meta`` reads (so converts) and, when missing or
+#: empty, adds (version, implementation UID) or refuses (SOP class and instance, syntax).
+_META_REQUIRED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012)
+_GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"
+
+
+def _meta_group(ds: Dataset) -> bytes:
+    """The file meta group as ``write_file_meta_info`` writes it after ``dcmwrite``'s
+    checks, when they change nothing but the group length (every required element
+    present and not empty, the version name present, the media storage UIDs equal to the
+    data set's): the elements pydicom's checks read converted, as they are in its copy,
+    the group length first with the length of the rest. Raise :class:`_Unsupported` otherwise."""
+    meta = ds.file_meta
+    if any(t >> 16 != 0x0002 for t in meta._dict) or 0x00020013 not in meta._dict:
+        raise _Unsupported
+    for tag in _META_REQUIRED:
+        if tag not in meta._dict or meta[tag].is_empty:
+            raise _Unsupported
+    for meta_kw, ds_kw in (("MediaStorageSOPClassUID", "SOPClassUID"), ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+        ours, theirs = meta.get(meta_kw, None), ds.get(ds_kw, None)
+        if ours is None or (theirs and theirs != ours):
+            raise _Unsupported
+    body: list = []
+    _dataset(body, meta, default_encoding, False)
+    data = b"".join(body)
+    if 0x00020000 in meta._dict:
+        if not data.startswith(_GROUP_LENGTH_HEADER):
+            raise _Unsupported
+        data = data[12:]
+    return _GROUP_LENGTH_HEADER + _UL(len(data)) + data
+
+
 def _meta_bytes(ds: Dataset) -> bytes:
     """Preamble, ``DICM`` and the file meta group as ``dcmwrite(enforce_file_format=True)``
-    writes them (on a copy of the file meta, as it does)."""
+    writes them (:func:`_meta_group` when it can, else pydicom on a copy of the file
+    meta, as dcmwrite does)."""
+    preamble = getattr(ds, "preamble", None)
+    if preamble and len(preamble) != 128:
+        raise _Unsupported  # pydicom raises
+    try:
+        return (preamble or b"\x00" * 128) + b"DICM" + _meta_group(ds)
+    except _Unsupported:
+        pass
     file_meta = deepcopy(ds.file_meta)
     meta_class, ds_class = file_meta.get("MediaStorageSOPClassUID", None), ds.get("SOPClassUID", None)
     if meta_class is None or (ds_class and ds_class != meta_class):
