@@ -79,7 +79,13 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     """
     from neurodeid.audit import Matcher, csa_items
 
-    matcher = Matcher([n for n in needles if n.category != UID])
+    # one needle per text: a match is a span of the text whatever the needle's source
+    # (an enhanced file repeats each per-frame value under as many sources as frames)
+    by_text: dict[str, Needle] = {}
+    for n in needles:
+        if n.category != UID:
+            by_text.setdefault(n.text, n)
+    matcher = Matcher(list(by_text.values()))
     if matcher.empty:
         return []
     cleaned: list[str] = []
