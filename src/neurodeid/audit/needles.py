@@ -496,7 +496,7 @@ def dataset_needles(
     def walk(dataset: pydicom.Dataset, path: str, in_private: bool = False) -> None:
         """Needles of ``dataset`` (``in_private``: inside a private sequence that the
         allow-list may keep whole: every element converted, as before)."""
-        for btag in sorted(dataset._dict):
+        for btag in sorted(dataset._dict, key=int):  # ints compare faster than tags
             tag = int(btag)
             action = table.action(tag, options)
             raw = dataset._dict[btag]

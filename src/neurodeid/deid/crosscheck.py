@@ -91,7 +91,7 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     cleaned: list[str] = []
 
     def walk(dataset: Dataset, path: str) -> None:
-        for tag in sorted(dataset._dict):
+        for tag in sorted(dataset._dict, key=int):  # ints compare faster than tags
             if _unchecked(tag, dataset._dict[tag], matcher):
                 continue
             elem = dataset[tag]

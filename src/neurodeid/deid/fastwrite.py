@@ -164,13 +164,16 @@ def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
         # pydicom re-encodes such a dataset (ambiguous VRs corrected, values converted)
         out.append(_pydicom_bytes(write_dataset, ds, parent_encoding, implicit))
         return
-    encodings = ds.get("SpecificCharacterSet", parent_encoding)
+    elements = ds._dict
+    # ds.get("SpecificCharacterSet", parent_encoding), which converts the element if present
+    encodings = ds.get("SpecificCharacterSet", parent_encoding) if 0x00080005 in elements else parent_encoding
     converted = None  # the converted character sets, as write_data_element makes them
-    get_item = ds.get_item
-    for tag in sorted(ds.keys()):
+    for tag in sorted(elements, key=int):  # tag order (ints compare faster than tags)
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group length: not written
-        elem = get_item(tag)
+        elem = elements[tag]
+        if elem.is_raw and elem.value is None:
+            elem = ds.get_item(tag)  # a deferred value: read as get_item reads it
         if elem.is_raw:
             _raw_element(out, tag, elem, implicit)
             continue
