@@ -255,6 +255,7 @@ class _Context:
         self.report = DeidReport()
 
     def plan(self, tag: int) -> Plan:
+        tag = int(tag)  # int keys: a pydicom tag compares in Python, an int in C
         p = self.plans.get(tag)
         if p is None:
             p = self.plans[tag] = plan_for_tag(tag, self.opts, self.table)
