@@ -379,6 +379,11 @@ def _gives_no_needle(tag: int, raw, action: str | None) -> bool:
     return action is None or action == "K" or (action == "C" and vr == "TM")
 
 
+#: ``{(table, options): {(tag, VR)}}``: raw elements that give no needle whatever their
+#: value (:func:`_gives_no_needle` for any VR but IS and DS), remembered across files.
+_NO_NEEDLE: dict[tuple, set] = {}
+
+
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
 ) -> set[Needle]:
@@ -425,6 +430,7 @@ def dataset_needles(
                 if is_direct or text.strip().lower() not in vocab]
 
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
+    no_needle = _NO_NEEDLE.setdefault((table, frozenset(options)), set())
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
     creators: dict[tuple[int, int], object] = {}  # (id of a dataset, creator tag) -> value
@@ -498,9 +504,13 @@ def dataset_needles(
         allow-list may keep whole: every element converted, as before)."""
         for btag in sorted(dataset._dict, key=int):  # ints compare faster than tags
             tag = int(btag)
-            action = table.action(tag, options)
             raw = dataset._dict[btag]
+            if raw.is_raw and (tag, raw.VR) in no_needle:
+                continue
+            action = table.action(tag, options)
             if _gives_no_needle(tag, raw, action):
+                if raw.is_raw and raw.VR not in NUMERIC_TEXT_VRS:
+                    no_needle.add((tag, raw.VR))  # decided by tag and VR alone
                 continue
             texts = None
             if (tag >> 16) & 1 and raw.is_raw and not in_private:
