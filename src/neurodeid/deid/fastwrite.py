@@ -132,9 +132,9 @@ def _string_value(vr: str, value, encodings: list[str]) -> bytes | None:
     return data
 
 
-def _sequence(out: list, tag: int, elem, encodings, implicit: bool) -> None:
-    """A sequence element as :func:`write_data_element` + ``write_sequence`` write it."""
-    encs = convert_encodings(encodings or [default_encoding])
+def _sequence(out: list, tag: int, elem, encs: list[str], implicit: bool) -> None:
+    """A sequence element as :func:`write_data_element` + ``write_sequence`` write it
+    (``encs``: the character sets converted, as write_data_element converts them)."""
     body: list = []
     for item in elem.value:
         _item(body, item, encs, implicit)
@@ -178,13 +178,13 @@ def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
             _raw_element(out, tag, elem, implicit)
             continue
         vr, value = elem.VR, elem.value
+        if converted is None:  # as write_data_element converts them for every such element
+            converted = convert_encodings(encodings or [default_encoding])
         if vr == "SQ" and isinstance(value, Sequence):
-            _sequence(out, tag, elem, encodings, implicit)
+            _sequence(out, tag, elem, converted, implicit)
         elif vr in _BINARY_VRS and type(value) is bytes and value and not elem.is_buffered:
             _binary_element(out, tag, elem, implicit)
         else:
-            if converted is None:
-                converted = convert_encodings(encodings or [default_encoding])
             data = _string_value(vr, value, converted)
             if data is None:
                 out.append(_pydicom_bytes(write_data_element, elem, encodings, implicit))
