@@ -95,8 +95,8 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
             if _unchecked(tag, dataset._dict[tag], matcher):
                 continue
             elem = dataset[tag]
-            where = f"{path}{elem.keyword or elem.tag}"
             if elem.VR == "SQ":
+                where = f"{path}{elem.keyword or elem.tag}"
                 for i, item in enumerate(elem.value or []):
                     walk(item, f"{where}[{i}].")
                 continue
@@ -114,7 +114,7 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
                         changed = True
                 if changed:
                     elem.value = bytes(buf)
-                    cleaned.append(where)
+                    cleaned.append(f"{path}{elem.keyword or elem.tag}")
                 continue
             if elem.VR not in _TEXT_VRS or value is None:
                 continue
@@ -128,7 +128,7 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
                 new.append(text)
             if changed:
                 elem.value = new if len(new) > 1 else new[0]
-                cleaned.append(where)
+                cleaned.append(f"{path}{elem.keyword or elem.tag}")
 
     walk(ds, "")
     return cleaned
