@@ -178,3 +178,26 @@ def test_file_meta_variants_same_bytes(change):
 
     fast = encode_file(build())
     assert fast is not None and fast == _pydicom_bytes(build())
+
+
+def test_items_made_in_memory_same_bytes():
+    """Items made in memory: plain ones encoded directly, one with an ambiguous VR or a
+    nested sequence re-encoded by pydicom, as dcmwrite does."""
+
+    def build():
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        plain, ambiguous, nested = Dataset(), Dataset(), Dataset()
+        plain.CodeValue, plain.CodingSchemeDesignator, plain.CodeMeaning = "113100", "DCM", "Basic"
+        ambiguous.PixelRepresentation = 1
+        ambiguous.add_new(0x00280106, "US or SS", 5)  # SmallestImagePixelValue
+        inner = Dataset()
+        inner.CodeValue = "1"
+        nested.ConceptCodeSequence = Sequence([inner])
+        ds.DeidentificationMethodCodeSequence = Sequence([plain, ambiguous, nested])
+        return ds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = encode_file(build())
+        slow = _pydicom_bytes(build())
+    assert fast is not None and fast == slow

@@ -29,7 +29,7 @@ from pydicom.multival import MultiValue
 from pydicom.filewriter import validate_file_meta, write_data_element, write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
 
 __all__ = ["encode_file"]
 
@@ -158,12 +158,20 @@ def _item(out: list, item: Dataset, encodings, implicit: bool) -> None:
         out.extend(body)
 
 
+def _already_converted(ds: Dataset) -> bool:
+    """True when pydicom's re-encoding of ``ds`` (made in memory, or read in another
+    encoding) changes nothing: every element already converted, none a sequence or of an
+    ambiguous VR, so that its ambiguous-VR correction and conversion are no-ops."""
+    return all(not e.is_raw and e.VR != "SQ" and e.VR not in AMBIGUOUS_VR for e in ds._dict.values())
+
+
 def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
     """``ds`` as :func:`pydicom.filewriter.write_dataset` writes it to a little-endian file."""
     if ds.original_encoding != (implicit, True) or ds.original_character_set != ds._character_set:
-        # pydicom re-encodes such a dataset (ambiguous VRs corrected, values converted)
-        out.append(_pydicom_bytes(write_dataset, ds, parent_encoding, implicit))
-        return
+        if not _already_converted(ds):
+            # pydicom re-encodes such a dataset (ambiguous VRs corrected, values converted)
+            out.append(_pydicom_bytes(write_dataset, ds, parent_encoding, implicit))
+            return
     elements = ds._dict
     # ds.get("SpecificCharacterSet", parent_encoding), which converts the element if present
     encodings = ds.get("SpecificCharacterSet", parent_encoding) if 0x00080005 in elements else parent_encoding
