@@ -108,3 +108,25 @@ def test_removed_private_elements_stay_raw():
     assert removed_sq._dict[pydicom.tag.Tag(0x00191001)].is_raw  # inside a removed private sequence
     kept_sq = raw[0x00291010].value[0]
     assert not kept_sq._dict[pydicom.tag.Tag(0x00191001)].is_raw  # inside one the allow-list may keep
+
+
+@pytest.mark.parametrize("options", [DEFAULT_OPTIONS, (), ("retain_device_identity", "clean_descriptors")])
+def test_planted_corpus(tmp_path, options):
+    """Every table row planted at depths 0-3, private blocks, SR content: the needles read
+    from raw bytes are those of the converted elements; replaced values stay unconverted."""
+    import deid_corpus
+
+    corpus = deid_corpus.build_corpus(tmp_path, options)
+    for path in corpus.files:
+        raw = pydicom.dcmread(path, force=True)
+        converted = pydicom.dcmread(path, force=True)
+        _convert_all(converted)
+        assert dataset_needles(raw, options) == dataset_needles(converted, options), path
+
+
+def test_replaced_public_elements_stay_raw():
+    """A date the table shifts is read from its bytes and left for the table to convert."""
+    raw = pydicom.dcmread(io.BytesIO(_private_dataset()))
+    assert raw._dict[pydicom.tag.Tag(0x00080020)].is_raw
+    dataset_needles(raw, DEFAULT_OPTIONS)
+    assert raw._dict[pydicom.tag.Tag(0x00080020)].is_raw  # StudyDate: C (shifted)

@@ -379,6 +379,13 @@ def _gives_no_needle(tag: int, raw, action: str | None) -> bool:
     return action is None or action == "K" or (action == "C" and vr == "TM")
 
 
+#: Plan actions after which a public element's value never reaches the output as read:
+#: removed (X, N), or converted by the table before it is emptied, replaced or cleaned
+#: (Z, D, U, C, PSEUDO: every one of them reads the element first).
+_REPLACED = frozenset({"X", "N", "Z", "D", "U", "C", "PSEUDO"})
+#: ``{(table, options): {tag: the plan's action is in _REPLACED}}``, across files.
+_ENGINE_REPLACES: dict[tuple, dict[int, bool]] = {}
+
 #: ``{(table, options): {(tag, VR)}}``: raw elements that give no needle whatever their
 #: value (:func:`_gives_no_needle` for any VR but IS and DS), remembered across files.
 _NO_NEEDLE: dict[tuple, set] = {}
@@ -401,7 +408,7 @@ def dataset_needles(
     excuse). Values in the reviewed vocabulary are not needles, except those of
     direct identifiers.
     """
-    from neurodeid.deid.rules import load_private_allowlist  # lazy: deid imports this module
+    from neurodeid.deid.rules import load_private_allowlist, plan_for_tag  # lazy: deid imports this module
 
     table = table or load_table()
     vocab, private_vocab = vocabulary()
@@ -431,6 +438,8 @@ def dataset_needles(
 
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
     no_needle = _NO_NEEDLE.setdefault((table, frozenset(options)), set())
+    frozen_options = frozenset(options)
+    engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
     creators: dict[tuple[int, int], object] = {}  # (id of a dataset, creator tag) -> value
@@ -473,6 +482,28 @@ def dataset_needles(
                 return None
             texts = repeats[key] = private_texts(tag, vr, values, creator or "", action)
         return texts
+
+    def replaced_public_texts(tag: int, raw, action: str | None):
+        """``texts_of`` of a raw public element (explicit VR, ASCII, see
+        :func:`_repeat_key`) whose value de-identification removes or replaces (the table
+        converts it then, or deletes it: this reading leaves it unconverted, which changes
+        nothing), read from its bytes; None otherwise (the caller converts it)."""
+        vr = raw.VR
+        if vr not in _RAW_TEXT_VRS and vr not in _RAW_SINGLE_VRS:
+            return None
+        replaced = engine_replaces.get(tag)
+        if replaced is None:
+            replaced = engine_replaces[tag] = plan_for_tag(tag, frozen_options, table).action in _REPLACED
+        if not replaced:
+            return None
+        values = _raw_values(vr, raw.value)
+        if values is None:
+            return None
+        if action is None or action == "K" or (action == "C" and vr == "TM"):
+            return []
+        is_direct = keyword_for_tag(tag) in direct
+        return [(text, cat) for text, cat in _text_needles(tag, vr, values, min_length)
+                if is_direct or text.strip().lower() not in vocab]
 
     def maybe_kept_private(dataset: pydicom.Dataset, tag: int) -> bool:
         """Whether de-identification may keep the private element ``tag`` (the
@@ -519,6 +550,10 @@ def dataset_needles(
             if texts is None:
                 key = _repeat_key(tag, raw)
                 texts = repeats.get(key)
+                if texts is None and key is not None and not in_private:
+                    texts = replaced_public_texts(tag, raw, action)
+                    if texts is not None:
+                        repeats[key] = texts
             if texts is None:
                 elem = dataset[btag]
                 if elem.VR == "SQ":
