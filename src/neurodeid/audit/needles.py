@@ -558,8 +558,9 @@ def dataset_needles(
                 elem = dataset[btag]
                 if elem.VR == "SQ":
                     where = f"{path}{_name(tag)}"
+                    inner_private = in_private or bool((tag >> 16) & 1) and maybe_kept_private(dataset, tag)
                     for i, item in enumerate(elem.value or []):
-                        walk(item, f"{where}[{i}].", in_private or bool((tag >> 16) & 1) and maybe_kept_private(dataset, tag))
+                        walk(item, f"{where}[{i}].", inner_private)
                     continue
                 texts = texts_of(elem, action)
                 if key is not None:

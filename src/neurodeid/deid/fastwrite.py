@@ -230,7 +230,8 @@ def _meta_group(ds: Dataset) -> bytes:
     for tag in _META_REQUIRED:
         if tag not in meta._dict or meta[tag].is_empty:
             raise _Unsupported
-    for meta_kw, ds_kw in (("MediaStorageSOPClassUID", "SOPClassUID"), ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+    pairs = (("MediaStorageSOPClassUID", "SOPClassUID"), ("MediaStorageSOPInstanceUID", "SOPInstanceUID"))
+    for meta_kw, ds_kw in pairs:
         ours, theirs = meta.get(meta_kw, None), ds.get(ds_kw, None)
         if ours is None or (theirs and theirs != ours):
             raise _Unsupported
