@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag as _pydicom_keyword
 from pydicom.uid import UID_dictionary
 
 from ..deid.profile import ActionTable, load_table
@@ -247,6 +247,13 @@ def category_of(keyword: str, vr: str, private: bool) -> str:
     return FREE_TEXT
 
 
+@lru_cache(maxsize=1 << 16)
+def keyword_for_tag(tag: int) -> str:
+    """pydicom's keyword of ``tag`` (``""`` when it has none), remembered per tag: the
+    dictionary lookup of a private tag (no keyword) costs a failed search each time."""
+    return _pydicom_keyword(int(tag))
+
+
 def _values(elem) -> list[str]:
     if elem.VR == "UN" or isinstance(elem.value, (bytes, bytearray)):
         raw = elem.value if isinstance(elem.value, (bytes, bytearray)) else b""
@@ -265,10 +272,17 @@ def element_needles(elem, min_length: int, category: str | None = None) -> list[
     vr = elem.VR
     if vr in BINARY_VRS or vr == "CS":
         return []
-    keyword = keyword_for_tag(elem.tag) or ""
-    cat = category or category_of(keyword, vr, elem.tag.is_private)
+    return _text_needles(int(elem.tag), vr, _values(elem), min_length, category)
+
+
+def _text_needles(tag: int, vr: str, values: list[str], min_length: int,
+                  category: str | None = None) -> list[tuple[str, str]]:
+    """:func:`element_needles` of an element of tag ``tag``, VR ``vr`` (not binary, not
+    CS) whose values read as ``values`` (each stripped, as :func:`_values` gives them)."""
+    keyword = keyword_for_tag(tag) or ""
+    cat = category or category_of(keyword, vr, bool((tag >> 16) & 1))
     out: list[str] = []
-    for text in _values(elem):
+    for text in values:
         if not text:
             continue
         if vr == "UI" and is_public_uid(text):
@@ -288,6 +302,34 @@ def element_needles(elem, min_length: int, category: str | None = None) -> list[
             continue
         out.append(text)
     return [(t, cat) for t in dict.fromkeys(out) if keep_needle(t, min_length, cat)]
+
+
+#: Private VRs whose ASCII values :func:`_raw_values` reads as pydicom does: text split at
+#: backslashes (single-valued LT, ST, UT whole), dates and times as strings (pydicom's
+#: default), UIDs, decimal strings. Not PN (a PersonName), IS, UR, UN, binary, SQ.
+_RAW_TEXT_VRS = frozenset({"AE", "AS", "DA", "DS", "DT", "LO", "SH", "TM", "UC", "UI"})
+_RAW_SINGLE_VRS = frozenset({"LT", "ST", "UT"})
+
+
+def _raw_values(vr: str, value: bytes) -> list[str] | None:
+    """:func:`_values` of a raw element of VR ``vr`` (in :data:`_RAW_TEXT_VRS` or
+    :data:`_RAW_SINGLE_VRS`) holding ASCII ``value`` without an escape byte (which
+    reads the same in every character set), without converting it; None for a decimal
+    string pydicom would refuse (its conversion then raises as before)."""
+    text = value.decode("ascii")
+    if vr in _RAW_SINGLE_VRS:
+        pieces = [text]
+    elif vr == "DS":  # multi_string(text.strip(), DSfloat): each number's string, stripped
+        pieces = text.strip().rstrip(" \x00").split("\\")
+        for p in pieces:
+            if p.strip():
+                try:
+                    float(p)
+                except ValueError:
+                    return None
+    else:
+        pieces = text.split("\\")
+    return [p.strip().rstrip("\x00").strip() for p in pieces]
 
 
 def _block_tag(tag) -> int:
@@ -337,6 +379,18 @@ def _gives_no_needle(tag: int, raw, action: str | None) -> bool:
     return action is None or action == "K" or (action == "C" and vr == "TM")
 
 
+#: Plan actions after which a public element's value never reaches the output as read:
+#: removed (X, N), or converted by the table before it is emptied, replaced or cleaned
+#: (Z, D, U, C, PSEUDO: every one of them reads the element first).
+_REPLACED = frozenset({"X", "N", "Z", "D", "U", "C", "PSEUDO"})
+#: ``{(table, options): {tag: the plan's action is in _REPLACED}}``, across files.
+_ENGINE_REPLACES: dict[tuple, dict[int, bool]] = {}
+
+#: ``{(table, options): {(tag, VR)}}``: raw elements that give no needle whatever their
+#: value (:func:`_gives_no_needle` for any VR but IS and DS), remembered across files.
+_NO_NEEDLE: dict[tuple, set] = {}
+
+
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
 ) -> set[Needle]:
@@ -354,7 +408,7 @@ def dataset_needles(
     excuse). Values in the reviewed vocabulary are not needles, except those of
     direct identifiers.
     """
-    from neurodeid.deid.rules import load_private_allowlist  # lazy: deid imports this module
+    from neurodeid.deid.rules import load_private_allowlist, plan_for_tag  # lazy: deid imports this module
 
     table = table or load_table()
     vocab, private_vocab = vocabulary()
@@ -383,22 +437,130 @@ def dataset_needles(
                 if is_direct or text.strip().lower() not in vocab]
 
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
+    no_needle = _NO_NEEDLE.setdefault((table, frozenset(options)), set())
+    frozen_options = frozenset(options)
+    engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
+    kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
-    def walk(dataset: pydicom.Dataset, path: str) -> None:
-        for btag in sorted(dataset._dict):
+    creators: dict[tuple[int, int], object] = {}  # (id of a dataset, creator tag) -> value
+
+    def creator_of(dataset: pydicom.Dataset, ctag: int):
+        """The value of the private creator element ``ctag`` of ``dataset`` (converted, as
+        pydicom converts it to name a private element's creator), looked up once."""
+        key = (id(dataset), ctag)
+        if key not in creators:
+            creators[key] = dataset[ctag].value
+        return creators[key]
+
+    def removed_private_texts(dataset: pydicom.Dataset, tag: int, raw, action: str | None):
+        """``texts_of`` of a raw private element that de-identification removes, read
+        from its bytes (the element is not converted: it never reaches the output), or
+        None when that is not sure (kept by the allow-list, another VR, non-ASCII bytes,
+        an unusual creator): the caller converts it."""
+        vr, value = raw.VR, raw.value
+        if vr not in _RAW_TEXT_VRS and vr not in _RAW_SINGLE_VRS:
+            return None
+        if not isinstance(value, bytes) or not value.isascii() or b"\x1b" in value:
+            return None
+        group, el = tag >> 16, tag & 0xFFFF
+        if el < 0x100:
+            return None  # a private creator, or an element without a block
+        ctag = (group << 16) | (el >> 8)
+        if ctag in dataset._dict:
+            creator = creator_of(dataset, ctag)  # as pydicom names the element's private_creator
+            if not isinstance(creator, str):
+                return None
+            if kept_private is not None and el >= 0x1000 and (creator.strip(), group, el & 0xFF) in kept_private:
+                return None  # the allow-list may keep it: converted as before
+        else:
+            creator = None
+        key = (tag, vr, value, creator)
+        texts = repeats.get(key)
+        if texts is None:
+            values = _raw_values(vr, value)
+            if values is None:
+                return None
+            texts = repeats[key] = private_texts(tag, vr, values, creator or "", action)
+        return texts
+
+    def replaced_public_texts(tag: int, raw, action: str | None):
+        """``texts_of`` of a raw public element (explicit VR, ASCII, see
+        :func:`_repeat_key`) whose value de-identification removes or replaces (the table
+        converts it then, or deletes it: this reading leaves it unconverted, which changes
+        nothing), read from its bytes; None otherwise (the caller converts it)."""
+        vr = raw.VR
+        if vr not in _RAW_TEXT_VRS and vr not in _RAW_SINGLE_VRS:
+            return None
+        replaced = engine_replaces.get(tag)
+        if replaced is None:
+            replaced = engine_replaces[tag] = plan_for_tag(tag, frozen_options, table).action in _REPLACED
+        if not replaced:
+            return None
+        values = _raw_values(vr, raw.value)
+        if values is None:
+            return None
+        if action is None or action == "K" or (action == "C" and vr == "TM"):
+            return []
+        is_direct = keyword_for_tag(tag) in direct
+        return [(text, cat) for text, cat in _text_needles(tag, vr, values, min_length)
+                if is_direct or text.strip().lower() not in vocab]
+
+    def maybe_kept_private(dataset: pydicom.Dataset, tag: int) -> bool:
+        """Whether de-identification may keep the private element ``tag`` (the
+        allow-list under Retain Safe Private; an unusual creator: maybe)."""
+        if kept_private is None or (tag & 0xFFFF) < 0x1000:
+            return False
+        ctag = (tag >> 16 << 16) | ((tag & 0xFFFF) >> 8)
+        if ctag not in dataset._dict:
+            return False
+        creator = dataset[ctag].value
+        return not isinstance(creator, str) or (creator.strip(), tag >> 16, tag & 0xFF) in kept_private
+
+    def private_texts(tag: int, vr: str, values: list[str], creator: str, action: str | None):
+        """``texts_of`` of a private element (not a creator, not a sequence)."""
+        if action == "K":
+            return []
+        if action == "C" and vr == "TM":
+            return []
+        if (creator, _block_tag(tag)) in private_vocab:
+            return []
+        if (creator, tag >> 16, tag & 0xFF) in safe:
+            return []
+        is_direct = keyword_for_tag(tag) in direct
+        return [(text, cat) for text, cat in _text_needles(tag, vr, values, min_length)
+                if is_direct or text.strip().lower() not in vocab]
+
+    def walk(dataset: pydicom.Dataset, path: str, in_private: bool = False) -> None:
+        """Needles of ``dataset`` (``in_private``: inside a private sequence that the
+        allow-list may keep whole: every element converted, as before)."""
+        for btag in sorted(dataset._dict, key=int):  # ints compare faster than tags
             tag = int(btag)
-            action = table.action(tag, options)
             raw = dataset._dict[btag]
-            if _gives_no_needle(tag, raw, action):
+            if raw.is_raw and (tag, raw.VR) in no_needle:
                 continue
-            key = _repeat_key(tag, raw)
-            texts = repeats.get(key)
+            action = table.action(tag, options)
+            if _gives_no_needle(tag, raw, action):
+                if raw.is_raw and raw.VR not in NUMERIC_TEXT_VRS:
+                    no_needle.add((tag, raw.VR))  # decided by tag and VR alone
+                continue
+            texts = None
+            if (tag >> 16) & 1 and raw.is_raw and not in_private:
+                texts = removed_private_texts(dataset, tag, raw, action)
+            key = None
+            if texts is None:
+                key = _repeat_key(tag, raw)
+                texts = repeats.get(key)
+                if texts is None and key is not None and not in_private:
+                    texts = replaced_public_texts(tag, raw, action)
+                    if texts is not None:
+                        repeats[key] = texts
             if texts is None:
                 elem = dataset[btag]
                 if elem.VR == "SQ":
                     where = f"{path}{_name(tag)}"
+                    inner_private = in_private or bool((tag >> 16) & 1) and maybe_kept_private(dataset, tag)
                     for i, item in enumerate(elem.value or []):
-                        walk(item, f"{where}[{i}].")
+                        walk(item, f"{where}[{i}].", inner_private)
                     continue
                 texts = texts_of(elem, action)
                 if key is not None:

@@ -79,18 +79,24 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     """
     from neurodeid.audit import Matcher, csa_items
 
-    matcher = Matcher([n for n in needles if n.category != UID])
+    # one needle per text: a match is a span of the text whatever the needle's source
+    # (an enhanced file repeats each per-frame value under as many sources as frames)
+    by_text: dict[str, Needle] = {}
+    for n in needles:
+        if n.category != UID:
+            by_text.setdefault(n.text, n)
+    matcher = Matcher(list(by_text.values()))
     if matcher.empty:
         return []
     cleaned: list[str] = []
 
     def walk(dataset: Dataset, path: str) -> None:
-        for tag in sorted(dataset._dict):
+        for tag in sorted(dataset._dict, key=int):  # ints compare faster than tags
             if _unchecked(tag, dataset._dict[tag], matcher):
                 continue
             elem = dataset[tag]
-            where = f"{path}{elem.keyword or elem.tag}"
             if elem.VR == "SQ":
+                where = f"{path}{elem.keyword or elem.tag}"
                 for i, item in enumerate(elem.value or []):
                     walk(item, f"{where}[{i}].")
                 continue
@@ -108,7 +114,7 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
                         changed = True
                 if changed:
                     elem.value = bytes(buf)
-                    cleaned.append(where)
+                    cleaned.append(f"{path}{elem.keyword or elem.tag}")
                 continue
             if elem.VR not in _TEXT_VRS or value is None:
                 continue
@@ -122,7 +128,7 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
                 new.append(text)
             if changed:
                 elem.value = new if len(new) > 1 else new[0]
-                cleaned.append(where)
+                cleaned.append(f"{path}{elem.keyword or elem.tag}")
 
     walk(ds, "")
     return cleaned

@@ -255,6 +255,7 @@ class _Context:
         self.report = DeidReport()
 
     def plan(self, tag: int) -> Plan:
+        tag = int(tag)  # int keys: a pydicom tag compares in Python, an int in C
         p = self.plans.get(tag)
         if p is None:
             p = self.plans[tag] = plan_for_tag(tag, self.opts, self.table)
@@ -363,7 +364,7 @@ def _clean_private(ds: Dataset, tags: list[int], ctx: _Context) -> None:
         for tag in tags:
             if 0x10 <= (tag & 0xFFFF) <= 0xFF:
                 value = ds[tag].value
-                creators[tag] = value.strip() if isinstance(value, str) else ""
+                creators[int(tag)] = value.strip() if isinstance(value, str) else ""  # int keys compare in C
         used_creators = set()
         for tag in tags:
             el = tag & 0xFFFF
@@ -381,11 +382,11 @@ def _clean_private(ds: Dataset, tags: list[int], ctx: _Context) -> None:
                     if clean is None:
                         continue
                     elem.value = clean
-                keep.add(tag)
+                keep.add(int(tag))
                 used_creators.add(ctag)
         keep |= used_creators
     for tag in tags:
-        if tag in keep:
+        if int(tag) in keep:
             counts["P_kept"] += 1
         else:
             del ds[tag]

@@ -8,6 +8,7 @@ is deterministic: the same key and input give byte-identical files.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from neurodeid.deid.crosscheck import clean_kept_values
+from neurodeid.deid.fastwrite import encode_file
+from neurodeid.deid.reread import uid_bytes, written_sop_uids
 from neurodeid.deid.engine import DeidConfig, DeidError, deidentify_dataset
 from neurodeid.deid.rules import plan_for_tag
 from neurodeid.audit.needles import dataset_needles
@@ -143,30 +146,41 @@ def _check_structure(ds, src: Path, kept=None, where: str = "") -> None:
     Judged by structure, not by control bytes: CR/LF/TAB in free text (RIS comments) are not
     corruption, and a value that the profile removes anyway is removed and the file goes on.
     """
+    _check_items(ds, src, kept, (where,) if where else ())
+
+
+def _where(path: tuple) -> str:
+    """The element path of an error message: ``"(gggg,eeee)[i] "`` per enclosing item."""
+    return "".join(p if isinstance(p, str) else f"{p[0]}[{p[1]}] " for p in path)
+
+
+def _check_items(ds, src: Path, kept, path: tuple) -> None:
+    """:func:`_check_structure` of ``ds`` inside the items ``path`` (formatted only in an error)."""
     implicit, little = ds.original_encoding if hasattr(ds, "original_encoding") else (False, True)
     explicit = implicit is False
     little = little is not False
+    known, short_text = _KNOWN_VRS, _SHORT_TEXT_VRS
     for tag, raw in list(ds._dict.items()):
         vr = raw.VR
-        if vr is not None and vr not in _KNOWN_VRS:
+        if vr is not None and vr not in known:
             raise NotAnInstanceError(
-                f"{src}: element {where}{tag} has an unknown VR {vr!r}: the file is corrupt "
+                f"{src}: element {_where(path)}{tag} has an unknown VR {vr!r}: the file is corrupt "
                 "(element boundaries cannot be trusted); re-export it from the source")
         is_sq = vr == "SQ" or (
             vr is None and pydicom.datadict.dictionary_has_tag(tag) and pydicom.datadict.dictionary_VR(tag) == "SQ")
         if is_sq:
             for i, item in enumerate(ds[tag].value or []):
-                _check_structure(item, src, kept, f"{where}{tag}[{i}] ")
+                _check_items(item, src, kept, path + ((tag, i),))
             continue
         value = raw.value if getattr(raw, "is_raw", False) else None
-        if not isinstance(value, bytes) or (vr or _dict_vr(tag)) not in _SHORT_TEXT_VRS:
+        if not isinstance(value, bytes) or (vr or _dict_vr(tag)) not in short_text:
             continue
         if kept is not None and not kept(int(tag)):
             continue
         at = embedded_element_offset(value, explicit, little)
         if at is not None:
             raise NotAnInstanceError(
-                f"{src}: element {where}{tag} ({vr}, {len(value)} bytes) holds what parses as a following "
+                f"{src}: element {_where(path)}{tag} ({vr}, {len(value)} bytes) holds what parses as a following "
                 f"data element at byte {at} of its value: its length field is wrong and the file is corrupt; "
                 "re-export it from the source")
 
@@ -217,6 +231,42 @@ def _instance_number(ds) -> tuple[int, int]:
         return (1, 0)
 
 
+def _write(dst: Path, ds) -> None:
+    """Write ``ds`` as ``pydicom.dcmwrite(dst, ds, enforce_file_format=True)`` does: the
+    same bytes, built by :func:`neurodeid.deid.fastwrite.encode_file` when it can."""
+    data = encode_file(ds)
+    if data is None:
+        pydicom.dcmwrite(dst, ds, enforce_file_format=True)
+        return
+    with open(dst, "wb") as fh:
+        fh.write(data)
+
+
+def _read(src: Path):
+    """``pydicom.dcmread(src, force=True)``, parsed from the file's bytes in memory (the
+    same dataset; pydicom's many small reads and position queries on a file object cost
+    a quarter of the parse)."""
+    with open(src, "rb") as fh:
+        data = fh.read()
+    return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+def _verify_written(src: Path, dst: Path, ds) -> None:
+    """Raise unless the file written to ``dst`` re-reads with the SOP UIDs of ``ds``.
+
+    Its bytes are walked strictly first (:func:`neurodeid.deid.reread.written_sop_uids`:
+    every element at every depth, stricter than pydicom's reader); when that walk is
+    unsure or finds other UIDs, pydicom re-reads the header and decides, as it always did.
+    """
+    with open(dst, "rb") as fh:
+        uids = written_sop_uids(fh.read())
+    if uids is not None and uids == (uid_bytes(ds.SOPClassUID), uid_bytes(ds.SOPInstanceUID)):
+        return
+    back = pydicom.dcmread(dst, stop_before_pixels=True)
+    if back.get("SOPInstanceUID") != ds.SOPInstanceUID or back.get("SOPClassUID") != ds.SOPClassUID:
+        raise NotAnInstanceError(f"{src}: the written file does not re-read with the same SOP UIDs")
+
+
 def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     """De-identify one file to ``dst`` (written in place; callers rename atomically).
 
@@ -230,7 +280,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     NotAnInstanceError, pydicom.errors.InvalidDicomError, OSError, ...
         Anything that stops this file; :func:`deidentify_series` quarantines it.
     """
-    ds = pydicom.dcmread(src, force=True)
+    ds = _read(src)
     if "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
         what = "a DICOMDIR" if "DirectoryRecordSequence" in ds else "not a composite SOP instance"
         raise NotAnInstanceError(f"{src}: {what} (no SOPClassUID/SOPInstanceUID); nothing to de-identify")
@@ -250,11 +300,9 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
         getattr(e, "is_raw", False) and e.VR is None for e in ds._dict.values()
     ):
         _resolve_missing_vrs(ds)
-    pydicom.dcmwrite(dst, ds, enforce_file_format=True)
+    _write(dst, ds)
     if verify:
-        back = pydicom.dcmread(dst, stop_before_pixels=True)
-        if back.get("SOPInstanceUID") != ds.SOPInstanceUID or back.get("SOPClassUID") != ds.SOPClassUID:
-            raise NotAnInstanceError(f"{src}: the written file does not re-read with the same SOP UIDs")
+        _verify_written(src, dst, ds)
     return (_instance_number(ds) + (str(ds.SOPInstanceUID),)), report
 
 
