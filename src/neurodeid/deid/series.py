@@ -242,10 +242,17 @@ def _write(dst: Path, ds) -> None:
         fh.write(data)
 
 
+#: Files larger than this (bytes) are parsed from disk, not from a copy in memory.
+IN_MEMORY_MAX = 64 * 1024 * 1024
+
+
 def _read(src: Path):
     """``pydicom.dcmread(src, force=True)``, parsed from the file's bytes in memory (the
     same dataset; pydicom's many small reads and position queries on a file object cost
-    a quarter of the parse)."""
+    a quarter of the parse). A file over :data:`IN_MEMORY_MAX` is read from disk, so a
+    large multi-frame object is not held twice."""
+    if src.stat().st_size > IN_MEMORY_MAX:
+        return pydicom.dcmread(src, force=True)
     with open(src, "rb") as fh:
         data = fh.read()
     return pydicom.dcmread(io.BytesIO(data), force=True)
