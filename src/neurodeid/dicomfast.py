@@ -13,30 +13,11 @@ import struct
 
 __all__ = ["raw_elements", "FastHeader"]
 
-_LONG_VR = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_ALL_VR = _LONG_VR | {
-    b"AE",
-    b"AS",
-    b"AT",
-    b"CS",
-    b"DA",
-    b"DS",
-    b"DT",
-    b"FL",
-    b"FD",
-    b"IS",
-    b"LO",
-    b"LT",
-    b"PN",
-    b"SH",
-    b"SL",
-    b"SS",
-    b"ST",
-    b"TM",
-    b"UI",
-    b"UL",
-    b"US",
-}
+#: Explicit-VR value representations, as their two bytes; those with a 2-byte reserved
+#: field and a 4-byte length (PS3.5 7.1.2).
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+ALL_VRS = LONG_VRS | frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO",
+                                b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 #: Bytes read from the start of a file (a header longer than this: None).
 READ_BYTES = 1 << 18
 
@@ -86,9 +67,9 @@ def _skip_element(buf: bytes, pos: int, explicit: bool, little: bool) -> int:
 def _header(buf, pos, explicit, e, group):
     if explicit and group != 0xFFFE:
         vr = buf[pos : pos + 2]
-        if vr not in _ALL_VR:
+        if vr not in ALL_VRS:
             raise _Bail  # not the VR encoding the transfer syntax promises
-        if vr in _LONG_VR:
+        if vr in LONG_VRS:
             (ln,) = struct.unpack_from(e + "I", buf, pos + 4)
             return vr, ln, pos + 8
         (ln,) = struct.unpack_from(e + "H", buf, pos + 2)
@@ -156,7 +137,7 @@ def raw_elements(path, wanted, stop: int, read_bytes: int = READ_BYTES) -> FastH
         hh = struct.Struct(e + "HH").unpack_from
         short = struct.Struct(e + "H").unpack_from
         long_ = struct.Struct(e + "I").unpack_from
-        long_vr, all_vr = _LONG_VR, _ALL_VR
+        long_vr, all_vr = LONG_VRS, ALL_VRS
         while True:
             if pos + 8 > n:
                 return None  # header longer than we read: let pydicom do it

@@ -20,11 +20,10 @@ from __future__ import annotations
 import re
 import struct
 
+from ..dicomfast import ALL_VRS, LONG_VRS
+
 __all__ = ["uid_bytes", "written_sop_uids"]
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-_VRS = _LONG_VRS | frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
-                              b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"})
 #: Transfer syntaxes whose data set is explicit VR little endian (not deflated): the
 #: explicit one and the encapsulated ones this walker knows.
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -51,9 +50,9 @@ def _element(buf: bytes, pos: int, end: int, top: bool, found: dict | None) -> t
     group, elem = _HH(buf, pos)
     tag = (group << 16) | elem
     vr = buf[pos + 4 : pos + 6]
-    if group == 0xFFFE or vr not in _VRS:
+    if group == 0xFFFE or vr not in ALL_VRS:
         raise _Unusual
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS:
         if pos + 12 > end or buf[pos + 6 : pos + 8] != b"\x00\x00":
             raise _Unusual
         (length,) = _L(buf, pos + 8)
