@@ -73,14 +73,12 @@ def convert_face_check_job(dicom_dir, out_dir, result_json, face_result, dcm2nii
     (:func:`neurodeid.deface.series.face_check_series`; a failed conversion leaves an empty
     folder, checked as before). Without ``check`` (a series planned for defacing: the
     defacing job looks for its face) the face record lists each image as ``skipped``, with
-    the reason, so that the rule has one set of outputs whatever the plan says. ``qc_dir``
-    (created in every case): the face check's pictures."""
+    the reason, so that the rule has one set of outputs whatever the plan says. ``qc_dir``:
+    where the face check draws its pictures."""
     from .convert import convert_series_job
     from .deface.series import face_check_series, face_check_skipped
 
     result, n_files = convert_series_job(dicom_dir, out_dir, result_json, dcm2niix)
-    if qc_dir is not None:
-        Path(qc_dir).mkdir(parents=True, exist_ok=True)
     face = face_check_series(out_dir, face_result, qc_dir) if check else face_check_skipped(out_dir, face_result)
     return result, n_files, face
 
@@ -116,8 +114,6 @@ def conversion_not_planned(stage: ConvertStage) -> tuple[StageResult, StageResul
     """The records of a series the plan does not convert: an empty folder, a ``skipped``
     conversion result with the plan's reason, a face record with no image."""
     Path(stage.out_dir).mkdir(parents=True, exist_ok=True)
-    if stage.face_qc_dir is not None:
-        Path(stage.face_qc_dir).mkdir(parents=True, exist_ok=True)
     result = StageResult("convert", StageStatus.SKIPPED, stage.why_not or "not planned for conversion")
     write_stage_result(stage.result, result)
     face = StageResult.from_dict("face", {"images": []})
@@ -135,6 +131,8 @@ def series_job(files, out_dir, report_tsv, cfg, *, needles_out: str | os.PathLik
                                 min_length=min_length, text=text)
     if convert is None:
         return SeriesOutcome(deid, None, 0, None)
+    if convert.face_qc_dir is not None:  # a declared output of the job, whatever the plan says
+        Path(convert.face_qc_dir).mkdir(parents=True, exist_ok=True)
     if not convert.planned:
         result, face = conversion_not_planned(convert)
         return SeriesOutcome(deid, result, 0, face)
