@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..fileio import write_text_if_changed
 from ..plan import DICOM_NONE
-from ..records import RunRecords, SeriesRecords
-from ..records import tsv_text
+from ..records import RunRecords, SeriesRecords, tsv_text
 from ..results import Check, Release, StageStatus, by_image, qc_pictures
 from .verdicts import (SHEET_COLUMNS, ReviewError, _clean, _read_tsv, _stem, dicom_series_item, face_record_reason,
                        image_verdict, screened_face)
