@@ -437,8 +437,8 @@ def dataset_needles(
                 if is_direct or text.strip().lower() not in vocab]
 
     repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
-    no_needle = _NO_NEEDLE.setdefault((table, frozenset(options)), set())
     frozen_options = frozenset(options)
+    no_needle = _NO_NEEDLE.setdefault((table, frozen_options), set())
     engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
 
