@@ -228,3 +228,44 @@ def test_undecodable_image_is_withheld_never_released_unread(tmp_path):
         res = run_series(src, out, tmp_path / f"{mode}.json", RedactionConfig(), None, mode=mode)
         assert res.status == "FAIL" and list(out.iterdir()) == []
         assert "decode" in " ".join(" ".join(r["reasons"]) for r in res.files) or "decode" in res.reason
+
+
+@pytest.mark.parametrize("name", ["rtstruct.dcm", "reportsi.dcm"])
+def test_object_without_an_image_goes_on_unchanged(tmp_path, name):
+    """An RT structure set or a structured report holds no pixels, so no burned-in text: it
+    passes the text stage (and the face screen) as it is, in both modes."""
+    from pydicom.data import get_testdata_file
+
+    src = tmp_path / "in"
+    src.mkdir()
+    pydicom.dcmread(get_testdata_file(name), force=True).save_as(src / "00001.dcm", enforce_file_format=True)
+    for mode in ("read", "screen"):
+        out = tmp_path / f"out-{mode}"
+        res = run_series(src, out, tmp_path / f"{mode}.json", RedactionConfig(), None, mode=mode,
+                         face_screen=mode == "read")
+        assert res.status == "PASS", (mode, res.reason, res.files)
+        assert (out / "00001.dcm").read_bytes() == (src / "00001.dcm").read_bytes()
+
+
+def test_an_overlay_or_float_pixels_are_not_taken_for_no_image(tmp_path):
+    """Overlay plane data is an image (it can hold text), float pixels cannot be read: withheld."""
+    from pydicom.data import get_testdata_file
+
+    from neurodeid.redact.dicom_pixels import holds_no_image
+
+    def rtstruct():
+        return pydicom.dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+
+    assert holds_no_image(rtstruct())
+    overlay = rtstruct()
+    overlay.add_new(0x60003000, "OW", b"\x00" * 8)
+    floats = rtstruct()
+    floats.FloatPixelData = b"\x00" * 16
+    for i, bad in enumerate((overlay, floats)):
+        assert not holds_no_image(bad)
+        src = tmp_path / f"in{i}"
+        src.mkdir()
+        bad.save_as(src / "00001.dcm", enforce_file_format=True)
+        res = run_series(src, tmp_path / f"out{i}", tmp_path / f"r{i}.json", RedactionConfig(), None, mode="read")
+        assert res.status == "FAIL" and list((tmp_path / f"out{i}").iterdir()) == []
+    assert "float pixel data is not supported" in " ".join(res.files[0]["reasons"])

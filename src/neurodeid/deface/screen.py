@@ -287,12 +287,14 @@ def read_slices(files) -> tuple[list[_Slice], list[tuple[str, str]]]:
     import pydicom
 
     from ..failure import failure_reason
-    from ..redact.dicom_pixels import read_frames
+    from ..redact.dicom_pixels import holds_no_image, read_frames
 
     slices, errors = [], []
     for p in map(Path, files):
         try:
             ds = pydicom.dcmread(p)
+            if holds_no_image(ds):
+                continue  # a report, an RT object, a waveform: no pixels, no face
             frames, photometric = read_frames(ds)
         except Exception as exc:  # noqa: BLE001 - an unread file is never called face-free
             errors.append((p.name, failure_reason(exc, p.name)))

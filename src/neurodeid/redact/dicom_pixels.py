@@ -34,6 +34,26 @@ def _where(ds: Dataset) -> str:
     return str(getattr(ds, "filename", None) or "the dataset")
 
 
+#: Elements that hold an image: pixel data of every kind (at any depth: icon images).
+_IMAGE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009, 0x00880200})
+
+
+def holds_no_image(ds: Dataset) -> bool:
+    """True when ``ds`` holds no image anywhere, so there is no burned-in text to read.
+
+    No Pixel Data, Float or Double Float Pixel Data, icon image or overlay plane data
+    (60xx,3000), at any depth: a structured report, an RT structure set or plan, a
+    waveform. Their text is in the header, which de-identification cleans and the
+    release audit scans; an encapsulated document is replaced by de-identification
+    (PS3.15 Table E.1-1: D).
+    """
+    for elem in ds.iterall():
+        tag = int(elem.tag)
+        if tag in _IMAGE_TAGS or (0x6000 <= tag >> 16 <= 0x601E and tag & 0xFFFF == 0x3000):
+            return False
+    return True
+
+
 def read_frames(ds: Dataset) -> tuple[np.ndarray, str]:
     """Decode the pixel data to (frames, rows, columns, samples).
 
@@ -53,7 +73,9 @@ def read_frames(ds: Dataset) -> tuple[np.ndarray, str]:
         back (float data, more than 16 bits, other photometric values).
     """
     if "PixelData" not in ds:
-        raise UnsupportedImageError(f"{_where(ds)}: no Pixel Data (float pixel data is not supported); nothing to redact")
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise UnsupportedImageError(f"{_where(ds)}: float pixel data is not supported; nothing was read")
+        raise UnsupportedImageError(f"{_where(ds)}: no Pixel Data; nothing to redact")
     pi = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         arr = ds.pixel_array

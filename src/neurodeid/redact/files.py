@@ -20,13 +20,17 @@ import numpy as np
 
 from ..results import Check, StageResult, write_stage_result
 from .config import RedactionConfig, header_values
-from .dicom_pixels import read_frames, ultrasound_regions, update_geometry, write_frames
+from .dicom_pixels import holds_no_image, read_frames, ultrasound_regions, update_geometry, write_frames
 from .engine import redact_frames
 from .errors import RedactionError, UnsupportedImageError
 from .qc import qc_image
 
 #: dict label -> value, or a list of str / audit Needle objects / [text, source] rows
 Needles = Sequence | Mapping[str, str] | None
+
+
+#: The method of a file that holds no image (:func:`.dicom_pixels.holds_no_image`).
+NO_IMAGE_METHOD = "no image: nothing to read"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -117,6 +121,11 @@ def redact_dicom_file(in_path, out_path, cfg: RedactionConfig, needles: Needles 
         ds = pydicom.dcmread(in_path)
     except Exception as exc:
         raise RedactionError(f"{in_path}: cannot read as DICOM: {exc}; check the file is a DICOM Part 10 file") from exc
+    if holds_no_image(ds):  # nothing to read: the de-identified file goes on as it is
+        data = Path(in_path).read_bytes()
+        atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(data))
+        return {"status": Check.PASS, "method": NO_IMAGE_METHOD, "boxes": 0, "frames": 0, "pixels_changed": 0,
+                "reasons": [], "written": True}
     result, before, after, red = redact_dataset(ds, cfg, needles)  # errors name ds.filename
     implicit = ds.file_meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian
     # explicit encoding arguments also convert a big-endian input to little endian

@@ -146,7 +146,7 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
     """
     import pydicom
 
-    from .dicom_pixels import read_frames
+    from .dicom_pixels import holds_no_image, read_frames
     from .files import redact_dicom_file
 
     if mode not in MODES:
@@ -195,7 +195,10 @@ def run_series(dicom_dir, out_dir, result_path, cfg: RedactionConfig, needles=No
             heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
             careful = set(careful_indices(len(files), [_is_derived(h) for h in heads]))
             for i, f in enumerate(files):
-                frames, photometric = read_frames(pydicom.dcmread(f))
+                ds = pydicom.dcmread(f)
+                if holds_no_image(ds):
+                    continue
+                frames, photometric = read_frames(ds)
                 n = frames.shape[0]
                 deep = careful_indices(n) if (i in careful or n > 1) else []
                 found += [f"{f.name} {x}" for x in screen_frames(frames, photometric, cfg, verifier, deep)]
