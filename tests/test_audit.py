@@ -359,3 +359,59 @@ def test_forked_workers_find_the_same_hits_in_the_same_order(tmp_path):
     one, n1 = audit.scan_release(rel, audit.Matcher(needles))
     two, n2 = audit.scan_release(rel, audit.Matcher(needles), workers=2)
     assert one == two and n1 == n2 == 7 and len(one) > 6 * 3
+
+
+def test_placeholders_are_never_needles_but_a_name_beside_one_is():
+    """What de-identification tools and form templates write in place of an identifier
+    ("ANONYMIZED", "Last Name^First Name") names nobody, even as a direct identifier; a real
+    name part next to a placeholder ("DOE^PATIENT") is still looked for."""
+    for placeholder in ("ANONYMIZED", "Anonymous^Patient", "Last Name^First Name", "Test^Phantom", "XXXXXX"):
+        ds = _planted()
+        ds.PatientName = placeholder
+        assert not {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS) if n.source == "PatientName"}, \
+            placeholder
+    ds = _planted()
+    ds.PatientName = "DOE^PATIENT"
+    texts = {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS) if n.source == "PatientName"}
+    assert "DOE" in texts and "PATIENT" not in texts
+
+
+def test_common_words_and_standard_uids_in_removed_values_are_not_needles():
+    """A removed free-text value that is a common word ("patient", an ROI name), a private
+    value that is a SOP class UID, and a creator UID that is the writing toolkit's are not
+    identifying; a name in the same places is."""
+    from pydicom.uid import CTImageStorage
+
+    ds = _planted()
+    ds.ImageComments = "patient"
+    ds.private_block(0x0011, "ACME_PRIVATE 1.0").add_new(0x02, "LO", str(CTImageStorage))
+    ds.file_meta.ImplementationClassUID = "1.2.276.0.7230010.3.0.3.6.4"
+    ds.InstanceCreatorUID = "1.2.276.0.7230010.3.0.3.6.4"
+    texts = {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert not {"patient", str(CTImageStorage), "1.2.276.0.7230010.3.0.3.6.4"} & texts
+    ds.ImageComments = "Zorbin"
+    ds.InstanceCreatorUID = "1.2.3.4.5.6.7"
+    texts = {n.text for n in audit.dataset_needles(ds, DEFAULT_OPTIONS)}
+    assert {"Zorbin", "1.2.3.4.5.6.7"} <= texts
+
+
+def test_a_standard_code_meaning_is_not_a_hit_but_a_private_one_is(tmp_path):
+    """A CodeMeaning that is the standard's meaning of its code (PS3.16) is fixed text: a
+    needle found in it reveals nothing. The same words under a private coding scheme are
+    free text and are reported."""
+    needles = [audit.Needle("Uncompressed", "ImageComments")]
+
+    def coded(scheme: str, value: str) -> bytes:
+        ds = _planted()
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, "Uncompressed predecessor"
+        ds.PurposeOfReferenceCodeSequence = Sequence([item])
+        ds.PatientName = ds.InstitutionName = ""
+        path = tmp_path / f"{scheme}.dcm"
+        ds.save_as(path)
+        return path.read_bytes()
+
+    hits, _ = _scan(tmp_path, needles, {"std.dcm": coded("DCM", "121320")})
+    assert hits == []
+    hits, _ = _scan(tmp_path, needles, {"priv.dcm": coded("99LOCAL", "121320")})
+    assert [h.field for h in hits] == ["PurposeOfReferenceCodeSequence[0].CodeMeaning"]

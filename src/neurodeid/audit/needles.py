@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.datadict import keyword_for_tag as _pydicom_keyword
-from pydicom.uid import UID_dictionary
+from pydicom.uid import PYDICOM_ROOT_UID, UID_dictionary
 
 from ..deid.profile import ActionTable, load_table
 from ..fileio import write_text_atomic
@@ -97,9 +97,27 @@ def vocabulary() -> tuple[frozenset[str], frozenset[tuple[str, int]]]:
             values.add(value.strip().lower())
         elif kind == "private":
             private.add((creator.strip(), int(tag, 16) & 0xFFFF00FF))
-        else:
-            raise ValueError(f"audit_vocabulary.tsv: unknown kind {kind!r} (value or private)")
+        elif kind != "placeholder":
+            raise ValueError(f"audit_vocabulary.tsv: unknown kind {kind!r} (value, placeholder or private)")
     return frozenset(values), frozenset(private)
+
+
+@lru_cache(maxsize=1)
+def placeholder_words() -> frozenset[str]:
+    """Lower-case words that stand in for an identifier (``data/audit_vocabulary.tsv``,
+    kind ``placeholder``): what de-identification tools and form templates write in its
+    place ("ANONYMIZED", "Last Name^First Name"). A value made of them only is never a
+    needle, not even the value of a direct identifier."""
+    rows = _data_lines("audit_vocabulary.tsv")[1:]
+    return frozenset(r[1].strip().lower() for r in rows if r[0] == "placeholder")
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Values that identify nobody: the reviewed vocabulary's values and the words of the
+    path stop list (:func:`path_stopwords`). Not needles, except as the value of a direct
+    identifier (a patient really named "Long" is still found)."""
+    return vocabulary()[0] | path_stopwords()
 
 
 @lru_cache(maxsize=1)
@@ -110,6 +128,7 @@ def direct_identifiers() -> frozenset[str]:
     return frozenset(r[0] for r in rows[1:])
 
 
+@lru_cache(maxsize=1)
 def path_stopwords() -> frozenset[str]:
     """Words of file and folder names that identify nobody (``data/audit_path_stopwords.txt``)."""
     text = resources.files("neurodeid").joinpath("data/audit_path_stopwords.txt").read_text()
@@ -135,6 +154,9 @@ def is_cjk(text: str) -> bool:
     return False
 
 
+_WORDS = re.compile(r"[^\W_]+")
+
+
 @lru_cache(maxsize=1 << 16)  # needle lists repeat a text for many attributes (one date, many elements)
 def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
     """Is ``text`` specific enough to be looked for?
@@ -148,6 +170,9 @@ def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
         return False
     if len(text) > 2 and len({c.lower() for c in set(text) if c.isalnum()}) == 1:
         return False  # a filler run ("XXXXXXXX", "00000000"): a placeholder, and what cleaning writes
+    words = _WORDS.findall(text.lower())
+    if words and all(w in placeholder_words() for w in words):
+        return False  # "ANONYMIZED", "Last Name^First Name": stands in for an identifier
     if len(text) < min_length and not (category in (NAME, PATH_WORD) and is_cjk(text)):
         return False
     if _is_number(text):
@@ -155,9 +180,16 @@ def keep_needle(text: str, min_length: int, category: str = FREE_TEXT) -> bool:
     return True
 
 
+#: Root UIDs of DICOM toolkits (pydicom, OFFIS dcmtk, GDCM), written as the creator or the
+#: implementation of files they make: they name the software, never an instance. A UID
+#: made under such a root (a longer one) is an instance's and stays a needle.
+SOFTWARE_ROOT_UIDS = frozenset({PYDICOM_ROOT_UID.rstrip("."), "1.2.276.0.7230010.3", "1.2.826.0.1.3680043.2.1143"})
+
+
 def is_public_uid(value: str) -> bool:
-    """A UID defined by the standard (transfer syntax, SOP class, coding scheme...)."""
-    return value in UID_dictionary
+    """A UID defined by the standard (transfer syntax, SOP class, coding scheme...) or the
+    root UID of a DICOM toolkit (:data:`SOFTWARE_ROOT_UIDS`)."""
+    return value in UID_dictionary or value in SOFTWARE_ROOT_UIDS
 
 
 _MONTHS = [calendar.month_abbr[i] for i in range(13)]
@@ -285,8 +317,8 @@ def _text_needles(tag: int, vr: str, values: list[str], min_length: int,
     for text in values:
         if not text:
             continue
-        if vr == "UI" and is_public_uid(text):
-            continue
+        if is_public_uid(text):
+            continue  # a UID of the standard (SOP class, transfer syntax), also in private text
         if vr in NUMERIC_TEXT_VRS and not (text.isdigit() and len(text) >= MIN_DIGITS):
             continue
         if vr in ("DA", "DT"):
@@ -405,13 +437,14 @@ def dataset_needles(
     of the allow-list (``private_allowlist.tsv``) are kept, hence not needle
     sources (the scan still reads them in the release). A needle's value that is also in a kept
     attribute stays a needle (that kept attribute is a leak to clean, not an
-    excuse). Values in the reviewed vocabulary are not needles, except those of
-    direct identifiers.
+    excuse). Common words (:func:`common_words`) are not needles, except as values
+    of direct identifiers; placeholders (:func:`placeholder_words`) never are.
     """
     from neurodeid.deid.rules import load_private_allowlist, plan_for_tag  # lazy: deid imports this module
 
     table = table or load_table()
-    vocab, private_vocab = vocabulary()
+    _, private_vocab = vocabulary()
+    vocab = common_words()
     # Under Retain Safe Private, allow-listed private elements are kept (sanitised):
     # kept, not needle sources, like K attributes (the scan still reads them).
     safe = load_private_allowlist() if "retain_safe_private" in options else {}
@@ -575,6 +608,9 @@ def dataset_needles(
         v = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
         if v and not is_public_uid(v):
             found.add(Needle(v, "MediaStorageSOPInstanceUID", UID))
+        software = str(meta.get("ImplementationClassUID", "") or "").strip()
+        if software:  # the software that wrote the file (dcmtk, a vendor's), named again as creator
+            found.discard(Needle(software, "InstanceCreatorUID", UID))
     return found
 
 

@@ -451,6 +451,36 @@ def _element_name(path: str, elem) -> str:
     return f"{path}{keyword_for_tag(elem.tag) or f'({elem.tag.group:04X},{elem.tag.element:04X})'}"
 
 
+_CODE_MEANING = 0x00080104
+
+
+@lru_cache(maxsize=1)
+def _standard_code_meanings() -> dict[tuple[str, str], str]:
+    """``{(coding scheme designator, code value): lower-case meaning}`` of the codes of
+    PS3.16 that pydicom ships (DCM, SCT, LN, UCUM...); empty when pydicom has no such table,
+    and then no code meaning is excused."""
+    try:
+        from pydicom.sr._concepts_dict import concepts
+    except ImportError:  # pragma: no cover - another pydicom layout: excuse nothing
+        return {}
+    return {(scheme, value): meaning.strip().lower()
+            for scheme, by_keyword in concepts.items()
+            for codes in by_keyword.values()
+            for value, (meaning, _cids) in codes.items()}
+
+
+def is_standard_code_meaning(item) -> bool:
+    """True when ``item``'s CodeMeaning is the meaning the standard gives its code
+    (CodingSchemeDesignator and CodeValue, PS3.16): text fixed by the code, which says
+    nothing of a patient whatever a needle finds in it ("Uncompressed predecessor")."""
+    try:
+        key = (str(item.CodingSchemeDesignator).strip(), str(item.CodeValue).strip())
+        meaning = str(item.CodeMeaning).strip().lower()
+    except (AttributeError, KeyError, ValueError):
+        return False
+    return _standard_code_meanings().get(key) == meaning
+
+
 def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: list, meta: bool = False) -> None:
     for elem in ds:
         vr = elem.VR
@@ -482,6 +512,8 @@ def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: lis
             found = _find_value(matcher, value)
             if vr == "CS":  # defined terms: a path word there is vocabulary ("RGB")
                 found = [(o, n) for o, n in found if n.category != PATH_WORD]
+            elif found and tag == _CODE_MEANING and is_standard_code_meaning(ds):
+                found = []
         if found:
             where = _element_name(path, elem)
             out.extend((o, n, where) for o, n in found)
