@@ -415,3 +415,17 @@ def test_a_standard_code_meaning_is_not_a_hit_but_a_private_one_is(tmp_path):
     assert hits == []
     hits, _ = _scan(tmp_path, needles, {"priv.dcm": coded("99LOCAL", "121320")})
     assert [h.field for h in hits] == ["PurposeOfReferenceCodeSequence[0].CodeMeaning"]
+
+
+def test_a_path_word_in_a_private_creator_is_vocabulary(tmp_path):
+    """A file named csa_slice.dcm gives the path word "csa"; the private creator "SIEMENS CSA
+    HEADER" names a vendor block, not the file: no hit. A name needle there is still one."""
+    ds = _planted()
+    ds.PatientName = ds.InstitutionName = ""
+    ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x08, "CS", "IMAGE NUM 4")
+    ds.save_as(tmp_path / "x.dcm")
+    data = (tmp_path / "x.dcm").read_bytes()
+    hits, _ = _scan(tmp_path, [audit.Needle("csa", audit.PATH_SOURCE, audit.PATH_WORD)], {"a.dcm": data})
+    assert hits == []
+    hits, _ = _scan(tmp_path, [audit.Needle("SIEMENS CSA HEADER", "PatientName", audit.NAME)], {"b.dcm": data})
+    assert [h.field for h in hits] == ["(0029,0010)"]

@@ -510,7 +510,9 @@ def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: lis
             found = long_matcher.find_bytes(value) if is_bytes else []
         else:
             found = _find_value(matcher, value)
-            if vr == "CS":  # defined terms: a path word there is vocabulary ("RGB")
+            if vr == "CS" or elem.tag.is_private_creator:
+                # defined terms and vendor block names: a path word there is vocabulary
+                # ("RGB", the "csa" of "SIEMENS CSA HEADER")
                 found = [(o, n) for o, n in found if n.category != PATH_WORD]
             elif found and tag == _CODE_MEANING and is_standard_code_meaning(ds):
                 found = []
