@@ -92,6 +92,21 @@ def test_head_stored_as_secondary_capture_without_geometry_shows_a_face(tmp_path
     assert "axial" in s.where and s.reason().startswith("a face is detected in its pixels")
 
 
+def test_three_large_radiographs_are_screened_not_crashed_on(tmp_path):
+    """Three same-sized radiographs without plane geometry stack into a slab far thinner than
+    the surface's voxel (scaled to head size: 0.1 mm a slice); it is averaged into one voxel
+    instead of an empty volume (pydicom-data's RG1 set made the screen fail: withheld)."""
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(3):
+        p = tmp_path / f"cr{i}.dcm"
+        image_dataset("1.2.840.10008.5.1.4.1.1.1", rng.integers(0, 4000, (1, 1200, 1000)), "CR",
+                      PixelSpacing=[0.15, 0.15]).save_as(p, enforce_file_format=True)
+        files.append(p)
+    s = screen.screen_files(files)
+    assert not s.face and s.stacks == 1 and s.images == 3, s.summary()
+
+
 @pytest.mark.slow
 def test_18_sagittal_slices_with_geometry_show_a_face_and_the_brain_alone_does_not(tmp_path):
     vol = _colin()

@@ -29,9 +29,11 @@ def block_mean(arr, affine, target_mm: float):
     block centres to RAS+ mm, ``factors`` the block size per axis. Trailing voxels that do
     not fill a block are dropped. Sums are float64: exact for integer-valued data, so the
     result does not depend on the summation order numpy picks (which varies with memory
-    alignment).
+    alignment). An axis shorter than its block (three radiographs stacked 0.1 mm apart) is
+    averaged whole into one voxel.
     """
     f = np.maximum(1, np.round(target_mm / zooms(affine))).astype(int)
+    f = np.minimum(f, np.maximum(1, np.asarray(np.shape(arr)[:3])))
     if np.all(f == 1):
         return np.asarray(arr, np.float32), np.array(affine, float), f
     s = [n // k * k for n, k in zip(arr.shape, f)]
