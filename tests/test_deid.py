@@ -542,3 +542,29 @@ def test_embedded_element_offset_ignores_text():
     assert embedded_element_offset(RIS_TEXT.encode()) is None
     assert embedded_element_offset("山田^太郎\r\n".encode("utf-8")) is None
     assert embedded_element_offset(b"AB" + _lo((0x0010, 0x1040), b"X STREET")) == 2
+
+
+def test_palette_and_radiograph_display_attributes_are_kept():
+    """A PALETTE COLOR image stored with a segmented palette (Aloka ultrasound) cannot be shown
+    without its segmented lookup tables, a radiograph not without its intensity relationship:
+    unlisted by Table E.1-1, they are in the safe list and kept; the colours decode."""
+    import numpy as np
+    from pydicom.pixels import apply_color_lut
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    ds.SOPInstanceUID = "1.2.3.4.5"
+    ds.PatientName, ds.Modality = "ZEBEDEE^QUORNA", "US"
+    ds.set_pixel_data(np.arange(64, dtype=np.uint8).reshape(8, 8), "MONOCHROME2", 8)
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    segment = np.array([0, 1, 0, 1, 255, 65535], np.uint16).tobytes()  # one discrete entry, then a ramp
+    for colour in ("Red", "Green", "Blue"):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        ds.add_new(f"Segmented{colour}PaletteColorLookupTableData", "OW", segment)
+    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LOG", -1
+    deidentify_dataset(ds, _cfg())
+    for colour in ("Red", "Green", "Blue"):
+        assert f"Segmented{colour}PaletteColorLookupTableData" in ds, colour
+    assert ds.PixelIntensityRelationship == "LOG" and ds.PixelIntensityRelationshipSign == -1
+    rgb = apply_color_lut(ds.pixel_array, ds)
+    assert rgb.shape == (8, 8, 3) and rgb[7, 7, 0] > rgb[0, 1, 0]
