@@ -197,6 +197,16 @@ def test_split_pieces_are_chunks():
     assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]
 
 
+def test_images_of_one_series_that_are_no_single_volume_are_chunks():
+    """dcm2niix writes image, imagea for two slices at one position: two names, not a collision."""
+    row = {"series_label": "s002", "SeriesDescription": "5/5mm Plain", "ProtocolName": "", "ImageType":
+           "ORIGINAL\\PRIMARY\\AXIAL", "Modality": "CT", "SeriesNumber": "2", "n_images": 2,
+           "outputs": ["", "a"]}
+    names = assign_bids_names([row], load_heuristics())
+    paths = [bids_name("a1", "1", n) for n in names["s002"]]
+    assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]
+
+
 def test_pilot_series_are_localizers():
     from neurodeid.convert import classify_series, load_heuristics
 

@@ -61,7 +61,8 @@ def test_plan_withholds_pixels_that_may_identify(tmp_path):
     idx = dicom_input.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
     p = {x.modality: x for x in plan.make_plan(idx)}
     assert p["CT"].release_dicom and p["CT"].reason == ""  # 5 slices of 16x16: no face
-    assert not p["MR"].release_dicom and "face" in p["MR"].reason
+    # not converted (no heuristics): released only if the face screen of its pixels finds no face
+    assert p["MR"].release_dicom and p["MR"].face_screen and p["MR"].reason == ""
     assert p["US"].release_dicom and p["US"].redact  # released image by image after OCR-verified redaction
     us_off = {x.modality: x for x in plan.make_plan(idx, redact=False)}["US"]
     assert not us_off.release_dicom and "burned-in text" in us_off.reason
@@ -69,6 +70,23 @@ def test_plan_withholds_pixels_that_may_identify(tmp_path):
     out = plan.write_plan(plan.make_plan(idx), tmp_path / "private")
     text = out.read_text()
     assert "DOE" not in text and "PID-" not in text  # labels only
+
+
+def test_a_volume_that_may_show_a_face_is_judged_by_pixels_unless_converted_undefaced(tmp_path):
+    """An MR volume (10 or more slices) that is converted but not defaced has its DICOM
+    withheld; one that is not converted (unmatched, skipped) is not withheld by its slice
+    count: the text stage's face screen judges its pixels."""
+    from neurodeid.convert import load_heuristics
+
+    idx = dicom_input.build_index(EXAMPLE_DICOM, tmp_path / "private", TEST_KEY)
+    mr = next(s for s in idx.series if s.fields.get("Modality") == "MR")
+    func = [{"match": {}, "datatype": "func", "suffix": "bold"}]
+    converted = plan.plan_series(mr, rules=func)
+    assert converted.convert and not converted.release_dicom and "may show a face" in converted.reason
+    unmatched = plan.plan_series(mr, rules=[])
+    assert not unmatched.convert and unmatched.release_dicom and unmatched.face_screen
+    defaced = plan.plan_series(mr, rules=load_heuristics())
+    assert defaced.deface and defaced.defaced_dicom and defaced.release_dicom
 
 
 def test_quarantine_gathers_index_and_deid(tmp_path):

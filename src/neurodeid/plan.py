@@ -28,9 +28,9 @@ NO_DICOM_REASON = "input is BIDS: no DICOM"
 #: Modalities whose volumes can show a face when rendered in 3D.
 FACE_MODALITIES = ("MR", "CT", "PT", "NM")
 
-#: Volumes with at least this many slices (files or frames) are planned for defacing (anat,
-#: ct) or withheld (other datatypes). 20 let an 18-slice sagittal head T1 out undefaced
-#: (issue #18): 10 slices of 5 mm already span a face. A slice count only adds series to the
+#: Converted volumes with at least this many slices (files or frames) are planned for
+#: defacing (anat, ct) or their DICOM withheld (other datatypes). 20 let an 18-slice
+#: sagittal head T1 out undefaced (issue #18): 10 slices of 5 mm already span a face. A slice count only adds series to the
 #: face rule; it exempts none: every converted image is face-checked by its renders, every
 #: series released as DICOM without conversion by its pixels (:attr:`SeriesPlan.face_screen`).
 FACE_MIN_SLICES = 10
@@ -150,8 +150,10 @@ def plan_series(s: Series, release_dicom: bool = True, rules: list[dict] | None 
     elif not redact:
         why = f" ({s.pixel_cleaning})" if s.pixel_cleaning else ""
         reason = f"pixels may carry burned-in text{why}: withheld (redaction is off, nothing was read)"
-    elif face and not (deface and deface_enabled):
+    elif face and "datatype" in target and not (deface and deface_enabled):
         reason = f"{face}: withheld until defaced DICOM exists"
+    # a volume that is not converted (unmatched, skipped) is judged by its pixels instead:
+    # the text stage's face screen withholds it when its render shows a face (face_screen)
     return SeriesPlan(s.subject, s.session, s.series, s.fields.get("Modality", ""), not reason, reason, target,
                       deface, redact=redact,
                       defaced_dicom=bool(release_dicom and deface and deface_enabled),

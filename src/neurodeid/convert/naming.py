@@ -147,6 +147,19 @@ def _echo_ranks(hints: list[str]) -> dict[str, int]:
     return {h: values.index(v) + 1 for h in hints if (v := _echo_value(h)) is not None}
 
 
+def _tell_apart(out: list[dict]) -> None:
+    """Images of one series that would get the same name (dcm2niix's ``a``, ``b`` suffixes:
+    images of the series that make no single volume, as two slices at one position) are told
+    apart by the BIDS ``chunk`` entity, in output order (in place)."""
+    keys = [(n["datatype"], n["suffix"], tuple(sorted(n["entities"].items()))) for n in out]
+    repeated = {k for k in keys if keys.count(k) > 1}
+    count: dict = {}
+    for n, k in zip(out, keys):
+        if k in repeated and "chunk" not in n["entities"]:
+            count[k] = count.get(k, 0) + 1
+            n["entities"]["chunk"] = str(count[k])
+
+
 def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_run: bool = True) -> dict:
     """BIDS names for every converted image of one session.
 
@@ -217,6 +230,7 @@ def assign_bids_names(session_series: list[dict], rules: list[dict], *, always_r
                 elif key in phase_keys or any(_is_phase(s, x) for x in hints):
                     ent["part"] = "mag"
             out.append({"datatype": c["datatype"], "suffix": suffix, "entities": ent, "suffix_hint": h})
+        _tell_apart(out)
         names[label] = out
         # run grouping key: everything but run, echo, part and chunk (so they share a run)
         base = [
