@@ -429,3 +429,20 @@ def test_a_path_word_in_a_private_creator_is_vocabulary(tmp_path):
     assert hits == []
     hits, _ = _scan(tmp_path, [audit.Needle("SIEMENS CSA HEADER", "PatientName", audit.NAME)], {"b.dcm": data})
     assert [h.field for h in hits] == ["(0029,0010)"]
+
+
+def test_a_path_word_in_an_equipment_attribute_is_the_vendor(tmp_path):
+    """A file named after its scanner (gdcm-US-ALOKA-16.dcm) gives the path word "ALOKA",
+    found in the kept Manufacturer: the vendor, not a person. In free text it is still a hit."""
+    ds = _planted()
+    ds.PatientName = ds.InstitutionName = ""
+    ds.Manufacturer = "ALOKA"
+    ds.save_as(tmp_path / "m.dcm")
+    needle = [audit.Needle("ALOKA", audit.PATH_SOURCE, audit.PATH_WORD)]
+    hits, _ = _scan(tmp_path, needle, {"a.dcm": (tmp_path / "m.dcm").read_bytes()})
+    assert hits == []
+    ds.Manufacturer = ""
+    ds.ImageComments = "scanned on the ALOKA"
+    ds.save_as(tmp_path / "c.dcm")
+    hits, _ = _scan(tmp_path, needle, {"b.dcm": (tmp_path / "c.dcm").read_bytes()})
+    assert [h.field for h in hits] == ["ImageComments"]

@@ -453,6 +453,11 @@ def _element_name(path: str, elem) -> str:
 
 _CODE_MEANING = 0x00080104
 
+#: Attributes that name the equipment and its software (Manufacturer, ManufacturerModelName,
+#: SoftwareVersions, ImplementationVersionName): a word of a file name found there names the
+#: vendor or model the export was named after ("gdcm-US-ALOKA-16.dcm"), not a person.
+_EQUIPMENT_TAGS = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00020013})
+
 
 @lru_cache(maxsize=1)
 def _standard_code_meanings() -> dict[tuple[str, str], str]:
@@ -510,9 +515,9 @@ def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: lis
             found = long_matcher.find_bytes(value) if is_bytes else []
         else:
             found = _find_value(matcher, value)
-            if vr == "CS" or elem.tag.is_private_creator:
-                # defined terms and vendor block names: a path word there is vocabulary
-                # ("RGB", the "csa" of "SIEMENS CSA HEADER")
+            if vr == "CS" or tag in _EQUIPMENT_TAGS or elem.tag.is_private_creator:
+                # defined terms, equipment names and vendor block names: a path word there
+                # is vocabulary ("RGB", "ALOKA", the "csa" of "SIEMENS CSA HEADER")
                 found = [(o, n) for o, n in found if n.category != PATH_WORD]
             elif found and tag == _CODE_MEANING and is_standard_code_meaning(ds):
                 found = []
