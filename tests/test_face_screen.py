@@ -92,6 +92,23 @@ def test_head_stored_as_secondary_capture_without_geometry_shows_a_face(tmp_path
     assert "axial" in s.where and s.reason().startswith("a face is detected in its pixels")
 
 
+def test_a_cine_in_time_is_no_volume_but_the_same_frames_in_space_are(tmp_path):
+    """The frames of an ultrasound run follow one another in time (FrameIncrementPointer ->
+    FrameTime): stacked they make no volume (pydicom-data's echocardiogram rendered as a
+    face), so each is shown to the detector as an image; without that pointer the same
+    frames are slices (the head stored as a secondary capture, tested above)."""
+    vol = _colin()[:, :, ::2]
+    cine = image_dataset("1.2.840.10008.5.1.4.1.1.3.1", _axial_display(vol), "US")
+    cine.FrameIncrementPointer = 0x00181063
+    cine.FrameTime = 33.3
+    cine.save_as(tmp_path / "cine.dcm", enforce_file_format=True)
+    s = screen.screen_files([tmp_path / "cine.dcm"])
+    assert s.stacks == 0 and s.images >= 1 and s.where.startswith("image cine.dcm frame"), s.summary()
+    assert screen.is_cine(cine)
+    del cine.FrameIncrementPointer
+    assert not screen.is_cine(cine)
+
+
 def test_three_large_radiographs_are_screened_not_crashed_on(tmp_path):
     """Three same-sized radiographs without plane geometry stack into a slab far thinner than
     the surface's voxel (scaled to head size: 0.1 mm a slice); it is averaged into one voxel

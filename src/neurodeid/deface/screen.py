@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.multival import MultiValue
 
 #: Fewest same-sized images that are stacked into a volume (3 slices of 5 mm span 15 mm:
 #: a sagittal slab through the face shows the nose and mouth from the front).
@@ -194,6 +195,7 @@ class _Slice:
     order: tuple
     colour: bool = False
     mosaic: bool = False  # a Siemens mosaic: a grid of slices, never a slice of a stack
+    cine: bool = False  # a frame of a cine (frames in time: is_cine), never a slice of a stack
 
 
 def _placed_affine(slices: list[_Slice]) -> np.ndarray:
@@ -226,13 +228,30 @@ def _unplaced_affines(spacing: tuple, shape: tuple) -> list:
     return out
 
 
+#: What a FrameIncrementPointer names when the frames follow one another in time (FrameTime,
+#: FrameTimeVector: an echocardiogram, a fluoroscopy run), not in space.
+_TIME_POINTERS = frozenset({0x00181063, 0x00181065})
+
+
+def is_cine(ds) -> bool:
+    """True when the frames of the multi-frame ``ds`` are a cine: its FrameIncrementPointer
+    names only frame times (an ultrasound or X-ray run at one place). Stacked, a cine makes
+    no volume (its render is a blob of time, which scored as a face: pydicom-data's
+    echocardiogram); each frame is still shown to the detector as an image."""
+    pointer = ds.get("FrameIncrementPointer")
+    if pointer is None:
+        return False
+    tags = pointer if isinstance(pointer, (list, tuple, MultiValue)) else [pointer]
+    return bool(tags) and all(int(t) in _TIME_POINTERS for t in tags)
+
+
 def stacks_of(slices: list[_Slice]) -> list[Stack]:
     """Group slices into stacks of at least :data:`MIN_STACK`: placed slices by shape and
     orientation, ordered along the normal (those at a single position, a cine, are no
-    volume); unplaced ones by shape, in stored order. Mosaics are never stacked."""
+    volume); unplaced ones by shape, in stored order. Mosaics and cines are never stacked."""
     groups: dict = {}
     for s in slices:
-        if s.mosaic:
+        if s.mosaic or s.cine:
             continue
         g = s.geometry
         key = (s.pixels.shape, None if g is None else
@@ -304,6 +323,7 @@ def read_slices(files) -> tuple[list[_Slice], list[tuple[str, str]]]:
             geoms = None
         spacing = _spacing(ds)
         mosaic = "MOSAIC" in [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+        cine = frames.shape[0] > 1 and is_cine(ds)
         try:
             number = int(ds.get("InstanceNumber") or 0)
         except (TypeError, ValueError):
@@ -315,7 +335,7 @@ def read_slices(files) -> tuple[list[_Slice], list[tuple[str, str]]]:
             s, i = (g.slope, g.intercept) if g is not None else (slope, inter)
             pix = _grey(frames[f], photometric) * s + i
             src = p.name if frames.shape[0] == 1 else f"{p.name} frame {f + 1}"
-            slices.append(_Slice(pix, src, g, spacing, (number, p.name, f), frames.shape[-1] > 1, mosaic))
+            slices.append(_Slice(pix, src, g, spacing, (number, p.name, f), frames.shape[-1] > 1, mosaic, cine))
     return slices, errors
 
 
