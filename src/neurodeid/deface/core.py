@@ -350,8 +350,9 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         raise DefaceError(
             f"{name}: template registration is poor (final Mattes MI {fit.mi:.3f} > {key} "
             f"{max_mi}, head Dice {fit.head_dice:.3f}); nothing was written. The fit is likely "
-            "far off (measured on the head corpus: fits within 17 mm reached -0.62 at worst, "
-            "fits 68 mm and more off -0.45 to -0.53). Check that the image shows a head; "
+            "far off (measured on the head corpus: MR fits within 17 mm reached -0.62 at worst; "
+            "fits 68-73 mm off and fits of an object with no brain -0.45 to -0.53). Check that "
+            "the image shows a head; "
             f"after inspecting the registration (QC pictures), another method or {key}: null")
     s2t = fit.subject_to_template
     tpl = load_template()
