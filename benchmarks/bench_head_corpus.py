@@ -12,7 +12,8 @@ thick slices, contrast remaps, noise and bias, a CT-like head, and face-free ver
   against the margin), the defaced renders' best score and the embedding distance, the
   template registration's head Dice, the seconds (and the independent extraction's share);
 - the distribution of the registration's head Dice over every item defaced (the
-  acceptance ``min_head_dice`` is set from it).
+  acceptance ``min_head_dice`` is set from it) and of its final mutual information
+  (``max_registration_mi``).
 
 Writes ``benchmarks/results/head_corpus_<date>.md`` (and a JSON of the rows next to it).
 
@@ -75,7 +76,7 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
                face_score_defaced=fa.get("face_score"), face_after=fa.get("face_detected"),
                embedding_distance=fa.get("embedding_distance"),
                embedding_distance_at_face_box=fa.get("embedding_distance_at_face_box"),
-               head_dice=s.get("registration_metric"),
+               head_dice=s.get("registration_metric"), head_mi=s.get("registration_mi"),
                independent_seconds=s.get("independent_seconds"))
     defaced = np.asarray(nib.load(str(out)).dataobj, np.float32)
     # judged on the file as written and read back, as the workflow's morphometry does: a
@@ -88,7 +89,7 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
     bs = brain_safety(original, defaced, bm.mask, z, DefaceParams().brain_margin_mm)
     row.update(brain_voxels_changed=bs.brain_voxels_changed,
                min_distance_mm=bs.min_distance_mm if np.isfinite(bs.min_distance_mm) else None,
-               brain_safety=bs.verdict)
+               brain_safety=bs.verdict, independent_brain_ml=round(float(bm.volume_ml), 1))
     return row
 
 
@@ -162,6 +163,10 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
     if dice:
         lines.append(f"- template registration head Dice of the defaced items: min {dice[0]:.3f}, "
                      f"5th percentile {np.percentile(dice, 5):.3f}, median {np.median(dice):.3f}")
+    mis = sorted(r["head_mi"] for r in defaced if r.get("head_mi") is not None)
+    if mis:
+        lines.append(f"- template registration final Mattes MI of the defaced items: best {mis[0]:.3f}, "
+                     f"median {np.median(mis):.3f}, worst {mis[-1]:.3f}")
     secs = [r["deface_seconds"] for r in defaced]
     if secs:
         ind = [r.get("independent_seconds") or 0 for r in defaced]
@@ -170,9 +175,9 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
                      f"median {np.median(ind):.1f} s ({100 * np.median(ind) / np.median(secs):.0f} %)")
     lines += ["", "## Per item", "",
               "| item | shape | face expected | score | face | result | method | score defaced "
-              "| embedding distance | brain voxels changed | min distance mm | brain safety | head Dice | s "
+              "| embedding distance | brain voxels changed | min distance mm | brain safety | head Dice | MI | s "
               "| reason |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['name']} | {'x'.join(map(str, r['shape']))} | {'yes' if r['face_expected'] else 'no'} "
@@ -180,7 +185,7 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
             f"| {r.get('method', '')} | {_f(r.get('face_score_defaced'))} "
             f"| {_f(r.get('embedding_distance'))} | {_f(r.get('brain_voxels_changed'), '{}')} "
             f"| {_f(r.get('min_distance_mm'), '{:.1f}')} | {r.get('brain_safety', '')} "
-            f"| {_f(r.get('head_dice'), '{:.3f}')} "
+            f"| {_f(r.get('head_dice'), '{:.3f}')} | {_f(r.get('head_mi'), '{:.3f}')} "
             f"| {_f(r.get('deface_seconds'), '{:.1f}')} | {r.get('reason', '')[:160]} |")
     out = res / f"head_corpus_{day}.md"
     for tag in "bcdefgh":  # never overwrite an earlier record of the same day

@@ -6,7 +6,11 @@ Sources (read where they are, never copied into the project):
   vrd_seg3D (a patient T1 with the upper face) and chris_t1 (0.88 mm, a full face; CC BY-NC,
   test use only);
 - dcm_qa_deident's T1 (``../shared/data/dicom/dcm_qa_deident/In``, converted here with
-  dcm2niix): a head already refaced by its provider, so it shows a face (a generic one).
+  dcm2niix): not a head but a fruit scanned with a head protocol (PatientID ``FRUIT``; its
+  slices show a seeded fruit, its renders an egg-shaped surface, no face) and put through
+  mri_reface by its provider. Face-free, with every augmentation: no face is expected on
+  it; the face detector finds one on most of them (a false face withholds, never
+  releases), and no template fit of it is right (there is no brain to fit).
 
 Augmentations, each built with numpy/scipy only and independently of the library:
 
@@ -80,7 +84,8 @@ def load_sources() -> list[Head]:
 
 
 def _deident_head() -> Head | None:
-    """dcm_qa_deident's refaced T1 converted with dcm2niix, or None when absent."""
+    """dcm_qa_deident's T1 (a fruit, PatientID FRUIT: no face expected) converted with
+    dcm2niix, or None when absent."""
     import nibabel as nib
 
     exe = shutil.which("dcm2niix")
@@ -94,7 +99,8 @@ def _deident_head() -> Head | None:
             return None
         img = nib.load(str(files[0]))
         data = np.asarray(img.dataobj, np.float32)
-    return Head("dcm_qa_deident", data, img.affine, True, "refaced by its provider")
+    return Head("dcm_qa_deident", data, img.affine, False,
+                "a fruit (PatientID FRUIT) put through mri_reface: no face")
 
 
 # --------------------------------------------------------------------------- helpers

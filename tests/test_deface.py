@@ -269,3 +269,59 @@ def test_unknown_parameter_and_method():
         deface_image(d, np.eye(4), "template", {"brian_margin_mm": 3})
     with pytest.raises(ValueError, match="unknown deface method"):
         deface_image(d, np.eye(4), "pydeface")
+
+
+def _fake_fit(monkeypatch, mi, dice=0.9):
+    """deface_image's registration replaced by a fit with the given numbers."""
+    from neurodeid.deface import core
+    from neurodeid.deface.template import Fit
+
+    monkeypatch.setattr(core, "register_template",
+                        lambda *a, **k: Fit(np.eye(4), float(mi), float(dice), 0))
+
+
+def _outcome(data, params=None):
+    try:
+        deface_image(data, np.eye(4), "template", params, name="x.nii.gz")
+    except DefaceError as e:
+        return str(e)
+    return ""
+
+
+def test_registration_mi_acceptance(monkeypatch):
+    """An MR fit whose final mutual information is above max_registration_mi is poor,
+    whatever its head Dice (a fit 70 mm off reached Dice 0.80, MI -0.48); at or below it,
+    or with the check off (null), the MI does not decide; CT is not checked by default."""
+    from neurodeid.deface.params import DefaceParams
+
+    mr = np.zeros((20, 20, 20), np.float32)
+    mr[5:15, 5:15, 5:15] = 100
+    ct = np.full((20, 20, 20), -1000, np.float32)
+    ct[5:15, 5:15, 5:15] = 40
+    assert DefaceParams().max_registration_mi == -0.57
+    assert DefaceParams().max_registration_mi_ct is None
+    _fake_fit(monkeypatch, -0.48)
+    why = _outcome(mr)
+    assert "registration is poor (final Mattes MI -0.480 > max_registration_mi -0.57" in why
+    assert "Mattes" not in _outcome(mr, {"max_registration_mi": None})
+    assert "Mattes" not in _outcome(ct)
+    assert "max_registration_mi_ct -0.6" in _outcome(ct, {"max_registration_mi_ct": -0.6})
+    _fake_fit(monkeypatch, -0.62)
+    assert "Mattes" not in _outcome(mr)
+    _fake_fit(monkeypatch, -0.9, dice=0.7)
+    assert "head Dice 0.700 < min_head_dice" in _outcome(mr)
+
+
+def test_far_off_fit_of_a_clipped_head_is_withheld():
+    """vrd_seg3D (field of view below the eyes) turned 25 degrees about z: the template
+    fit lands about 70 mm off yet its head Dice (0.80) passes min_head_dice; its final
+    MI (-0.48) does not pass max_registration_mi (``head_corpus_2026-12-07.md``)."""
+    _, img, d, _, _, _ = reference("vrd_seg3D_MR")
+    m = np.argwhere(d[::2, ::2, ::2] > _otsu(d[::2, ::2, ::2])).mean(0) * 2
+    c = (img.affine @ np.r_[m, 1.0])[:3]
+    t = np.deg2rad(25)
+    rot = np.eye(4)
+    rot[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    rot[:3, 3] = c - rot[:3, :3] @ c
+    with pytest.raises(DefaceError, match=r"final Mattes MI -0\.[45]\d+ > max_registration_mi"):
+        deface_image(d, rot @ img.affine, "template", name="vrd-rotz25")

@@ -53,7 +53,19 @@ def test_screen_on_heads_cut_above_the_brows(screened):
     sinus and the orbital roofs; dlib's landmarks put both eyes on the cut plane). Sealing
     or dropping the cut plane, or discounting detections whose eyes lie on it, also takes
     real faces whose field of view clips them (colin27's nostrils, vrd_seg3D's eyes at its
-    edge): ``benchmarks/results/head_corpus_2026-12-06c.md``. A false face withholds a
-    volume, it never releases one; any other is a regression."""
+    edge): ``benchmarks/results/head_corpus_2026-12-06c.md``. The detections that find
+    vrd_seg3D's upper face are the same pattern (its flat cut through the orbits, the eyes
+    and nose in its pits, every landmark on the cut: ``head_corpus_2026-12-07.md``), so no
+    rule on the box tells the two apart. A false face withholds a volume, it never
+    releases one; any other is a regression."""
     false = [h.name for h, c in screened if h.name.endswith("/crop_forehead") and c.face]
     assert set(false) <= {"chris_t1/crop_forehead"}, false
+
+
+def test_false_faces_only_where_measured(screened):
+    """Known limits, measured (``benchmarks/results/head_corpus_2026-12-07.md``): besides
+    chris_t1 cut above the brows, dcm_qa_deident's T1 (a fruit, PatientID FRUIT, no face)
+    scores as a face on most of its versions (an egg-shaped surface with pits: up to 0.9).
+    A false face withholds, it never releases; a false face anywhere else is a regression."""
+    false = [h.name for h, c in screened if not h.face_expected and c.face]
+    assert all(n == "chris_t1/crop_forehead" or n.startswith("dcm_qa_deident") for n in false), false

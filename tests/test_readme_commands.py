@@ -109,6 +109,13 @@ def test_nested_config_values_are_typed(tmp_path):
     cfg["deface"]["params"] = {"min_head_dice": "high"}
     with pytest.raises(ConfigError, match="deface.params.min_head_dice"):
         check_config(cfg, schema)
+    # a nullable field whose default is null takes its annotation's type
+    cfg["deface"]["params"] = {"max_registration_mi": "null", "max_registration_mi_ct": "-0.6"}
+    assert check_config(cfg, schema)["deface"]["params"] == {"max_registration_mi": None,
+                                                             "max_registration_mi_ct": -0.6}
+    cfg["deface"]["params"] = {"max_registration_mi_ct": "low"}
+    with pytest.raises(ConfigError, match="deface.params.max_registration_mi_ct"):
+        check_config(cfg, schema)
 
 
 def test_morphometry_thresholds_are_checked_against_their_dataclass():

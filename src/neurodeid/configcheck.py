@@ -79,6 +79,10 @@ def coerce_to_fields(where: str, values: dict | None, classes, unknown: str = "n
             kinds[f.name] = type(f.default)
             if "None" in str(f.type):
                 nullable.add(f.name)
+                if f.default is None:  # the type is the annotation's (``float | None``)
+                    named = set(str(f.type).replace("|", " ").split())
+                    kinds[f.name] = next((k for k in (bool, int, float) if k.__name__ in named),
+                                         type(None))
     out = {}
     for k, v in (values or {}).items():
         if k not in kinds:

@@ -47,6 +47,20 @@ class DefaceParams:
         (``benchmarks/results/head_corpus_2026-12-06.md``): fits that passed every check
         reached Dice 0.766 (a CT-like vrd_seg3D) and 0.815 (a CT-like colin27), correct fits
         of the real heads 0.86-0.92; 0.85 withheld those two good defacings.
+    max_registration_mi : float or None
+        MR: fail when the registration's final Mattes mutual information (negative; lower
+        is a better fit) is above this (``None``: not checked). The head Dice does not
+        catch a fit that is far off on a head whose field of view clips the face (vrd_seg3D
+        turned 25 degrees about z: Dice 0.80, the fit 68-73 mm off). Set from the head corpus
+        (``benchmarks/results/head_corpus_2026-12-07.md``; each augmentation's fit compared
+        with its source's fit, the known turn applied): MR fits within 17 mm (mean over the
+        head) reached MI -0.62 at worst (-0.62 to -0.99); the fits 68-73 mm off -0.48, and
+        every fit of dcm_qa_deident's T1 (a fruit, no brain: fits scattered 25-123 mm)
+        -0.45 to -0.53. -0.57 lies between.
+    max_registration_mi_ct : float or None
+        The same for CT (windowed to -200..300 HU, where the MI of good fits is higher:
+        -0.52 to -0.54 on the CT-like corpus heads, all within 1.5 mm). ``None`` (the
+        default): not checked; no bad CT fit has been measured to set it from.
     min_removed_ml, max_removed_ml : float
         Fail when the head tissue removed is outside this range (0 allows images with no
         face, e.g. already defaced).
@@ -100,6 +114,8 @@ class DefaceParams:
     iterations: int = 100
     work_mm: float = 2.0
     min_head_dice: float = 0.75
+    max_registration_mi: float | None = -0.57
+    max_registration_mi_ct: float | None = None
     min_removed_ml: float = 5.0
     max_removed_ml: float = 1500.0
     max_brain_overlap_ml: float = 0.0
