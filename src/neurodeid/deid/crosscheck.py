@@ -13,10 +13,13 @@ length (so CSA item lengths and offsets stay valid for converters).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from neurodeid.audit.needles import UID, Needle
+from neurodeid.deid.bytesmemo import memo_by_bytes
 
 #: Text VRs whose kept values are checked (UIDs are remapped, dates shifted elsewhere).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
@@ -61,6 +64,37 @@ def _spans(matcher, text: str) -> list[tuple[int, int]]:
     return [(o, o + len(n.text)) for o, n in matcher.find(text)]
 
 
+@lru_cache(maxsize=4)
+def _matcher(texts: frozenset):
+    """The matcher of the needle texts ``texts`` (one per text): a match is a span of the
+    text whatever the needle's source, so the files of a series whose needles read the
+    same share one."""
+    from neurodeid.audit import Matcher
+
+    return Matcher([Needle(t, "") for t in sorted(texts)])
+
+
+@memo_by_bytes()
+def _clean_csa(value: bytes, texts: frozenset) -> bytes | None:
+    """``value`` with every match of ``texts`` in the item values of a Siemens CSA2 header
+    overwritten with ``X`` (lengths kept); None when it is not one or nothing matched.
+    Remembered for the last few values (a series header repeats in every file)."""
+    from neurodeid.audit import csa_items
+
+    items = csa_items(value)
+    if not items:
+        return None
+    matcher = _matcher(texts)
+    buf = bytearray(value)
+    changed = False
+    for _name, a, b in items:
+        text = bytes(buf[a:b]).decode("latin-1")
+        for s, e in _spans(matcher, text):
+            buf[a + s : a + min(e, b - a)] = b"X" * (min(e, b - a) - s)
+            changed = True
+    return bytes(buf) if changed else None
+
+
 def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[str]:
     """Overwrite every occurrence of ``needles`` in the kept text of ``ds`` (in place).
 
@@ -77,15 +111,10 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     list of str
         The element paths that were cleaned (for the de-identification report).
     """
-    from neurodeid.audit import Matcher, csa_items
-
     # one needle per text: a match is a span of the text whatever the needle's source
     # (an enhanced file repeats each per-frame value under as many sources as frames)
-    by_text: dict[str, Needle] = {}
-    for n in needles:
-        if n.category != UID:
-            by_text.setdefault(n.text, n)
-    matcher = Matcher(list(by_text.values()))
+    texts = frozenset(n.text for n in needles if n.category != UID)
+    matcher = _matcher(texts)
     if matcher.empty:
         return []
     cleaned: list[str] = []
@@ -102,18 +131,9 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
                 continue
             value = elem.value
             if isinstance(value, (bytes, bytearray)) and elem.tag.is_private:
-                items = csa_items(bytes(value))
-                if not items:
-                    continue
-                buf = bytearray(value)
-                changed = False
-                for _name, a, b in items:
-                    text = bytes(buf[a:b]).decode("latin-1")
-                    for s, e in _spans(matcher, text):
-                        buf[a + s : a + min(e, b - a)] = b"X" * (min(e, b - a) - s)
-                        changed = True
-                if changed:
-                    elem.value = bytes(buf)
+                clean = _clean_csa(bytes(value), texts)
+                if clean is not None:
+                    elem.value = clean
                     cleaned.append(f"{path}{elem.keyword or elem.tag}")
                 continue
             if elem.VR not in _TEXT_VRS or value is None:

@@ -15,6 +15,8 @@ import zlib
 from functools import lru_cache
 from importlib import resources
 
+from neurodeid.deid.bytesmemo import memo_by_bytes
+
 
 @lru_cache(maxsize=1)
 def ge_protocol_keys() -> frozenset[str]:
@@ -226,6 +228,7 @@ def _blank_asc(block: bytes, keep: frozenset) -> bytes:
     return block if out is None else bytes(out)
 
 
+@memo_by_bytes()
 def sanitize_siemens_csa(value: bytes) -> bytes | None:
     """Length-preserving sanitization of a Siemens CSA2 header (0029,xx10 / xx20).
 
@@ -242,7 +245,9 @@ def sanitize_siemens_csa(value: bytes) -> bytes | None:
     converters read the numeric protocol (echo spacing, slice timing, ...)
     as before. Returns ``None`` (remove the element) for headers that are
     not CSA2. The same bytes as :func:`_sanitize_siemens_csa_by_regex` (the
-    substitutions written as regex callbacks), found faster.
+    substitutions written as regex callbacks), found faster; the result for the
+    last few values is remembered (a series header repeats in every file of its
+    series, :func:`neurodeid.deid.bytesmemo.memo_by_bytes`).
     """
     if not isinstance(value, (bytes, bytearray)):
         return None
