@@ -390,6 +390,11 @@ _ENGINE_REPLACES: dict[tuple, dict[int, bool]] = {}
 #: value (:func:`_gives_no_needle` for any VR but IS and DS), remembered across files.
 _NO_NEEDLE: dict[tuple, set] = {}
 
+#: ``{(table, options, min_length): {key: texts}}``: the raw values judged in the last
+#: dataset, looked up before judging a value again (the files of a series repeat most
+#: values); one dataset's worth is held.
+_LAST_REPEATS: dict[tuple, dict] = {}
+
 
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
@@ -436,8 +441,20 @@ def dataset_needles(
         return [(text, cat) for text, cat in element_needles(elem, min_length)
                 if is_direct or text.strip().lower() not in vocab]
 
-    repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
     frozen_options = frozenset(options)
+    # a value repeated (per frame, or in the dataset before): judged once
+    repeats: dict[tuple, list[tuple[str, str]]] = {}
+    previous = _LAST_REPEATS.get((table, frozen_options, min_length), {})
+
+    def repeated(key: tuple | None):
+        """The texts of a raw value judged before in this dataset or the last one, or None."""
+        texts = repeats.get(key)
+        if texts is None:
+            texts = previous.get(key)
+            if texts is not None:
+                repeats[key] = texts
+        return texts
+
     no_needle = _NO_NEEDLE.setdefault((table, frozen_options), set())
     engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
@@ -475,7 +492,7 @@ def dataset_needles(
         else:
             creator = None
         key = (tag, vr, value, creator)
-        texts = repeats.get(key)
+        texts = repeated(key)
         if texts is None:
             values = _raw_values(vr, value)
             if values is None:
@@ -549,7 +566,7 @@ def dataset_needles(
             key = None
             if texts is None:
                 key = _repeat_key(tag, raw)
-                texts = repeats.get(key)
+                texts = repeated(key)
                 if texts is None and key is not None and not in_private:
                     texts = replaced_public_texts(tag, raw, action)
                     if texts is not None:
@@ -570,6 +587,7 @@ def dataset_needles(
                 found.update(Needle(text, where, cat) for text, cat in texts)
 
     walk(ds, "")
+    _LAST_REPEATS[(table, frozen_options, min_length)] = repeats
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         v = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
