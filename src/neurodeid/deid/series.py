@@ -62,7 +62,7 @@ def _check_complete(ds, src: Path) -> None:
         return
     if str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.1.99":
         return  # deflated: element offsets refer to the inflated stream
-    last = ds._dict[max(ds._dict)]
+    last = ds._dict[max(ds._dict, key=int)]  # ints compare in C, tags in Python
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
     if tell is None or length is None or length == 0xFFFFFFFF:
         return
