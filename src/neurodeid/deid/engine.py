@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 from neurodeid import __version__
@@ -385,12 +387,23 @@ def _clean_private(ds: Dataset, tags: list[int], ctx: _Context) -> None:
                 keep.add(int(tag))
                 used_creators.add(ctag)
         keep |= used_creators
+    removed = [tag for tag in tags if int(tag) not in keep]
+    if len(removed) < len(tags):
+        counts["P_kept"] += len(tags) - len(removed)
+    if removed:
+        _delete_elements(ds, removed)
+        counts["P_removed"] += len(removed)
+
+
+def _delete_elements(ds: Dataset, tags: list) -> None:
+    """``del ds[tag]`` for each of ``tags`` (keys of ``ds``, not pixel data), at once:
+    the elements leave the dataset's dict and pydicom's record of private blocks is
+    forgotten (rebuilt on its next use), as each ``del`` does when a creator goes."""
+    elements = ds._dict
     for tag in tags:
-        if int(tag) in keep:
-            counts["P_kept"] += 1
-        else:
-            del ds[tag]
-            counts["P_removed"] += 1
+        del elements[tag]
+    if ds._private_blocks:
+        ds._private_blocks = {}
 
 
 def _clean_dataset(ds: Dataset, ctx: _Context, depth: int, root: Dataset | None = None) -> None:
@@ -437,29 +450,63 @@ def _method_text(options: frozenset[str], edition: str) -> list[str]:
     return values
 
 
-def _write_markers(ds: Dataset, ctx: _Context) -> None:
+_PATIENT_IDENTITY_REMOVED = BaseTag(0x00120062)
+_DEID_METHOD = BaseTag(0x00120063)
+_DEID_METHOD_CODES = BaseTag(0x00120064)
+_LONGITUDINAL_MODIFIED = BaseTag(0x00280303)
+_PATIENT_NAME = BaseTag(0x00100010)
+_PATIENT_ID = BaseTag(0x00100020)
+_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+
+
+def _marker_codes(opts: frozenset) -> list[tuple[str, str]]:
+    """``(code value, code meaning)`` of the CID 7050 items for ``opts``, basic first."""
     cid = load_cid7050()
-    opts = ctx.opts
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = _method_text(opts, ctx.table.edition)
-    items = []
-    for name in ["basic"] + sorted(o for o in opts if o in cid):
-        code, meaning = cid[name]
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    if "retain_long_full_dates" in opts:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-    elif "retain_long_modified_dates" in opts:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    return [cid[name] for name in ["basic"] + sorted(o for o in opts if o in cid)]
+
+
+def _code_item(code: str, meaning: str) -> Dataset:
+    """A DeidentificationMethodCodeSequence item: the elements that setting CodeValue,
+    CodingSchemeDesignator (``DCM``) and CodeMeaning on a new Dataset makes."""
+    return Dataset({
+        _CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
+        _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
+        _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning),
+    })
+
+
+def _set_value(ds: Dataset, tag: BaseTag, vr: str, value) -> None:
+    """``setattr(ds, keyword, value)`` for the public ``tag`` of dictionary VR ``vr``: a
+    new element when ``ds`` has none, else the existing element (converted, its VR
+    kept) takes the value."""
+    if tag not in ds._dict:
+        elem = DataElement(tag, vr, value)
+        if vr == "SQ":
+            ds[tag] = elem  # as setattr: pydicom passes the pixel representation on to the items
+        else:
+            ds._dict[tag] = elem
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        elem = ds[tag]
+        elem.value = value
+        ds[tag] = elem
+
+
+def _write_markers(ds: Dataset, ctx: _Context) -> None:
+    opts = ctx.opts
+    _set_value(ds, _PATIENT_IDENTITY_REMOVED, "CS", "YES")
+    _set_value(ds, _DEID_METHOD, "LO", _method_text(opts, ctx.table.edition))
+    _set_value(ds, _DEID_METHOD_CODES, "SQ",
+               Sequence([_code_item(code, meaning) for code, meaning in _marker_codes(opts)]))
+    if "retain_long_full_dates" in opts:
+        longitudinal = "UNMODIFIED"
+    elif "retain_long_modified_dates" in opts:
+        longitudinal = "MODIFIED"
+    else:
+        longitudinal = "REMOVED"
+    _set_value(ds, _LONGITUDINAL_MODIFIED, "CS", longitudinal)
     # Patient module, type 2: always present, carrying the pseudonym.
-    ds.PatientName = ctx.cfg.pseudonym
-    ds.PatientID = ctx.cfg.pseudonym
+    _set_value(ds, _PATIENT_NAME, "PN", ctx.cfg.pseudonym)
+    _set_value(ds, _PATIENT_ID, "LO", ctx.cfg.pseudonym)
 
 
 #: Modalities whose pixels often carry burned-in text (PS3.15 E.1.1, Clean Pixel Data).
