@@ -285,6 +285,37 @@ def _map_values(value, fn):
     return fn(str(value))
 
 
+#: A UID as every value of a raw UI element must read for :func:`_remap_raw_uids`.
+_PLAIN_UID = re.compile(r"[0-9.]{1,64}")
+
+
+def _remap_raw_uids(ds: Dataset, tag, ctx: _Context) -> bool:
+    """Remap the UIDs of the raw element ``tag`` of ``ds`` when it was read with VR UI and
+    its ASCII bytes hold only plain UIDs (digits and dots, split at backslashes, trailing
+    spaces and NULs dropped): a new element is made from them, with the values that
+    pydicom's conversion then ``_map_values(value, ctx.uid)`` give, without converting
+    the raw element. False (nothing done) for any other element."""
+    raw = ds._dict[tag]
+    if not raw.is_raw or raw.VR != "UI" or not isinstance(raw.value, bytes) or not raw.value.isascii():
+        return False
+    pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
+    if not all(_PLAIN_UID.fullmatch(p) for p in pieces):
+        return False
+    new = [ctx.uid(p) for p in pieces]
+    ds._dict[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+    return True
+
+
+def _remap_uids(ds: Dataset, tag, ctx: _Context) -> None:
+    """``elem.value = _map_values(elem.value, ctx.uid)`` for the UI element ``tag`` of
+    ``ds`` when it has a value (:func:`_remap_raw_uids` when it can)."""
+    if _remap_raw_uids(ds, tag, ctx):
+        return
+    elem = ds[tag]
+    if elem.value:
+        elem.value = _map_values(elem.value, ctx.uid)
+
+
 # --------------------------------------------------------------------------- the walk
 
 
@@ -294,6 +325,8 @@ def _clean_sequence(elem, ctx: _Context, depth: int) -> None:
 
 
 def _apply_dummy(ds: Dataset, tag: int, ctx: _Context, depth: int) -> None:
+    if _remap_raw_uids(ds, tag, ctx):
+        return
     elem = ds[tag]
     vr = elem.VR
     if vr == "SQ":
@@ -308,6 +341,8 @@ def _apply_dummy(ds: Dataset, tag: int, ctx: _Context, depth: int) -> None:
 
 def _apply_clean(ds: Dataset, tag: int, plan: Plan, ctx: _Context, depth: int, root: Dataset) -> str:
     """Apply ``C``; return the action actually applied (for counting)."""
+    if _remap_raw_uids(ds, tag, ctx):
+        return "C"
     elem = ds[tag]
     vr = elem.VR
     cfg = ctx.cfg
@@ -346,6 +381,8 @@ def _apply_simple(ds: Dataset, tag: int, action: str, ctx: _Context, depth: int,
     elif action == "D":
         _apply_dummy(ds, tag, ctx, depth)
     elif action == "U":
+        if not ctx.retain_uids and _remap_raw_uids(ds, tag, ctx):
+            return action
         elem = ds[tag]
         if elem.VR == "SQ":
             _clean_sequence(elem, ctx, depth)
@@ -420,9 +457,7 @@ def _clean_dataset(ds: Dataset, ctx: _Context, depth: int, root: Dataset | None 
             if plan.vr == "SQ":
                 _clean_sequence(ds[tag], ctx, depth)
             elif plan.vr == "UI" and not ctx.retain_uids and tag not in CLASS_UID_TAGS:
-                elem = ds[tag]
-                if elem.value:
-                    elem.value = _map_values(elem.value, ctx.uid)
+                _remap_uids(ds, tag, ctx)
             counts[action] += 1
         elif action == "N":
             del ds[tag]
