@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar
 
+from pydicom import config as pydicom_config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -316,6 +317,56 @@ def _remap_uids(ds: Dataset, tag, ctx: _Context) -> None:
         elem.value = _map_values(elem.value, ctx.uid)
 
 
+_PLAIN_DATE = re.compile(r"[0-9]{8}")
+
+
+def _shift_raw_dates(ds: Dataset, tag, days: int) -> bool:
+    """Shift the dates of the raw element ``tag`` of ``ds`` when it was read with VR DA
+    and its ASCII bytes hold only 8-digit dates (split at backslashes, trailing spaces and
+    NULs dropped): a new element is made with the values that pydicom's conversion (dates
+    as text) then :func:`shift_date` give. False (nothing done) for any other element."""
+    raw = ds._dict[tag]
+    if (not raw.is_raw or raw.VR != "DA" or not isinstance(raw.value, bytes) or not raw.value.isascii()
+            or pydicom_config.datetime_conversion):
+        return False
+    pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
+    if not all(_PLAIN_DATE.fullmatch(p) for p in pieces):
+        return False
+    new = [shift_date(p, days) for p in pieces]
+    ds._dict[tag] = DataElement(tag, "DA", new if len(new) > 1 else new[0])
+    return True
+
+
+def _written_as_read(raw) -> bool:
+    """True when the raw text element ``raw`` (ASCII) is written with the bytes it was read
+    with whether or not it is converted first: its bytes are its text less trailing spaces
+    and NULs, padded to an even length with one space, as pydicom writes the conversion."""
+    value = raw.value
+    if not raw.is_raw or not isinstance(value, bytes) or not value.isascii():
+        return False
+    text = value.rstrip(b" \x00")
+    return value == (text + b" " if len(text) % 2 else text)
+
+
+#: VRs whose raw element pydicom converts keeping the VR read (no dictionary look-up, no
+#: ambiguous-VR correction) and without raising on odd bytes (numbers, IS and DS, can):
+#: text, the VR in which an emptied element is made anew.
+_PLAIN_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR",
+                             "UT"})
+
+
+def _empty_raw(ds: Dataset, tag) -> bool:
+    """``Z`` on the raw element ``tag`` of ``ds`` read with a text VR (explicit): a new empty
+    element of that VR, as converting it and emptying its value makes. False for any other."""
+    raw = ds._dict[tag]
+    if not raw.is_raw or raw.VR not in _PLAIN_TEXT_VRS or raw.length == 0xFFFFFFFF:
+        return False
+    if pydicom_config.datetime_conversion and raw.VR in ("DA", "DT", "TM"):
+        return False  # converted to dates and times, which can refuse odd bytes
+    ds._dict[tag] = DataElement(tag, raw.VR, _empty_value(raw.VR))
+    return True
+
+
 # --------------------------------------------------------------------------- the walk
 
 
@@ -343,6 +394,12 @@ def _apply_clean(ds: Dataset, tag: int, plan: Plan, ctx: _Context, depth: int, r
     """Apply ``C``; return the action actually applied (for counting)."""
     if _remap_raw_uids(ds, tag, ctx):
         return "C"
+    if ctx.modified_dates:
+        raw = ds._dict[tag]
+        if raw.is_raw and raw.VR == "TM" and ctx.cfg.keep_time_of_day and _written_as_read(raw):
+            return "C"  # kept: its conversion would change nothing written
+        if _shift_raw_dates(ds, tag, ctx.cfg.date_shift_days):
+            return "C"
     elem = ds[tag]
     vr = elem.VR
     cfg = ctx.cfg
@@ -376,8 +433,9 @@ def _apply_simple(ds: Dataset, tag: int, action: str, ctx: _Context, depth: int,
     if action == "X":
         del ds[tag]
     elif action == "Z":
-        elem = ds[tag]
-        elem.value = _empty_value(elem.VR)
+        if not _empty_raw(ds, tag):
+            elem = ds[tag]
+            elem.value = _empty_value(elem.VR)
     elif action == "D":
         _apply_dummy(ds, tag, ctx, depth)
     elif action == "U":
