@@ -394,6 +394,9 @@ _NO_NEEDLE: dict[tuple, set] = {}
 #: dataset, looked up before judging a value again (the files of a series repeat most
 #: values); one dataset's worth is held.
 _LAST_REPEATS: dict[tuple, dict] = {}
+#: ``{(table, options, min_length): {(source, id(texts)): (texts, needles)}}``: the
+#: needles made in the last dataset, per source and judged value.
+_LAST_MADE: dict[tuple, dict] = {}
 
 
 def dataset_needles(
@@ -454,6 +457,19 @@ def dataset_needles(
             if texts is not None:
                 repeats[key] = texts
         return texts
+
+    made: dict[tuple, tuple] = {}
+    previous_made = _LAST_MADE.get((table, frozen_options, min_length), {})
+
+    def needles_of(where: str, texts: list) -> tuple:
+        """The needles of ``texts`` found at ``where``; made once per source and judged
+        value (a value judged in this dataset or the last one is the same list)."""
+        key = (where, id(texts))
+        hit = made.get(key) or previous_made.get(key)
+        if hit is None or hit[0] is not texts:  # the list held with its id: never another's
+            hit = (texts, tuple(Needle(text, where, cat) for text, cat in texts))
+        made[key] = hit
+        return hit[1]
 
     no_needle = _NO_NEEDLE.setdefault((table, frozen_options), set())
     engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
@@ -583,11 +599,11 @@ def dataset_needles(
                 if key is not None:
                     repeats[key] = texts
             if texts:
-                where = f"{path}{_name(tag)}"
-                found.update(Needle(text, where, cat) for text, cat in texts)
+                found.update(needles_of(f"{path}{_name(tag)}", texts))
 
     walk(ds, "")
     _LAST_REPEATS[(table, frozen_options, min_length)] = repeats
+    _LAST_MADE[(table, frozen_options, min_length)] = made
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         v = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
