@@ -34,9 +34,10 @@ _UNCHECKED_VRS = frozenset(
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW"})
 
 
-def _unchecked(tag: int, raw, matcher) -> bool:
+def _unchecked(tag: int, raw, matcher, clear: set) -> bool:
     """True when the raw (not yet converted) element ``raw`` holds no text to clean: it
-    cannot hold checked text, or it is ASCII text in which ``matcher`` finds nothing.
+    cannot hold checked text, or it is ASCII text in which ``matcher`` finds nothing
+    (``clear``: values in which it found nothing before, added to).
 
     The values of a text element are pieces of its bytes split at backslashes, less
     their padding: a piece's match is a match in the whole, whose edges (a backslash, a
@@ -48,7 +49,12 @@ def _unchecked(tag: int, raw, matcher) -> bool:
     vr = raw.VR
     if vr in _TEXT_VRS:
         value = raw.value
-        return value is not None and value.isascii() and b"\x1b" not in value and not matcher.find(value.decode("ascii"))
+        if value in clear:
+            return True
+        if value is not None and value.isascii() and b"\x1b" not in value and not matcher.find(value.decode("ascii")):
+            clear.add(value)
+            return True
+        return False
     return vr in _UNCHECKED_VRS or (vr in _BINARY_VRS and not (tag >> 16) & 1)
 
 
@@ -62,6 +68,21 @@ def _fill(text: str, spans: list[tuple[int, int]]) -> str:
 
 def _spans(matcher, text: str) -> list[tuple[int, int]]:
     return [(o, o + len(n.text)) for o, n in matcher.find(text)]
+
+
+#: ``[matcher, values]``: the raw ASCII text values in which the matcher of the last
+#: dataset found no needle (the files of a series repeat most values and most needles).
+_LAST_CLEAR: list = [None, set()]
+#: Values held at most (then forgotten): a bound on the memory of a long series.
+_CLEAR_MAX = 50_000
+
+
+def _clear_values(matcher) -> set:
+    """The set of raw text values already found clear by ``matcher`` (empty for a matcher
+    other than the last dataset's)."""
+    if _LAST_CLEAR[0] is not matcher or len(_LAST_CLEAR[1]) > _CLEAR_MAX:
+        _LAST_CLEAR[0], _LAST_CLEAR[1] = matcher, set()
+    return _LAST_CLEAR[1]
 
 
 @lru_cache(maxsize=4)
@@ -113,15 +134,16 @@ def clean_kept_values(ds: Dataset, needles: set[Needle] | list[Needle]) -> list[
     """
     # one needle per text: a match is a span of the text whatever the needle's source
     # (an enhanced file repeats each per-frame value under as many sources as frames)
-    texts = frozenset(n.text for n in needles if n.category != UID)
+    texts = frozenset({n.text for n in needles if n.category != UID})
     matcher = _matcher(texts)
     if matcher.empty:
         return []
     cleaned: list[str] = []
+    clear = _clear_values(matcher)
 
     def walk(dataset: Dataset, path: str) -> None:
         for tag in sorted(dataset._dict, key=int):  # ints compare faster than tags
-            if _unchecked(tag, dataset._dict[tag], matcher):
+            if _unchecked(tag, dataset._dict[tag], matcher, clear):
                 continue
             elem = dataset[tag]
             if elem.VR == "SQ":
