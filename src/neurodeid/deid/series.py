@@ -160,6 +160,7 @@ def _check_items(ds, src: Path, kept, path: tuple) -> None:
     explicit = implicit is False
     little = little is not False
     known, short_text = _KNOWN_VRS, _SHORT_TEXT_VRS
+    sound = _sound_values(explicit, little)
     for tag, raw in list(ds._dict.items()):
         vr = raw.VR
         if vr is not None and vr not in known:
@@ -177,12 +178,32 @@ def _check_items(ds, src: Path, kept, path: tuple) -> None:
             continue
         if kept is not None and not kept(int(tag)):
             continue
+        if value in sound:
+            continue
         at = embedded_element_offset(value, explicit, little)
+        if at is None and len(value) < _SHORTEST_TEXT_EMBEDDING:
+            sound.add(value)
         if at is not None:
             raise NotAnInstanceError(
                 f"{src}: element {_where(path)}{tag} ({vr}, {len(value)} bytes) holds what parses as a following "
                 f"data element at byte {at} of its value: its length field is wrong and the file is corrupt; "
                 "re-export it from the source")
+
+
+#: ``{(explicit VR, little endian): values}``: short text values in which
+#: :func:`embedded_element_offset` found no element (the files of a series repeat most).
+_SOUND: dict[tuple[bool, bool], set] = {}
+#: Values held at most per encoding (then forgotten; each shorter than
+#: ``_SHORTEST_TEXT_EMBEDDING``): a bound on the memory of a long run.
+_SOUND_MAX = 20_000
+
+
+def _sound_values(explicit: bool, little: bool) -> set:
+    """The set of short text values found to hold no element header in this encoding."""
+    sound = _SOUND.get((explicit, little))
+    if sound is None or len(sound) > _SOUND_MAX:
+        sound = _SOUND[(explicit, little)] = set()
+    return sound
 
 
 def _dict_vr(tag) -> str:
