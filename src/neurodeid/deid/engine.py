@@ -613,14 +613,23 @@ def pixel_review_reason(ds: Dataset) -> str:
     :data:`PIXEL_REVIEW_MODALITIES` and Secondary Capture SOP classes.
     """
     reasons = []
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+    if _text_of(ds, _BURNED_IN_ANNOTATION).upper() == "YES":
         reasons.append("BurnedInAnnotation YES")
-    modality = str(ds.get("Modality", "")).upper()
+    modality = _text_of(ds, _MODALITY).upper()
     if modality in PIXEL_REVIEW_MODALITIES:
         reasons.append(f"modality {modality}")
-    if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.7"):
+    if _text_of(ds, _SOP_CLASS_UID).startswith("1.2.840.10008.5.1.4.1.1.7"):
         reasons.append("secondary capture")
     return "; ".join(reasons)
+
+
+_BURNED_IN_ANNOTATION, _MODALITY, _SOP_CLASS_UID = BaseTag(0x00280301), BaseTag(0x00080060), BaseTag(0x00080016)
+
+
+def _text_of(ds: Dataset, tag: BaseTag) -> str:
+    """``str(ds.get(keyword, ""))`` of the attribute ``tag``, looked up by tag."""
+    elem = ds.get(tag)
+    return "" if elem is None else str(elem.value)
 
 
 def deidentify_dataset(ds: Dataset, cfg: DeidConfig) -> DeidReport:

@@ -48,8 +48,11 @@ def _ensure_file_meta(ds) -> None:
         meta.TransferSyntaxUID = (
             ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
         )
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
+                                  ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+        value = getattr(ds, keyword)
+        if meta.get(meta_keyword) != value:  # equal: setting it again changes nothing
+            setattr(meta, meta_keyword, value)
     if "FileMetaInformationVersion" not in meta:
         meta.FileMetaInformationVersion = b"\x00\x01"
     if "ImplementationClassUID" not in meta:
@@ -245,6 +248,14 @@ def _resolve_missing_vrs(ds) -> None:
                 _resolve_missing_vrs(item)
 
 
+def _has_raw_without_vr(ds) -> bool:
+    """Whether a top-level element of ``ds`` is raw and was read without a VR."""
+    for elem in ds._dict.values():
+        if elem.VR is None and getattr(elem, "is_raw", False):
+            return True
+    return False
+
+
 def _instance_number(ds) -> tuple[int, int]:
     try:
         return (0, int(ds.get("InstanceNumber")))
@@ -324,9 +335,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     clean_kept_values(ds, raw_needles)  # kept text that repeats them is overwritten
     _ensure_file_meta(ds)
     ds.preamble = b"\x00" * 128
-    if ds.original_encoding[0] is False and any(
-        getattr(e, "is_raw", False) and e.VR is None for e in ds._dict.values()
-    ):
+    if ds.original_encoding[0] is False and _has_raw_without_vr(ds):
         _resolve_missing_vrs(ds)
     _write(dst, ds)
     if verify:
