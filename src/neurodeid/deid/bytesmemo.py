@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import wraps
 
-#: Values longer than this are not remembered (a multi-frame object's private blocks).
-MAX_LEN = 4 * 1024 * 1024
+#: Values longer than this are not remembered (with the default size, a function holds
+#: at most 8 values of 1 MB and their results).
+MAX_LEN = 1024 * 1024
 
 
 def memo_by_bytes(maxsize: int = 8, max_len: int = MAX_LEN):

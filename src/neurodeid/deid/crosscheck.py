@@ -52,7 +52,8 @@ def _unchecked(tag: int, raw, matcher, clear: set) -> bool:
         if value in clear:
             return True
         if value is not None and value.isascii() and b"\x1b" not in value and not matcher.find(value.decode("ascii")):
-            clear.add(value)
+            if len(value) <= _CLEAR_LONGEST:
+                clear.add(value)
             return True
         return False
     return vr in _UNCHECKED_VRS or (vr in _BINARY_VRS and not (tag >> 16) & 1)
@@ -73,8 +74,10 @@ def _spans(matcher, text: str) -> list[tuple[int, int]]:
 #: ``[matcher, values]``: the raw ASCII text values in which the matcher of the last
 #: dataset found no needle (the files of a series repeat most values and most needles).
 _LAST_CLEAR: list = [None, set()]
-#: Values held at most (then forgotten): a bound on the memory of a long series.
+#: Values held at most (then forgotten), each at most ``_CLEAR_LONGEST`` bytes: a bound
+#: on the memory of a long series.
 _CLEAR_MAX = 50_000
+_CLEAR_LONGEST = 1024
 
 
 def _clear_values(matcher) -> set:
