@@ -105,10 +105,12 @@ def _clean_csa(value: bytes, texts: frozenset) -> bytes | None:
     Remembered for the last few values (a series header repeats in every file)."""
     from neurodeid.audit import csa_items
 
+    matcher = _matcher(texts)
+    if not matcher.occurs_in_bytes(value):
+        return None  # no spelling anywhere in the bytes: none in an item's text
     items = csa_items(value)
     if not items:
         return None
-    matcher = _matcher(texts)
     buf = bytearray(value)
     changed = False
     for _name, a, b in items:
