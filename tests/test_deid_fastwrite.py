@@ -202,3 +202,39 @@ def test_items_made_in_memory_same_bytes():
         return ds
 
     _assert_same_bytes_quietly(build)
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192", ["", "ISO 2022 IR 87"], "ISO_IR 144"])
+def test_person_names_and_numbers_set_in_memory_same_bytes(charset):
+    """Person names set in memory (odd and even, empty, groups, non-ASCII, several values)
+    and plain numbers of VR US, UL, SS, SL (extremes; a value out of range refuses in
+    both) under several character sets: same bytes."""
+
+    def build():
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        if charset is not None:
+            ds.SpecificCharacterSet = charset
+        ds.PatientName = "sub-g01"
+        ds.ReferringPhysicianName = ""
+        ds.PerformingPhysicianName = ["Doe^Jo", "Roe^Ann^^Dr"]
+        ds.OperatorsName = "Doe^John^^^"
+        ds.NameOfPhysiciansReadingStudy = "Yamada^Tarou=山田^太郎"
+        ds.RequestingPhysician = "Müller^Jörg"
+        ds.add_new(0x00091020, "PN", "A=B")
+        ds.Rows = 65535
+        ds.Columns = 0
+        ds.add_new(0x00091021, "UL", 4294967295)
+        ds.add_new(0x00091022, "SS", -32768)
+        ds.add_new(0x00091023, "SL", -2147483648)
+        ds.add_new(0x00091024, "US", [1, 2])
+        return ds
+
+    _assert_same_bytes_quietly(build)
+
+
+def test_number_out_of_range_returns_none():
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.add_new(0x00091021, "US", 70000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert encode_file(ds) is None and _pydicom_bytes(ds) is None

@@ -422,6 +422,14 @@ _ENGINE_REPLACES: dict[tuple, dict[int, bool]] = {}
 #: value (:func:`_gives_no_needle` for any VR but IS and DS), remembered across files.
 _NO_NEEDLE: dict[tuple, set] = {}
 
+#: ``{(table, options, min_length): {key: texts}}``: the raw values judged in the last
+#: dataset, looked up before judging a value again (the files of a series repeat most
+#: values); one dataset's worth is held.
+_LAST_REPEATS: dict[tuple, dict] = {}
+#: ``{(table, options, min_length): {(source, id(texts)): (texts, needles)}}``: the
+#: needles made in the last dataset, per source and judged value.
+_LAST_MADE: dict[tuple, dict] = {}
+
 
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
@@ -469,8 +477,33 @@ def dataset_needles(
         return [(text, cat) for text, cat in element_needles(elem, min_length)
                 if is_direct or text.strip().lower() not in vocab]
 
-    repeats: dict[tuple, list[tuple[str, str]]] = {}  # a value repeated (per frame): judged once
     frozen_options = frozenset(options)
+    # a value repeated (per frame, or in the dataset before): judged once
+    repeats: dict[tuple, list[tuple[str, str]]] = {}
+    previous = _LAST_REPEATS.get((table, frozen_options, min_length), {})
+
+    def repeated(key: tuple | None):
+        """The texts of a raw value judged before in this dataset or the last one, or None."""
+        texts = repeats.get(key)
+        if texts is None:
+            texts = previous.get(key)
+            if texts is not None:
+                repeats[key] = texts
+        return texts
+
+    made: dict[tuple, tuple] = {}
+    previous_made = _LAST_MADE.get((table, frozen_options, min_length), {})
+
+    def needles_of(where: str, texts: list) -> tuple:
+        """The needles of ``texts`` found at ``where``; made once per source and judged
+        value (a value judged in this dataset or the last one is the same list)."""
+        key = (where, id(texts))
+        hit = made.get(key) or previous_made.get(key)
+        if hit is None or hit[0] is not texts:  # the list held with its id: never another's
+            hit = (texts, tuple(Needle(text, where, cat) for text, cat in texts))
+        made[key] = hit
+        return hit[1]
+
     no_needle = _NO_NEEDLE.setdefault((table, frozen_options), set())
     engine_replaces = _ENGINE_REPLACES.setdefault((table, frozen_options), {})
     kept_private = load_private_allowlist() if "retain_safe_private" in options else None
@@ -508,7 +541,7 @@ def dataset_needles(
         else:
             creator = None
         key = (tag, vr, value, creator)
-        texts = repeats.get(key)
+        texts = repeated(key)
         if texts is None:
             values = _raw_values(vr, value)
             if values is None:
@@ -582,7 +615,7 @@ def dataset_needles(
             key = None
             if texts is None:
                 key = _repeat_key(tag, raw)
-                texts = repeats.get(key)
+                texts = repeated(key)
                 if texts is None and key is not None and not in_private:
                     texts = replaced_public_texts(tag, raw, action)
                     if texts is not None:
@@ -599,10 +632,11 @@ def dataset_needles(
                 if key is not None:
                     repeats[key] = texts
             if texts:
-                where = f"{path}{_name(tag)}"
-                found.update(Needle(text, where, cat) for text, cat in texts)
+                found.update(needles_of(f"{path}{_name(tag)}", texts))
 
     walk(ds, "")
+    _LAST_REPEATS[(table, frozen_options, min_length)] = repeats
+    _LAST_MADE[(table, frozen_options, min_length)] = made
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         v = str(meta.get("MediaStorageSOPInstanceUID", "") or "")

@@ -258,6 +258,17 @@ class Matcher:
             hits.extend((start, n) for n in self._keep(ns))
         return hits
 
+    def occurs_in_bytes(self, data: bytes) -> bool:
+        """Whether a spelling of a needle occurs anywhere in ``data`` read as Latin-1 text
+        (any case), token edges ignored: each hit of :meth:`find` on a piece of that text
+        (and of :meth:`find_bytes`) is such an occurrence, so False rules them all out."""
+        if self.empty or not data:
+            return False
+        automaton, _ = self._automata.bytes_automaton()
+        if automaton is None:
+            return False
+        return bool(automaton.find_matches_as_indexes(bytes(data).translate(_LATIN1_LOWER), overlapping=True))
+
     def find_bytes(self, data: bytes) -> list[tuple[int, Needle]]:
         """(offset, needle) of each match in ``data`` read as Latin-1 text (any case):
         the hits of ``find(data.decode("latin-1"))``, in one pass over the bytes."""

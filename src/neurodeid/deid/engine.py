@@ -38,9 +38,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar
 
+from pydicom import config as pydicom_config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
 from neurodeid import __version__
@@ -283,6 +286,87 @@ def _map_values(value, fn):
     return fn(str(value))
 
 
+#: A UID as every value of a raw UI element must read for :func:`_remap_raw_uids`.
+_PLAIN_UID = re.compile(r"[0-9.]{1,64}")
+
+
+def _remap_raw_uids(ds: Dataset, tag, ctx: _Context) -> bool:
+    """Remap the UIDs of the raw element ``tag`` of ``ds`` when it was read with VR UI and
+    its ASCII bytes hold only plain UIDs (digits and dots, split at backslashes, trailing
+    spaces and NULs dropped): a new element is made from them, with the values that
+    pydicom's conversion then ``_map_values(value, ctx.uid)`` give, without converting
+    the raw element. False (nothing done) for any other element."""
+    raw = ds._dict[tag]
+    if not raw.is_raw or raw.VR != "UI" or not isinstance(raw.value, bytes) or not raw.value.isascii():
+        return False
+    pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
+    if not all(_PLAIN_UID.fullmatch(p) for p in pieces):
+        return False
+    new = [ctx.uid(p) for p in pieces]
+    ds._dict[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+    return True
+
+
+def _remap_uids(ds: Dataset, tag, ctx: _Context) -> None:
+    """``elem.value = _map_values(elem.value, ctx.uid)`` for the UI element ``tag`` of
+    ``ds`` when it has a value (:func:`_remap_raw_uids` when it can)."""
+    if _remap_raw_uids(ds, tag, ctx):
+        return
+    elem = ds[tag]
+    if elem.value:
+        elem.value = _map_values(elem.value, ctx.uid)
+
+
+_PLAIN_DATE = re.compile(r"[0-9]{8}")
+
+
+def _shift_raw_dates(ds: Dataset, tag, days: int) -> bool:
+    """Shift the dates of the raw element ``tag`` of ``ds`` when it was read with VR DA
+    and its ASCII bytes hold only 8-digit dates (split at backslashes, trailing spaces and
+    NULs dropped): a new element is made with the values that pydicom's conversion (dates
+    as text) then :func:`shift_date` give. False (nothing done) for any other element."""
+    raw = ds._dict[tag]
+    if (not raw.is_raw or raw.VR != "DA" or not isinstance(raw.value, bytes) or not raw.value.isascii()
+            or pydicom_config.datetime_conversion):
+        return False
+    pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
+    if not all(_PLAIN_DATE.fullmatch(p) for p in pieces):
+        return False
+    new = [shift_date(p, days) for p in pieces]
+    ds._dict[tag] = DataElement(tag, "DA", new if len(new) > 1 else new[0])
+    return True
+
+
+def _written_as_read(raw) -> bool:
+    """True when the raw text element ``raw`` (ASCII) is written with the bytes it was read
+    with whether or not it is converted first: its bytes are its text less trailing spaces
+    and NULs, padded to an even length with one space, as pydicom writes the conversion."""
+    value = raw.value
+    if not raw.is_raw or not isinstance(value, bytes) or not value.isascii():
+        return False
+    text = value.rstrip(b" \x00")
+    return value == (text + b" " if len(text) % 2 else text)
+
+
+#: VRs whose raw element pydicom converts keeping the VR read (no dictionary look-up, no
+#: ambiguous-VR correction) and without raising on odd bytes (numbers, IS and DS, can):
+#: text, the VR in which an emptied element is made anew.
+_PLAIN_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR",
+                             "UT"})
+
+
+def _empty_raw(ds: Dataset, tag) -> bool:
+    """``Z`` on the raw element ``tag`` of ``ds`` read with a text VR (explicit): a new empty
+    element of that VR, as converting it and emptying its value makes. False for any other."""
+    raw = ds._dict[tag]
+    if not raw.is_raw or raw.VR not in _PLAIN_TEXT_VRS or raw.length == 0xFFFFFFFF:
+        return False
+    if pydicom_config.datetime_conversion and raw.VR in ("DA", "DT", "TM"):
+        return False  # converted to dates and times, which can refuse odd bytes
+    ds._dict[tag] = DataElement(tag, raw.VR, _empty_value(raw.VR))
+    return True
+
+
 # --------------------------------------------------------------------------- the walk
 
 
@@ -292,6 +376,8 @@ def _clean_sequence(elem, ctx: _Context, depth: int) -> None:
 
 
 def _apply_dummy(ds: Dataset, tag: int, ctx: _Context, depth: int) -> None:
+    if _remap_raw_uids(ds, tag, ctx):
+        return
     elem = ds[tag]
     vr = elem.VR
     if vr == "SQ":
@@ -306,6 +392,14 @@ def _apply_dummy(ds: Dataset, tag: int, ctx: _Context, depth: int) -> None:
 
 def _apply_clean(ds: Dataset, tag: int, plan: Plan, ctx: _Context, depth: int, root: Dataset) -> str:
     """Apply ``C``; return the action actually applied (for counting)."""
+    if _remap_raw_uids(ds, tag, ctx):
+        return "C"
+    if ctx.modified_dates:
+        raw = ds._dict[tag]
+        if raw.is_raw and raw.VR == "TM" and ctx.cfg.keep_time_of_day and _written_as_read(raw):
+            return "C"  # kept: its conversion would change nothing written
+        if _shift_raw_dates(ds, tag, ctx.cfg.date_shift_days):
+            return "C"
     elem = ds[tag]
     vr = elem.VR
     cfg = ctx.cfg
@@ -339,11 +433,14 @@ def _apply_simple(ds: Dataset, tag: int, action: str, ctx: _Context, depth: int,
     if action == "X":
         del ds[tag]
     elif action == "Z":
-        elem = ds[tag]
-        elem.value = _empty_value(elem.VR)
+        if not _empty_raw(ds, tag):
+            elem = ds[tag]
+            elem.value = _empty_value(elem.VR)
     elif action == "D":
         _apply_dummy(ds, tag, ctx, depth)
     elif action == "U":
+        if not ctx.retain_uids and _remap_raw_uids(ds, tag, ctx):
+            return action
         elem = ds[tag]
         if elem.VR == "SQ":
             _clean_sequence(elem, ctx, depth)
@@ -385,12 +482,23 @@ def _clean_private(ds: Dataset, tags: list[int], ctx: _Context) -> None:
                 keep.add(int(tag))
                 used_creators.add(ctag)
         keep |= used_creators
+    removed = [tag for tag in tags if int(tag) not in keep]
+    if len(removed) < len(tags):
+        counts["P_kept"] += len(tags) - len(removed)
+    if removed:
+        _delete_elements(ds, removed)
+        counts["P_removed"] += len(removed)
+
+
+def _delete_elements(ds: Dataset, tags: list) -> None:
+    """``del ds[tag]`` for each of ``tags`` (keys of ``ds``, not pixel data), at once:
+    the elements leave the dataset's dict and pydicom's record of private blocks is
+    forgotten (rebuilt on its next use), as each ``del`` does when a creator goes."""
+    elements = ds._dict
     for tag in tags:
-        if int(tag) in keep:
-            counts["P_kept"] += 1
-        else:
-            del ds[tag]
-            counts["P_removed"] += 1
+        del elements[tag]
+    if ds._private_blocks:
+        ds._private_blocks = {}
 
 
 def _clean_dataset(ds: Dataset, ctx: _Context, depth: int, root: Dataset | None = None) -> None:
@@ -407,9 +515,7 @@ def _clean_dataset(ds: Dataset, ctx: _Context, depth: int, root: Dataset | None 
             if plan.vr == "SQ":
                 _clean_sequence(ds[tag], ctx, depth)
             elif plan.vr == "UI" and not ctx.retain_uids and tag not in CLASS_UID_TAGS:
-                elem = ds[tag]
-                if elem.value:
-                    elem.value = _map_values(elem.value, ctx.uid)
+                _remap_uids(ds, tag, ctx)
             counts[action] += 1
         elif action == "N":
             del ds[tag]
@@ -437,29 +543,63 @@ def _method_text(options: frozenset[str], edition: str) -> list[str]:
     return values
 
 
-def _write_markers(ds: Dataset, ctx: _Context) -> None:
+_PATIENT_IDENTITY_REMOVED = BaseTag(0x00120062)
+_DEID_METHOD = BaseTag(0x00120063)
+_DEID_METHOD_CODES = BaseTag(0x00120064)
+_LONGITUDINAL_MODIFIED = BaseTag(0x00280303)
+_PATIENT_NAME = BaseTag(0x00100010)
+_PATIENT_ID = BaseTag(0x00100020)
+_CODE_VALUE, _CODING_SCHEME, _CODE_MEANING = BaseTag(0x00080100), BaseTag(0x00080102), BaseTag(0x00080104)
+
+
+def _marker_codes(opts: frozenset) -> list[tuple[str, str]]:
+    """``(code value, code meaning)`` of the CID 7050 items for ``opts``, basic first."""
     cid = load_cid7050()
-    opts = ctx.opts
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = _method_text(opts, ctx.table.edition)
-    items = []
-    for name in ["basic"] + sorted(o for o in opts if o in cid):
-        code, meaning = cid[name]
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
-        items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    if "retain_long_full_dates" in opts:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
-    elif "retain_long_modified_dates" in opts:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    return [cid[name] for name in ["basic"] + sorted(o for o in opts if o in cid)]
+
+
+def _code_item(code: str, meaning: str) -> Dataset:
+    """A DeidentificationMethodCodeSequence item: the elements that setting CodeValue,
+    CodingSchemeDesignator (``DCM``) and CodeMeaning on a new Dataset makes."""
+    return Dataset({
+        _CODE_VALUE: DataElement(_CODE_VALUE, "SH", code),
+        _CODING_SCHEME: DataElement(_CODING_SCHEME, "SH", "DCM"),
+        _CODE_MEANING: DataElement(_CODE_MEANING, "LO", meaning),
+    })
+
+
+def _set_value(ds: Dataset, tag: BaseTag, vr: str, value) -> None:
+    """``setattr(ds, keyword, value)`` for the public ``tag`` of dictionary VR ``vr``: a
+    new element when ``ds`` has none, else the existing element (converted, its VR
+    kept) takes the value."""
+    if tag not in ds._dict:
+        elem = DataElement(tag, vr, value)
+        if vr == "SQ":
+            ds[tag] = elem  # as setattr: pydicom passes the pixel representation on to the items
+        else:
+            ds._dict[tag] = elem
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        elem = ds[tag]
+        elem.value = value
+        ds[tag] = elem
+
+
+def _write_markers(ds: Dataset, ctx: _Context) -> None:
+    opts = ctx.opts
+    _set_value(ds, _PATIENT_IDENTITY_REMOVED, "CS", "YES")
+    _set_value(ds, _DEID_METHOD, "LO", _method_text(opts, ctx.table.edition))
+    _set_value(ds, _DEID_METHOD_CODES, "SQ",
+               Sequence([_code_item(code, meaning) for code, meaning in _marker_codes(opts)]))
+    if "retain_long_full_dates" in opts:
+        longitudinal = "UNMODIFIED"
+    elif "retain_long_modified_dates" in opts:
+        longitudinal = "MODIFIED"
+    else:
+        longitudinal = "REMOVED"
+    _set_value(ds, _LONGITUDINAL_MODIFIED, "CS", longitudinal)
     # Patient module, type 2: always present, carrying the pseudonym.
-    ds.PatientName = ctx.cfg.pseudonym
-    ds.PatientID = ctx.cfg.pseudonym
+    _set_value(ds, _PATIENT_NAME, "PN", ctx.cfg.pseudonym)
+    _set_value(ds, _PATIENT_ID, "LO", ctx.cfg.pseudonym)
 
 
 #: Modalities whose pixels often carry burned-in text (PS3.15 E.1.1, Clean Pixel Data).
@@ -473,14 +613,23 @@ def pixel_review_reason(ds: Dataset) -> str:
     :data:`PIXEL_REVIEW_MODALITIES` and Secondary Capture SOP classes.
     """
     reasons = []
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+    if _text_of(ds, _BURNED_IN_ANNOTATION).upper() == "YES":
         reasons.append("BurnedInAnnotation YES")
-    modality = str(ds.get("Modality", "")).upper()
+    modality = _text_of(ds, _MODALITY).upper()
     if modality in PIXEL_REVIEW_MODALITIES:
         reasons.append(f"modality {modality}")
-    if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.5.1.4.1.1.7"):
+    if _text_of(ds, _SOP_CLASS_UID).startswith("1.2.840.10008.5.1.4.1.1.7"):
         reasons.append("secondary capture")
     return "; ".join(reasons)
+
+
+_BURNED_IN_ANNOTATION, _MODALITY, _SOP_CLASS_UID = BaseTag(0x00280301), BaseTag(0x00080060), BaseTag(0x00080016)
+
+
+def _text_of(ds: Dataset, tag: BaseTag) -> str:
+    """``str(ds.get(keyword, ""))`` of the attribute ``tag``, looked up by tag."""
+    elem = ds.get(tag)
+    return "" if elem is None else str(elem.value)
 
 
 def deidentify_dataset(ds: Dataset, cfg: DeidConfig) -> DeidReport:

@@ -29,7 +29,7 @@ from pydicom.multival import MultiValue
 from pydicom.filewriter import validate_file_meta, write_data_element, write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, PersonName
 
 __all__ = ["encode_file"]
 
@@ -132,6 +132,35 @@ def _string_value(vr: str, value, encodings: list[str]) -> bytes | None:
     return data
 
 
+_NUMBER_FORMATS = {"US": struct.Struct("<H").pack, "UL": struct.Struct("<L").pack,
+                   "SS": struct.Struct("<h").pack, "SL": struct.Struct("<l").pack}
+
+
+def _number_value(vr: str, value) -> bytes | None:
+    """The bytes ``write_numbers`` writes for one plain ``int`` of VR US, UL, SS or SL,
+    or None for anything else (pydicom writes it, or raises its own error)."""
+    pack = _NUMBER_FORMATS.get(vr)
+    if pack is None or type(value) is not int:
+        return None
+    try:
+        return pack(value)
+    except struct.error:
+        return None
+
+
+def _person_name_value(value, encodings: list[str]) -> bytes | None:
+    """The bytes ``write_PN`` writes for one PersonName made from ASCII text in memory
+    (no original bytes, no ``=`` component groups: its text is what pydicom encodes), in
+    a character set where ASCII is ASCII; None for anything else (pydicom writes it)."""
+    if encodings[0] not in _ASCII_SAFE or not isinstance(value, PersonName) or value.original_string is not None:
+        return None
+    text = str(value)
+    if not text.isascii() or "=" in text:
+        return None
+    data = text.encode("ascii")
+    return data + b" " if len(data) % 2 else data
+
+
 def _sequence(out: list, tag: int, elem, encs: list[str], implicit: bool) -> None:
     """A sequence element as :func:`write_data_element` + ``write_sequence`` write it
     (``encs``: the character sets converted, as write_data_element converts them)."""
@@ -194,6 +223,8 @@ def _dataset(out: list, ds: Dataset, parent_encoding, implicit: bool) -> None:
             _binary_element(out, tag, elem, implicit)
         else:
             data = _string_value(vr, value, converted)
+            if data is None:
+                data = _person_name_value(value, converted) if vr == "PN" else _number_value(vr, value)
             if data is None:
                 out.append(_pydicom_bytes(write_data_element, elem, encodings, implicit))
             else:

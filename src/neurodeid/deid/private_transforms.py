@@ -3,7 +3,10 @@
 A transform takes the element's bytes and returns sanitized bytes, or ``None``
 to remove the element. Transforms are registered by the allow-list key
 ``(private_creator, group, element_low_byte)``; every kept private element
-without a transform is kept as it is.
+without a transform is kept as it is. Each transform is a pure function of the
+bytes: its result for the last few values is remembered
+(:func:`neurodeid.deid.bytesmemo.memo_by_bytes`; a vendor's protocol block is
+the same in every file of a series).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import struct
 import zlib
 from functools import lru_cache
 from importlib import resources
+
+from neurodeid.deid.bytesmemo import memo_by_bytes
 
 
 @lru_cache(maxsize=1)
@@ -35,6 +40,7 @@ def _gzip_deterministic(body: bytes) -> bytes:
 _LINE_RE = re.compile(rb'^([A-Z0-9_]+) "(-?[0-9]+(?:\.[0-9]+)?)"\s*$')
 
 
+@memo_by_bytes()
 def sanitize_ge_protocol_block(value: bytes) -> bytes | None:
     """Rewrite a GE Protocol Data Block (0025,101B) to its allowed numeric keys.
 
@@ -226,6 +232,7 @@ def _blank_asc(block: bytes, keep: frozenset) -> bytes:
     return block if out is None else bytes(out)
 
 
+@memo_by_bytes()
 def sanitize_siemens_csa(value: bytes) -> bytes | None:
     """Length-preserving sanitization of a Siemens CSA2 header (0029,xx10 / xx20).
 
@@ -242,7 +249,9 @@ def sanitize_siemens_csa(value: bytes) -> bytes | None:
     converters read the numeric protocol (echo spacing, slice timing, ...)
     as before. Returns ``None`` (remove the element) for headers that are
     not CSA2. The same bytes as :func:`_sanitize_siemens_csa_by_regex` (the
-    substitutions written as regex callbacks), found faster.
+    substitutions written as regex callbacks), found faster; the result for the
+    last few values is remembered (a series header repeats in every file of its
+    series, :func:`neurodeid.deid.bytesmemo.memo_by_bytes`).
     """
     if not isinstance(value, (bytes, bytearray)):
         return None
@@ -292,6 +301,7 @@ def _sanitize_siemens_csa_by_regex(value: bytes) -> bytes | None:
 _TEXT_RUN = re.compile(rb"[\x20-\x7e]{4,}")
 
 
+@memo_by_bytes()
 def blank_text_runs(value: bytes) -> bytes | None:
     """Overwrite every run of 4+ printable ASCII bytes of a binary block with zeros.
 

@@ -39,6 +39,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from neurodeid.deid.bytesmemo import memo_by_bytes
 from neurodeid.values import is_number as _is_number  # one definition of "a number" for both
 
 #: Characteristics :attr:`QuasiPolicy.remove` may name, and their standard tags.
@@ -417,6 +418,7 @@ def generalise_item_value(value: str, fields: dict[int, str], policy: QuasiPolic
     return ";".join(out)
 
 
+@memo_by_bytes()
 def generalise_csa(value: bytes, creator: str, policy: QuasiPolicy, retain: bool = True) -> bytes | None:
     """Rewrite the listed items of a Siemens CSA2 header; length-preserving.
 
@@ -424,7 +426,8 @@ def generalise_csa(value: bytes, creator: str, policy: QuasiPolicy, retain: bool
     text (never longer: a longer one removes the element) is written followed
     by NULs, so every length and offset stays valid. Returns ``value``
     unchanged for blocks without listed items, ``None`` when a listed block
-    does not parse (the caller removes the element).
+    does not parse (the caller removes the element). The result for the last
+    few values is remembered (:func:`neurodeid.deid.bytesmemo.memo_by_bytes`).
     """
     from neurodeid.audit import csa_items  # lazy, as deid.crosscheck: the one CSA2 parser
 

@@ -48,8 +48,11 @@ def _ensure_file_meta(ds) -> None:
         meta.TransferSyntaxUID = (
             ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
         )
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for meta_keyword, keyword in (("MediaStorageSOPClassUID", "SOPClassUID"),
+                                  ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+        value = getattr(ds, keyword)
+        if meta.get(meta_keyword) != value:  # equal: setting it again changes nothing
+            setattr(meta, meta_keyword, value)
     if "FileMetaInformationVersion" not in meta:
         meta.FileMetaInformationVersion = b"\x00\x01"
     if "ImplementationClassUID" not in meta:
@@ -62,7 +65,7 @@ def _check_complete(ds, src: Path) -> None:
         return
     if str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.1.99":
         return  # deflated: element offsets refer to the inflated stream
-    last = ds._dict[max(ds._dict)]
+    last = ds._dict[max(ds._dict, key=int)]  # ints compare in C, tags in Python
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
     if tell is None or length is None or length == 0xFFFFFFFF:
         return
@@ -160,6 +163,7 @@ def _check_items(ds, src: Path, kept, path: tuple) -> None:
     explicit = implicit is False
     little = little is not False
     known, short_text = _KNOWN_VRS, _SHORT_TEXT_VRS
+    sound = _sound_values(explicit, little)
     for tag, raw in list(ds._dict.items()):
         vr = raw.VR
         if vr is not None and vr not in known:
@@ -177,12 +181,32 @@ def _check_items(ds, src: Path, kept, path: tuple) -> None:
             continue
         if kept is not None and not kept(int(tag)):
             continue
+        if value in sound:
+            continue
         at = embedded_element_offset(value, explicit, little)
+        if at is None and len(value) < _SHORTEST_TEXT_EMBEDDING:
+            sound.add(value)
         if at is not None:
             raise NotAnInstanceError(
                 f"{src}: element {_where(path)}{tag} ({vr}, {len(value)} bytes) holds what parses as a following "
                 f"data element at byte {at} of its value: its length field is wrong and the file is corrupt; "
                 "re-export it from the source")
+
+
+#: ``{(explicit VR, little endian): values}``: short text values in which
+#: :func:`embedded_element_offset` found no element (the files of a series repeat most).
+_SOUND: dict[tuple[bool, bool], set] = {}
+#: Values held at most per encoding (then forgotten; each shorter than
+#: ``_SHORTEST_TEXT_EMBEDDING``): a bound on the memory of a long run.
+_SOUND_MAX = 20_000
+
+
+def _sound_values(explicit: bool, little: bool) -> set:
+    """The set of short text values found to hold no element header in this encoding."""
+    sound = _SOUND.get((explicit, little))
+    if sound is None or len(sound) > _SOUND_MAX:
+        sound = _SOUND[(explicit, little)] = set()
+    return sound
 
 
 def _dict_vr(tag) -> str:
@@ -222,6 +246,14 @@ def _resolve_missing_vrs(ds) -> None:
         elif not getattr(raw, "is_raw", True) and raw.VR == "SQ":
             for item in raw.value:
                 _resolve_missing_vrs(item)
+
+
+def _has_raw_without_vr(ds) -> bool:
+    """Whether a top-level element of ``ds`` is raw and was read without a VR."""
+    for elem in ds._dict.values():
+        if elem.VR is None and getattr(elem, "is_raw", False):
+            return True
+    return False
 
 
 def _instance_number(ds) -> tuple[int, int]:
@@ -303,9 +335,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     clean_kept_values(ds, raw_needles)  # kept text that repeats them is overwritten
     _ensure_file_meta(ds)
     ds.preamble = b"\x00" * 128
-    if ds.original_encoding[0] is False and any(
-        getattr(e, "is_raw", False) and e.VR is None for e in ds._dict.values()
-    ):
+    if ds.original_encoding[0] is False and _has_raw_without_vr(ds):
         _resolve_missing_vrs(ds)
     _write(dst, ds)
     if verify:
