@@ -568,3 +568,24 @@ def test_palette_and_radiograph_display_attributes_are_kept():
     assert ds.PixelIntensityRelationship == "LOG" and ds.PixelIntensityRelationshipSign == -1
     rgb = apply_color_lut(ds.pixel_array, ds)
     assert rgb.shape == (8, 8, 3) and rgb[7, 7, 0] > rgb[0, 1, 0]
+
+
+def test_file_meta_and_preamble_are_written_by_neurodeid(tmp_path):
+    """The file meta names the implementation that wrote the file (PS3.10): neurodeid, not
+    the site's export tool ("GLENMOOR_PACS"); the input's preamble and sending AE titles
+    are not carried over."""
+    from neurodeid.deid.series import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.file_meta.ImplementationClassUID = "1.2.3.4.99.1"
+    ds.file_meta.ImplementationVersionName = "GLENMOOR_PACS"
+    ds.file_meta.SourceApplicationEntityTitle = "GLENMOOR_MR3"
+    ds.preamble = b"GLENMOOR" + b"\x00" * 120
+    ds.save_as(tmp_path / "in.dcm", enforce_file_format=True)
+    deidentify_series([tmp_path / "in.dcm"], tmp_path / "out", _cfg())
+    out = next((tmp_path / "out").glob("*.dcm"))
+    data = out.read_bytes()
+    assert b"GLENMOOR" not in data and data[:128] == b"\x00" * 128
+    meta = pydicom.dcmread(out, stop_before_pixels=True).file_meta
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationVersionName == IMPLEMENTATION_VERSION_NAME

@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from neurodeid import __version__
 from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.fastwrite import encode_file
 from neurodeid.deid.reread import uid_bytes, written_sop_uids
@@ -36,8 +37,19 @@ class NotAnInstanceError(ValueError):
     """The file is not a composite SOP instance that can be de-identified."""
 
 
+#: The implementation that writes the de-identified files (PS3.10 7.1: the file meta names
+#: the implementation that wrote the file): pydicom's class UID, neurodeid's version name.
+#: The input's (a site's PACS or export tool, which may name the site) is not carried over.
+IMPLEMENTATION_CLASS_UID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+IMPLEMENTATION_VERSION_NAME = f"NEURODEID_{__version__}"[:16]
+
+
 def _ensure_file_meta(ds) -> None:
-    """Give ``ds`` a valid file meta group matching its encoding."""
+    """Give ``ds`` a valid file meta group matching its encoding, written by neurodeid
+    (:data:`IMPLEMENTATION_CLASS_UID`, :data:`IMPLEMENTATION_VERSION_NAME`), and an empty
+    preamble (the 128 bytes before ``DICM`` are free for any use: a vendor's, a TIFF
+    header's; nothing of the input's is kept there)."""
+    ds.preamble = b"\x00" * 128
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         meta = ds.file_meta = FileMetaDataset()
@@ -55,8 +67,10 @@ def _ensure_file_meta(ds) -> None:
             setattr(meta, meta_keyword, value)
     if "FileMetaInformationVersion" not in meta:
         meta.FileMetaInformationVersion = b"\x00\x01"
-    if "ImplementationClassUID" not in meta:
-        meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    if meta.get("ImplementationClassUID") != IMPLEMENTATION_CLASS_UID:
+        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    if meta.get("ImplementationVersionName") != IMPLEMENTATION_VERSION_NAME:
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
 
 
 def _check_complete(ds, src: Path) -> None:
