@@ -11,7 +11,7 @@ per-file report, and the needles of the input under the configuration's options.
 
 Usage::
 
-    python scripts/deid_guard.py [--ref a1b2132] [--data DIR]   # compare, exit 1 on a difference
+    python scripts/deid_guard.py [--ref b72c2f5] [--data DIR]   # compare, exit 1 on a difference
     python scripts/deid_guard.py dump OUT.json [--data DIR]     # the manifest of the code on PYTHONPATH
 
 The reference code is extracted with ``git archive`` into a temporary folder and run
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cmd", nargs="?", default="compare", choices=("compare", "dump"))
     ap.add_argument("out", nargs="?", type=Path, help="dump: the manifest to write")
-    ap.add_argument("--ref", default="a1b2132")  # the audit vocabulary of 2026-12-07 changed needles on purpose
+    ap.add_argument("--ref", default="b72c2f5")  # 2026-12-07: audit vocabulary, safe attributes and file meta changed on purpose
     ap.add_argument("--data", type=Path,
                     default=Path(os.environ.get("NEURODEID_SHARED_DATA", REPO.parent / "shared" / "data")) / "dicom")
     ap.add_argument("--repo", type=Path, default=REPO, help=argparse.SUPPRESS)
