@@ -186,22 +186,15 @@ def test_write_nrrd_lps_geometry(tmp_path):
         assert b"neurodeid" in fp.read(352)
 
 
-def test_split_pieces_are_chunks():
-    from neurodeid.convert import assign_bids_names, bids_name, load_heuristics
-
+@pytest.mark.parametrize("outputs,n_images", [
+    (["part1", "part2"], 4),  # a series split at a slice gap
+    (["", "a"], 2),  # dcm2niix's image, imagea: two slices at one position, no single volume
+])
+def test_pieces_of_one_series_are_chunks(outputs, n_images):
+    """Several images of one series get the chunk entity: two names, never a collision."""
     row = {"series_label": "s002", "SeriesDescription": "Routine Brain", "ProtocolName": "", "ImageType":
-           "ORIGINAL\\PRIMARY\\AXIAL", "Modality": "CT", "SeriesNumber": "2", "n_images": 4,
-           "outputs": ["part1", "part2"]}
-    names = assign_bids_names([row], load_heuristics())
-    paths = [bids_name("a1", "1", n) for n in names["s002"]]
-    assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]
-
-
-def test_images_of_one_series_that_are_no_single_volume_are_chunks():
-    """dcm2niix writes image, imagea for two slices at one position: two names, not a collision."""
-    row = {"series_label": "s002", "SeriesDescription": "5/5mm Plain", "ProtocolName": "", "ImageType":
-           "ORIGINAL\\PRIMARY\\AXIAL", "Modality": "CT", "SeriesNumber": "2", "n_images": 2,
-           "outputs": ["", "a"]}
+           "ORIGINAL\\PRIMARY\\AXIAL", "Modality": "CT", "SeriesNumber": "2", "n_images": n_images,
+           "outputs": outputs}
     names = assign_bids_names([row], load_heuristics())
     paths = [bids_name("a1", "1", n) for n in names["s002"]]
     assert paths == ["sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-1_ct", "sub-a1/ses-1/ct/sub-a1_ses-1_run-1_chunk-2_ct"]
