@@ -46,10 +46,7 @@ IMPLEMENTATION_VERSION_NAME = f"NEURODEID_{__version__}"[:16]
 
 def _ensure_file_meta(ds) -> None:
     """Give ``ds`` a valid file meta group matching its encoding, written by neurodeid
-    (:data:`IMPLEMENTATION_CLASS_UID`, :data:`IMPLEMENTATION_VERSION_NAME`), and an empty
-    preamble (the 128 bytes before ``DICM`` are free for any use: a vendor's, a TIFF
-    header's; nothing of the input's is kept there)."""
-    ds.preamble = b"\x00" * 128
+    (:data:`IMPLEMENTATION_CLASS_UID`, :data:`IMPLEMENTATION_VERSION_NAME`)."""
     meta = getattr(ds, "file_meta", None)
     if meta is None:
         meta = ds.file_meta = FileMetaDataset()
@@ -348,7 +345,7 @@ def deidentify_file(src: Path, dst: Path, cfg: DeidConfig, verify: bool = True):
     report = deidentify_dataset(ds, cfg)
     clean_kept_values(ds, raw_needles)  # kept text that repeats them is overwritten
     _ensure_file_meta(ds)
-    ds.preamble = b"\x00" * 128
+    ds.preamble = b"\x00" * 128  # free for any use (a vendor's, a TIFF header's): nothing of the input's
     if ds.original_encoding[0] is False and _has_raw_without_vr(ds):
         _resolve_missing_vrs(ds)
     _write(dst, ds)

@@ -47,6 +47,8 @@ def holds_no_image(ds: Dataset) -> bool:
     release audit scans; an encapsulated document is replaced by de-identification
     (PS3.15 Table E.1-1: D).
     """
+    if any(tag in ds._dict for tag in _IMAGE_TAGS):  # an image file: answered without a walk
+        return False
     for elem in ds.iterall():
         tag = int(elem.tag)
         if tag in _IMAGE_TAGS or (0x6000 <= tag >> 16 <= 0x601E and tag & 0xFFFF == 0x3000):

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..fileio import write_bytes_atomic
 from ..results import Check, StageResult, write_stage_result
 from .config import RedactionConfig, header_values
 from .dicom_pixels import holds_no_image, read_frames, ultrasound_regions, update_geometry, write_frames
@@ -122,8 +123,7 @@ def redact_dicom_file(in_path, out_path, cfg: RedactionConfig, needles: Needles 
     except Exception as exc:
         raise RedactionError(f"{in_path}: cannot read as DICOM: {exc}; check the file is a DICOM Part 10 file") from exc
     if holds_no_image(ds):  # nothing to read: the de-identified file goes on as it is
-        data = Path(in_path).read_bytes()
-        atomic_write(out_path, lambda tmp: Path(tmp).write_bytes(data))
+        write_bytes_atomic(out_path, Path(in_path).read_bytes())
         return {"status": Check.PASS, "method": NO_IMAGE_METHOD, "boxes": 0, "frames": 0, "pixels_changed": 0,
                 "reasons": [], "written": True}
     result, before, after, red = redact_dataset(ds, cfg, needles)  # errors name ds.filename
