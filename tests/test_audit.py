@@ -72,6 +72,24 @@ def test_path_needles_drop_stopwords_and_short_numbers():
     assert not texts & {"MR", "BRAIN", "t1", "mprage", "IM", "0001", "dcm"}
 
 
+def test_words_of_neurodeid_own_release_text_are_not_path_needles(tmp_path):
+    """dicognito's test folders ("test_conversion_error_logs...", "..._original_directory...")
+    made "conversion", "error" and "original" needles, found in the fixed text of the
+    release README and dataset_description.json: every real release with such a folder
+    stopped at the gate. Words of that fixed text are not path needles; a name beside
+    them still is, and is still found in the README."""
+    from neurodeid.release.dataset import fixed_text, readme_text
+
+    paths = ["test_conversion_error_logs/SMITH_original/IM_0001.dcm"]
+    texts = {n.text for n in audit.path_needles(paths)}
+    assert "SMITH" in texts
+    assert not {t.lower() for t in texts} & {"conversion", "error", "original"}
+    readme = readme_text("SMITH study", "2024c", [], None)
+    assert all(w in fixed_text() for w in ("conversion", "error", "original"))
+    hits, _ = _scan(tmp_path, audit.path_needles(paths), {"README": readme.encode()})
+    assert {h.needle for h in hits} == {"SMITH"}
+
+
 def _scan(tmp_path, needles, files):
     rel = tmp_path / ("release-" + "-".join(sorted(files)).replace("/", "_"))
     for name, data in files.items():

@@ -140,6 +140,17 @@ def path_stopwords() -> frozenset[str]:
     return frozenset(words)
 
 
+@lru_cache(maxsize=1)
+def own_release_words() -> frozenset[str]:
+    """Lower-case words of the fixed text neurodeid writes into every release (its README
+    and dataset_description.json: "original", "error", "conversion"...): a raw file or
+    folder name that holds one of them does not make it a needle (it would be found in
+    neurodeid's own text, put there whatever the input)."""
+    from neurodeid.release.dataset import fixed_text  # lazy: the release imports the audit's results
+
+    return frozenset(w.lower() for w in _PATH_SPLIT.split(fixed_text()) if w and not w.isdigit())
+
+
 # --------------------------------------------------------------------------- spellings
 
 
@@ -675,7 +686,7 @@ def path_needles(relative_paths, min_length: int = DEFAULT_MIN_LENGTH) -> set[Ne
     on glued sub-tokens; words in the stop list (``dicom``, ``series``, ``t1``,
     vendors, file extensions...), vocabulary and short numbers are dropped.
     """
-    stop = path_stopwords()
+    stop = path_stopwords() | own_release_words()
     vocab, _ = vocabulary()
     found: set[Needle] = set()
     for rel in relative_paths:

@@ -121,6 +121,20 @@ def dataset_description(name: str, license_: str = "", authors: list[str] | None
     return desc
 
 
+def fixed_text() -> str:
+    """Every fixed word neurodeid writes into a release's skeleton (README with every count
+    line, dataset_description.json, .bidsignore), with no dataset name and no option: text
+    that is the same whatever the input, so a word of it found in the release came from
+    neurodeid, never from a raw file name (the release audit does not look for such words,
+    :func:`neurodeid.audit.needles.path_needles`)."""
+    every = dict.fromkeys(("subjects", "images", "defaced", "nrrd", "dicom_series", "dicom_files", "withheld"), 1)
+    none = dict.fromkeys(every, 0)
+    return "\n".join([
+        readme_text("", "", [], every), readme_text("", "", [], none),
+        json.dumps(dataset_description("")), BIDSIGNORE_TEXT,
+    ])
+
+
 def write_skeleton(
     release_dir: str | os.PathLike,
     subjects_tsv: str | os.PathLike,
