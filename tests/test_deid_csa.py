@@ -78,3 +78,21 @@ def test_pieces_match_their_regex(text):
     assert _zero_uids(text) == _UID_RE.sub(_zero_uid, text)
     assert _blank_quoted(text) == _QUOTED_RE.sub(_fill, text)
     assert [m.span() for m in _asc_matches(text)] == [m.span() for m in _ASC_LINE_RE.finditer(text)]
+
+
+def test_document_items_are_zeroed():
+    """A Siemens Phoenix Document (an SR, ImageType CSA REPORT; heudiconv's test data) keeps
+    the exam's protocol tree as XML in the CSA image header (PhoenixZIP, with every protocol
+    and program name the site chose, dates and comments) and its message (SrMsgBuffer).
+    Both are zeroed, lengths kept; any item that starts as XML too; protocol items stay."""
+    xml = b'<?xml version="1.0"?>\r\n<Edf><x:String x:Key="en">Smith_Study_PI_Jones</x:String></Edf>'
+    value = csa2([(b"SrMsgBuffer", b"00990005LO0003eng Jones"), (b"PhoenixZIP", xml),
+                  (b"SomethingNew", b"<?xml version='1.0'?><a>Jones</a>"),
+                  (b"ImageHistory", b"ChannelMixing"), (b"ProtocolBodyPartExamined", b"BRAIN")])
+    fast = sanitize_siemens_csa(value)
+    assert fast == _sanitize_siemens_csa_by_regex(value)
+    assert len(fast) == len(value) and b"Jones" not in fast and b"Smith" not in fast and b"<?xml" not in fast
+    assert b"ChannelMixing" in fast and b"BRAIN" in fast
+    from neurodeid.audit import csa_items
+
+    assert [n for n, _, _ in csa_items(fast)] == [n for n, _, _ in csa_items(value)]

@@ -232,6 +232,25 @@ def _blank_asc(block: bytes, keep: frozenset) -> bytes:
     return block if out is None else bytes(out)
 
 
+#: CSA items that hold a whole document, not protocol numbers: the exam protocol tree of a
+#: Siemens "Phoenix Document" (an SR whose ImageType says CSA REPORT: PhoenixZIP, an XML
+#: of every protocol, program and step name of the exam, with dates and free comments) and
+#: its serialised message (SrMsgBuffer). No converter reads them.
+_DOCUMENT_ITEMS = frozenset({"PhoenixZIP", "SrMsgBuffer"})
+
+
+def _zero_documents(buf: bytearray) -> None:
+    """Zero (in place, lengths kept) the value of every CSA2 item that holds a document:
+    those of :data:`_DOCUMENT_ITEMS` and any that starts as XML (``<?xml``). Their text is
+    names the site chose (protocols, programs, studies), comments and dates, which the
+    table's actions on the dataset never see."""
+    from neurodeid.audit.scan import csa_items  # the one CSA2 parser (lazy, as quasi's)
+
+    for name, start, end in csa_items(bytes(buf)) or ():
+        if name in _DOCUMENT_ITEMS or buf[start:start + 5] == b"<?xml":
+            buf[start:end] = bytes(end - start)
+
+
 @memo_by_bytes()
 def sanitize_siemens_csa(value: bytes) -> bytes | None:
     """Length-preserving sanitization of a Siemens CSA2 header (0029,xx10 / xx20).
@@ -258,6 +277,7 @@ def sanitize_siemens_csa(value: bytes) -> bytes | None:
     buf = bytearray(value)
     if not _csa2_zero_slack(buf):
         return None
+    _zero_documents(buf)
     data = _zero_uids(bytes(buf))
     begin = data.find(b"### ASCCONV BEGIN")
     end = data.find(b"### ASCCONV END", begin + 1) if begin >= 0 else -1
@@ -278,6 +298,7 @@ def _sanitize_siemens_csa_by_regex(value: bytes) -> bytes | None:
     buf = bytearray(value)
     if not _csa2_zero_slack(buf):
         return None
+    _zero_documents(buf)
     data = _UID_RE.sub(_zero_uid, bytes(buf))
     begin = data.find(b"### ASCCONV BEGIN")
     end = data.find(b"### ASCCONV END", begin + 1) if begin >= 0 else -1
