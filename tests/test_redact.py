@@ -19,6 +19,7 @@ import pytest
 
 from neurodeid.redact import (RedactionConfig, needs_redaction, redact_dicom_file, redact_image_file,
                               tesseract_available)
+from neurodeid.redact.errors import UnsupportedImageError
 
 SHARED = Path(os.environ.get("NEURODEID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 US_JPG = SHARED / "images" / "identifiable_us.jpg"
@@ -278,3 +279,42 @@ def test_too_weak_blur_fails_without_naming_the_identifier(tmp_path):
         assert value not in text
     assert any(r.startswith("a needle (PatientName) was read in frame 0") or "date-like" in r
                for r in res["reasons"]), res["reasons"]
+
+
+# ---------------------------------------------------------------- 32-bit images
+def test_rt_dose_grid_is_read_and_goes_on_as_stored(tmp_path):
+    """An RT dose grid stores 32-bit values (every RTDOSE: dicompyler's example, pydicom's).
+    It was withheld unread ("only 8- and 16-bit images"); it is read for text like any image
+    and, no text found, goes on with its pixel data byte for byte as stored."""
+    from pydicom.data import get_testdata_file
+
+    src = Path(get_testdata_file("rtdose.dcm"))
+    out = tmp_path / "dose.dcm"
+    res = redact_dicom_file(src, out, RedactionConfig(**CFG), ["ZORVAK^TELMINA"])
+    assert res["status"] == "PASS", res["reasons"]
+    assert res["frames"] == 15 and res["pixels_changed"] == 0
+    a, b = pydicom.dcmread(src), pydicom.dcmread(out)
+    assert b.BitsAllocated == 32 and b.PixelData == a.PixelData and b.BurnedInAnnotation == "NO"
+
+
+def test_32_bit_image_with_text_is_withheld_with_the_reason(tmp_path):
+    """Text burned into a 32-bit image is found, but its pixels cannot be written back
+    redacted: the image is withheld, and the reason says so (never released with text)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("L", (320, 120), 0)
+    ImageDraw.Draw(img).text((10, 40), "ZORVAK TELMINA 1961", fill=255, font=ImageFont.load_default(size=22))
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.Modality, ds.Rows, ds.Columns, ds.SamplesPerPixel = "OT", 120, 320, 1
+    ds.PhotometricInterpretation, ds.PixelRepresentation = "MONOCHROME2", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = (np.asarray(img, dtype=np.uint32) * 100000).tobytes()
+    src = tmp_path / "sc32.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    with pytest.raises(UnsupportedImageError, match="32-bit pixels were changed to remove text"):
+        redact_dicom_file(src, tmp_path / "out.dcm", RedactionConfig(**CFG), ["ZORVAK^TELMINA"])
+    assert not (tmp_path / "out.dcm").exists()

@@ -101,10 +101,10 @@ def read_frames(ds: Dataset) -> tuple[np.ndarray, str]:
         out_pi = pi
     else:
         raise UnsupportedImageError(f"{_where(ds)}: PhotometricInterpretation {pi!r} is not supported for redaction")
-    if arr.dtype.kind not in "ui" or arr.dtype.itemsize > 2:
+    if arr.dtype.kind not in "ui" or arr.dtype.itemsize > 4:
         raise UnsupportedImageError(
-            f"{_where(ds)}: pixel dtype {arr.dtype} (BitsAllocated {ds.get('BitsAllocated')}) cannot be written back "
-            "uncompressed by this module; only 8- and 16-bit integer images are supported"
+            f"{_where(ds)}: pixel dtype {arr.dtype} (BitsAllocated {ds.get('BitsAllocated')}) cannot be read for "
+            "text; only 8-, 16- and 32-bit integer images are supported"
         )
     if spp == 1:
         arr = arr.reshape((nframes,) + arr.shape[-2:] + (1,))
@@ -131,8 +131,17 @@ def _fits(arr: np.ndarray, bits: int) -> bool:
     return -(2 ** (bits - 1)) <= int(arr.min(initial=0)) and int(arr.max(initial=0)) <= 2 ** (bits - 1) - 1
 
 
-def write_frames(ds: Dataset, frames: np.ndarray, photometric: str) -> list[str]:
+#: Bytes per stored value that :func:`write_frames` can write back (pydicom's
+#: ``set_pixel_data``); 32-bit images (an RT dose grid) are read for text and go on
+#: only as they were stored.
+WRITABLE_ITEMSIZES = (1, 2)
+
+
+def write_frames(ds: Dataset, frames: np.ndarray, photometric: str, *, keep_pixels: bool = False) -> list[str]:
     """Store redacted frames in ``ds`` (in place) with a consistent pixel module.
+
+    With ``keep_pixels`` (no pixel was changed) the stored pixel data are left as
+    they are; the rest below still applies.
 
     Also sets BurnedInAnnotation NO, removes what could still show the old
     pixels (IconImageSequence, overlay planes 60xx), drops Smallest/Largest
@@ -151,6 +160,12 @@ def write_frames(ds: Dataset, frames: np.ndarray, photometric: str) -> list[str]
     list of str
         Keywords/groups removed (for the result record).
     """
+    if keep_pixels:
+        return _mark_cleaned(ds, [])
+    if frames.dtype.itemsize not in WRITABLE_ITEMSIZES:
+        raise UnsupportedImageError(
+            f"{_where(ds)}: its {frames.dtype.itemsize * 8}-bit pixels were changed to remove text and cannot be "
+            "written back (only 8- and 16-bit images can); the image is withheld")
     had_nframes = "NumberOfFrames" in ds
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if ts is None or ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
@@ -177,6 +192,12 @@ def write_frames(ds: Dataset, frames: np.ndarray, photometric: str) -> list[str]
     ds.set_pixel_data(np.ascontiguousarray(arr), photometric, bits, generate_instance_uid=False)
     if had_nframes and "NumberOfFrames" not in ds:
         ds.NumberOfFrames = nf
+    return _mark_cleaned(ds, removed)
+
+
+def _mark_cleaned(ds: Dataset, removed: list[str]) -> list[str]:
+    """BurnedInAnnotation NO; what could still show old pixels removed (icon, overlays,
+    pixel value bounds); the Clean Pixel Data Option code added. Returns ``removed``."""
     ds.BurnedInAnnotation = "NO"
     for kw in ("IconImageSequence", "SmallestImagePixelValue", "LargestImagePixelValue",
                "SmallestPixelValueInSeries", "LargestPixelValueInSeries", "PixelPaddingRangeLimit"):

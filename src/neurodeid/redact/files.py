@@ -21,7 +21,8 @@ import numpy as np
 from ..fileio import write_bytes_atomic
 from ..results import Check, StageResult, write_stage_result
 from .config import RedactionConfig, header_values
-from .dicom_pixels import holds_no_image, read_frames, ultrasound_regions, update_geometry, write_frames
+from .dicom_pixels import (WRITABLE_ITEMSIZES, holds_no_image, read_frames, ultrasound_regions, update_geometry,
+                           write_frames)
 from .engine import redact_frames
 from .errors import RedactionError, UnsupportedImageError
 from .qc import qc_image
@@ -70,7 +71,10 @@ def redact_dataset(ds, cfg: RedactionConfig, needles: Needles = None):
                              us_regions=ultrasound_regions(ds))
     if red.window is not None and (red.window != (0, frames.shape[1], 0, frames.shape[2]) or red.resized):
         update_geometry(ds, red.window, out.shape[1], out.shape[2])
-    removed = write_frames(ds, out, photometric)
+    # a 32-bit image no redaction changed keeps its stored pixels (they cannot be rewritten)
+    unchanged = frames.dtype.itemsize not in WRITABLE_ITEMSIZES and out.shape == frames.shape \
+        and np.array_equal(out, frames)
+    removed = write_frames(ds, out, photometric, keep_pixels=unchanged)
     red.result["removed_elements"] = removed
     red.result["photometric_out"] = photometric
     red.result["transfer_syntax_out"] = str(ds.file_meta.TransferSyntaxUID)
