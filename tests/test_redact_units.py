@@ -267,3 +267,34 @@ def test_big_endian_input_written_little_endian(tmp_path):
     assert (out.Rows, out.Columns) == (ref.Rows, ref.Columns)
     same = np.all(out.pixel_array == ref.pixel_array, axis=-1)
     assert same.sum() == same.size - res["pixels_changed"]
+
+
+def test_recogniser_reads_a_crop_the_same_alone_or_in_company_and_once():
+    """A crop's read depends on its pixels only (each crop is its own batch: in a shared
+    batch crops are padded to the widest and scores move), and a crop seen before (the
+    overlay of every frame of a cine) is not read again."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image, ImageDraw, ImageFont
+
+    from neurodeid.redact import detect
+
+    def crop(text, width):
+        img = Image.new("L", (width, 48), 0)
+        ImageDraw.Draw(img).text((4, 8), text, fill=255, font=ImageFont.load_default(size=28))
+        return np.repeat(np.asarray(img)[..., None], 3, axis=2)
+
+    name, wide = crop("ZORVAK", 160), crop("TELMINA 12/03/1961 GLENMOOR", 520)
+    detect._READS.clear()
+    alone = detect.recognise([name])[0]
+    detect._READS.clear()
+    together = detect.recognise([wide, name])[1]
+    assert alone == together and "ZORVAK" in alone[0]
+    eng = detect._engine()
+    calls = []
+    real = eng.text_rec
+    eng.text_rec = lambda crops, *a, **k: (calls.append(len(crops)), real(crops, *a, **k))[1]
+    try:
+        again = detect.recognise([name, wide, name.copy()])
+    finally:
+        eng.text_rec = real
+    assert calls == [] and again[0] == again[2] == alone
