@@ -464,3 +464,30 @@ def test_a_path_word_in_an_equipment_attribute_is_the_vendor(tmp_path):
     ds.save_as(tmp_path / "c.dcm")
     hits, _ = _scan(tmp_path, needle, {"b.dcm": (tmp_path / "c.dcm").read_bytes()})
     assert [h.field for h in hits] == ["ImageComments"]
+
+
+def test_a_path_word_in_a_coding_scheme_or_a_kept_time_is_not_a_hit(tmp_path):
+    """An MD.ai export under mdai/ codes its concepts in the scheme "MDAI"; an export named
+    "...20100122.165135.421000.dcm" keeps InstanceCreationTime 165135.421000 (times of day
+    are kept by the profile). Neither path word identifies anybody there; in free text
+    both are still hits, and a name needle in a coding scheme still is one."""
+    from pydicom.dataset import Dataset
+
+    ds = _planted()
+    ds.PatientName = ds.InstitutionName = ""
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "A1", "MDAI", "Opacity"
+    ds.ConceptNameCodeSequence = [item]
+    ds.InstanceCreationTime = "165135.421000"
+    ds.save_as(tmp_path / "k.dcm")
+    data = (tmp_path / "k.dcm").read_bytes()
+    words = [audit.Needle("mdai", audit.PATH_SOURCE, audit.PATH_WORD),
+             audit.Needle("421000", audit.PATH_SOURCE, audit.PATH_WORD)]
+    hits, _ = _scan(tmp_path, words, {"a.dcm": data})
+    assert hits == []
+    hits, _ = _scan(tmp_path, [audit.Needle("MDAI", "PatientName", audit.NAME)], {"b.dcm": data})
+    assert [h.field for h in hits] == ["ConceptNameCodeSequence[0].CodingSchemeDesignator"]
+    ds.ImageComments = "mdai 421000"
+    ds.save_as(tmp_path / "f.dcm")
+    hits, _ = _scan(tmp_path, words, {"c.dcm": (tmp_path / "f.dcm").read_bytes()})
+    assert sorted(h.field for h in hits) == ["ImageComments", "ImageComments"]

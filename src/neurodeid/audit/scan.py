@@ -469,6 +469,11 @@ _CODE_MEANING = 0x00080104
 #: vendor or model the export was named after ("gdcm-US-ALOKA-16.dcm"), not a person.
 _EQUIPMENT_TAGS = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00020013})
 
+#: Attributes that name a coding scheme (CodingSchemeDesignator, MappingResource): a word
+#: of a file name found there names the scheme the export was named after (an MD.ai
+#: annotation export, "mdai/...", codes its concepts in the scheme "MDAI"), not a person.
+_SCHEME_TAGS = frozenset({0x00080102, 0x00080105})
+
 
 @lru_cache(maxsize=1)
 def _standard_code_meanings() -> dict[tuple[str, str], str]:
@@ -526,9 +531,13 @@ def _dicom_walk(ds, path: str, matcher: Matcher, long_matcher: Matcher, out: lis
             found = long_matcher.find_bytes(value) if is_bytes else []
         else:
             found = _find_value(matcher, value)
-            if vr == "CS" or tag in _EQUIPMENT_TAGS or elem.tag.is_private_creator:
-                # defined terms, equipment names and vendor block names: a path word there
-                # is vocabulary ("RGB", "ALOKA", the "csa" of "SIEMENS CSA HEADER")
+            if vr in ("CS", "TM") or tag in _EQUIPMENT_TAGS or tag in _SCHEME_TAGS \
+                    or elem.tag.is_private_creator:
+                # defined terms, equipment and scheme names, vendor block names: a path word
+                # there is vocabulary ("RGB", "ALOKA", "MDAI", the "csa" of "SIEMENS CSA
+                # HEADER"); a time of day kept by the profile is kept whatever a file name
+                # says (an export named "...20100122.165135.421000.dcm": the "421000" of its
+                # InstanceCreationTime)
                 found = [(o, n) for o, n in found if n.category != PATH_WORD]
             elif found and tag == _CODE_MEANING and is_standard_code_meaning(ds):
                 found = []
