@@ -10,7 +10,9 @@ Run (one process, same inputs, same machine)::
    interleaved within each round so that the load of a shared machine hits
    them alike.
    neurodeid runs through :func:`neurodeid.deid.deidentify_series` per series
-   folder (including its header re-read check); the anchors through
+   folder (including its header re-read check), each series started cold as in
+   the workflow's one process per series (:func:`neurodeid.deid.forget_series_memos`:
+   nothing remembered from an earlier round's values); the anchors through
    ``dcmread`` -> anonymize -> ``save_as``.
 2. Leaks: the planted-identifier corpus of ``tests/deid_corpus.py`` (default
    options) is de-identified by each tool; a surviving value is a planted
@@ -41,7 +43,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import deid_corpus as dc
 
-from neurodeid.deid import DeidConfig, deidentify_series
+from neurodeid.deid import DeidConfig, deidentify_series, forget_series_memos
 from neurodeid.deid.profile import DEFAULT_OPTIONS
 
 KEY = b"neurodeid-benchmark-key-not-secret"
@@ -52,10 +54,14 @@ def _cfg() -> DeidConfig:
 
 
 def run_neurodeid(files: list[Path], out: Path) -> None:
+    """One series per folder, each started cold (:func:`neurodeid.deid.forget_series_memos`),
+    as the workflow runs it: one fresh process per series, whose first file pays for what
+    the next files of the series find remembered."""
     by_dir: dict[Path, list[Path]] = {}
     for f in files:
         by_dir.setdefault(f.parent, []).append(f)
     for i, (_d, fs) in enumerate(sorted(by_dir.items())):
+        forget_series_memos()
         deidentify_series(fs, out / f"s{i:03d}", _cfg())
 
 

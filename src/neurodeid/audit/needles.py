@@ -442,6 +442,16 @@ _LAST_REPEATS: dict[tuple, dict] = {}
 _LAST_MADE: dict[tuple, dict] = {}
 
 
+def forget_memos() -> None:
+    """Forget what earlier datasets taught (values judged, needles made, tags found to give
+    none, texts found specific enough), so the next dataset is judged as in a fresh
+    process; the plans per tag (:data:`_ENGINE_REPLACES`) are the table's and stay."""
+    _NO_NEEDLE.clear()
+    _LAST_REPEATS.clear()
+    _LAST_MADE.clear()
+    keep_needle.cache_clear()
+
+
 def dataset_needles(
     ds: pydicom.Dataset, options=(), table: ActionTable | None = None, min_length: int = DEFAULT_MIN_LENGTH
 ) -> set[Needle]:

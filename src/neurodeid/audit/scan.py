@@ -168,6 +168,11 @@ def _spellings(text: str) -> tuple[str, ...]:
     return tuple(s for s in out if s)
 
 
+def forget_memos() -> None:
+    """Forget the spellings made for earlier needles (as in a fresh process)."""
+    _spellings.cache_clear()
+
+
 class _Automata:
     """The automata over every spelling of a set of needles, each needle tagged with a scope.
 

@@ -29,6 +29,7 @@ _EXPORTS = {
     "NotAnInstanceError": "series",
     "deidentify_file": "series",
     "deidentify_series": "series",
+    "forget_series_memos": "series",
 }
 
 __all__ = sorted(_EXPORTS)

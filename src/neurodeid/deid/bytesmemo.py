@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import wraps
 
+#: Every function decorated by :func:`memo_by_bytes`, so that :func:`forget_all` can empty
+#: each one (a new series starts cold, as in a fresh process).
+_REGISTRY: list = []
+
 #: Values longer than this are not remembered (with the default size, a function holds
 #: at most 8 values of 1 MB and their results).
 MAX_LEN = 1024 * 1024
@@ -23,7 +27,7 @@ def memo_by_bytes(maxsize: int = 8, max_len: int = MAX_LEN):
     ``maxsize`` results are remembered, least recently used forgotten first.
 
     A value that is not ``bytes`` (a bytearray, text, None) or is longer than
-    ``max_len`` is passed through uncached. ``fn.cache_clear()`` forgets all.
+    ``max_len`` is passed through uncached. ``fn.cache_clear()`` forgets all; ``fn.cache_len()`` counts what is held.
     """
 
     def decorate(fn):
@@ -45,7 +49,16 @@ def memo_by_bytes(maxsize: int = 8, max_len: int = MAX_LEN):
             return result
 
         wrapper.cache_clear = cache.clear
+        wrapper.cache_len = cache.__len__
         wrapper.uncached = fn
+        _REGISTRY.append(wrapper)
         return wrapper
 
     return decorate
+
+
+def forget_all() -> None:
+    """Empty the memo of every function decorated by :func:`memo_by_bytes` (one that is
+    defined but not yet imported has nothing to forget)."""
+    for wrapper in _REGISTRY:
+        wrapper.cache_clear()

@@ -98,6 +98,13 @@ def _matcher(texts: frozenset):
     return Matcher([Needle(t, "") for t in sorted(texts)])
 
 
+def forget_memos() -> None:
+    """Forget the values found clear and the matchers made (a new series starts cold);
+    :func:`_clean_csa`'s memo is emptied by :func:`neurodeid.deid.bytesmemo.forget_all`."""
+    _LAST_CLEAR[0], _LAST_CLEAR[1] = None, set()
+    _matcher.cache_clear()
+
+
 @memo_by_bytes()
 def _clean_csa(value: bytes, texts: frozenset) -> bytes | None:
     """``value`` with every match of ``texts`` in the item values of a Siemens CSA2 header

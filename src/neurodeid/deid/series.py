@@ -18,6 +18,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from neurodeid import __version__
+from neurodeid.audit import needles as _needles
+from neurodeid.deid import bytesmemo, crosscheck
 from neurodeid.deid.crosscheck import clean_kept_values
 from neurodeid.deid.fastwrite import encode_file
 from neurodeid.deid.reread import uid_bytes, written_sop_uids
@@ -218,6 +220,27 @@ def _sound_values(explicit: bool, little: bool) -> set:
     if sound is None or len(sound) > _SOUND_MAX:
         sound = _SOUND[(explicit, little)] = set()
     return sound
+
+
+def forget_series_memos() -> None:
+    """Forget every result remembered from the values of earlier files, so that the next
+    file is de-identified as the first file of a series in a fresh process (the workflow
+    runs one process per series; a benchmark that repeats files in one process calls this
+    before each pass to time what the workflow pays). The outputs never depend on it.
+
+    Forgotten: every :func:`neurodeid.deid.bytesmemo.memo_by_bytes` memo (CSA sanitising,
+    quasi generalisation, cross-check of CSA items, GE blocks), the cross-check's clear
+    values and matchers, the structure check's sound values, the needle walk's judged
+    values, needles made and needle-free tags, and the needle texts and spellings judged.
+    Kept: what depends on the table and options only (plans per tag, vocabulary, VRs).
+    """
+    from neurodeid.audit import scan  # imported here: the de-identification may not need it
+
+    bytesmemo.forget_all()
+    crosscheck.forget_memos()
+    _SOUND.clear()
+    _needles.forget_memos()
+    scan.forget_memos()
 
 
 def _dict_vr(tag) -> str:
