@@ -40,9 +40,20 @@ def _load(name):
     return np.asarray(img.dataobj, np.float32), img.affine
 
 
-def _brain_only(d):
-    """Skull-stripped volume: voxels above the 60th percentile of the head, eroded 8
-    voxels, largest component, dilated back 8 voxels inside the candidates."""
+def _brain_only(d, zooms=(1.0, 1.0, 1.0)):
+    """Skull-stripped volume, as a user strips a head: BET's algorithm (the library's
+    independent extractor; about 1,500 ml of chris_t1). The rough threshold-and-erosion
+    mask used before kept 72 ml of it, and the screen's "no face" on that said nothing."""
+    from neurodeid.deface.brainmask import extract_brain
+
+    return np.where(extract_brain(d, zooms).mask, d, 0)
+
+
+def _brain_core(d):
+    """A rough core of the brain (on chris_t1 72 ml): voxels above the 60th percentile of
+    the head, eroded 8 voxels, largest component, dilated back 8 voxels inside the
+    candidates. Face-free by construction; a volume for routing tests, not a skull-stripped
+    head (see :func:`_brain_only`)."""
     head = d > np.percentile(d[d > 0], 20)
     cand = head & (d > np.percentile(d[head], 60))
     core = ndi.binary_erosion(cand, iterations=8)
@@ -138,7 +149,12 @@ def test_face_detected_on_heads(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [_brain_only, _cut_above_eyes], ids=["brain-only", "cut-above-eyes"])
+@pytest.mark.parametrize("make", [
+    pytest.param(_brain_only, marks=pytest.mark.xfail(strict=True, reason=(
+        "measured 2026-12-07: chris_t1 skull-stripped by BET's algorithm scores -0.09 from 40 "
+        "degrees below (frontal lobes, temporal poles and brainstem read as a face); see "
+        "test_head_corpus"))),
+    _cut_above_eyes], ids=["brain-only", "cut-above-eyes"])
 def test_no_face_without_face(make):
     d, aff = _load("chris_t1")
     chk = face.check_volume(make(d), aff)
@@ -225,8 +241,9 @@ def test_table_columns_from_a_defacing_summary():
 @pytest.mark.slow
 def test_face_bearing_volume_described_as_rest_is_withheld(tmp_path):
     """Issue #18: a head described as anything ("rs_fMRI rest", filed func/bold, not planned
-    for defacing) is looked at; a face on its renders withholds it. The head's brain alone,
-    under the same description, is released; an image without a face record is withheld."""
+    for defacing) is looked at; a face on its renders withholds it. A face-free core of its
+    brain, under the same description, is released; an image without a face record is
+    withheld."""
     import json
 
     from neurodeid.convert import classify_series
@@ -243,7 +260,7 @@ def test_face_bearing_volume_described_as_rest_is_withheld(tmp_path):
     conv.mkdir()
     four_d = np.stack([d, d * 0.98], -1)  # a bold-like series: the face is checked on the mean
     nib.save(nib.Nifti1Image(four_d, aff), str(conv / "head.nii.gz"))
-    nib.save(nib.Nifti1Image(_brain_only(d), aff), str(conv / "brain.nii.gz"))
+    nib.save(nib.Nifti1Image(_brain_core(d), aff), str(conv / "brain.nii.gz"))
     result = face.check_folder(conv)
     status = {r["image"]: r["status"] for r in result["images"]}
     assert status == {"head.nii.gz": "face", "brain.nii.gz": "ok"}
