@@ -105,8 +105,18 @@ _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 
 
+#: CSA items that hold a whole document, not protocol numbers: the exam protocol tree of a
+#: Siemens "Phoenix Document" (an SR whose ImageType says CSA REPORT: PhoenixZIP, an XML
+#: of every protocol, program and step name of the exam, with dates and free comments) and
+#: its serialised message (SrMsgBuffer). No converter reads them.
+_DOCUMENT_ITEMS = frozenset({b"PhoenixZIP", b"SrMsgBuffer"})
+
+
 def _csa2_zero_slack(data: bytearray) -> bool:
-    """Zero the slack bytes of a CSA2 ("SV10") header in place.
+    """Zero the slack bytes of a CSA2 ("SV10") header in place, and the value of every
+    item that holds a document (those of :data:`_DOCUMENT_ITEMS` and any that starts as
+    XML, ``<?xml``: names the site chose, comments and dates, which the table's actions on
+    the dataset never see), lengths kept.
 
     Tag names are 64-byte fields and item values are padded to 4 bytes;
     Siemens leaves stale memory there (fragments of the protocol, names).
@@ -123,6 +133,7 @@ def _csa2_zero_slack(data: bytearray) -> bool:
         if off + 84 > size:
             return False
         nul = data.find(0, off, off + 64)
+        document = bytes(data[off:nul if nul >= 0 else off + 64]) in _DOCUMENT_ITEMS
         if nul >= 0:
             data[nul : off + 64] = bytes(off + 64 - nul)
         vr_nul = data.find(0, off + 68, off + 72)
@@ -139,6 +150,8 @@ def _csa2_zero_slack(data: bytearray) -> bool:
             start = off + 16 + item_len
             if item_len < 0 or start > size:
                 return False
+            if item_len and (document or data[off + 16:off + 21] == b"<?xml"):
+                data[off + 16:start] = bytes(item_len)
             off += 16 + (item_len + 3) // 4 * 4
             end = min(off, size)
             if end > start:
@@ -232,25 +245,6 @@ def _blank_asc(block: bytes, keep: frozenset) -> bytes:
     return block if out is None else bytes(out)
 
 
-#: CSA items that hold a whole document, not protocol numbers: the exam protocol tree of a
-#: Siemens "Phoenix Document" (an SR whose ImageType says CSA REPORT: PhoenixZIP, an XML
-#: of every protocol, program and step name of the exam, with dates and free comments) and
-#: its serialised message (SrMsgBuffer). No converter reads them.
-_DOCUMENT_ITEMS = frozenset({"PhoenixZIP", "SrMsgBuffer"})
-
-
-def _zero_documents(buf: bytearray) -> None:
-    """Zero (in place, lengths kept) the value of every CSA2 item that holds a document:
-    those of :data:`_DOCUMENT_ITEMS` and any that starts as XML (``<?xml``). Their text is
-    names the site chose (protocols, programs, studies), comments and dates, which the
-    table's actions on the dataset never see."""
-    from neurodeid.audit.scan import csa_items  # the one CSA2 parser (lazy, as quasi's)
-
-    for name, start, end in csa_items(bytes(buf)) or ():
-        if name in _DOCUMENT_ITEMS or buf[start:start + 5] == b"<?xml":
-            buf[start:end] = bytes(end - start)
-
-
 @memo_by_bytes()
 def sanitize_siemens_csa(value: bytes) -> bytes | None:
     """Length-preserving sanitization of a Siemens CSA2 header (0029,xx10 / xx20).
@@ -277,7 +271,6 @@ def sanitize_siemens_csa(value: bytes) -> bytes | None:
     buf = bytearray(value)
     if not _csa2_zero_slack(buf):
         return None
-    _zero_documents(buf)
     data = _zero_uids(bytes(buf))
     begin = data.find(b"### ASCCONV BEGIN")
     end = data.find(b"### ASCCONV END", begin + 1) if begin >= 0 else -1
@@ -298,7 +291,6 @@ def _sanitize_siemens_csa_by_regex(value: bytes) -> bytes | None:
     buf = bytearray(value)
     if not _csa2_zero_slack(buf):
         return None
-    _zero_documents(buf)
     data = _UID_RE.sub(_zero_uid, bytes(buf))
     begin = data.find(b"### ASCCONV BEGIN")
     end = data.find(b"### ASCCONV END", begin + 1) if begin >= 0 else -1
