@@ -318,3 +318,27 @@ def test_32_bit_image_with_text_is_withheld_with_the_reason(tmp_path):
     with pytest.raises(UnsupportedImageError, match="32-bit pixels were changed to remove text"):
         redact_dicom_file(src, tmp_path / "out.dcm", RedactionConfig(**CFG), ["ZORVAK^TELMINA"])
     assert not (tmp_path / "out.dcm").exists()
+
+
+def test_a_repeated_frame_is_read_once_and_redacted_alike(tmp_path):
+    """A cine repeats frames (pydicom-data's echo cine: 7 of 120 equal an earlier one): an
+    equal frame is read once and gets the same words; the redaction of [A, B, A] is that of
+    [A, B] with A's result again."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from neurodeid.redact.engine import first_of_equal_frames, redact_frames
+
+    def frame(text, shift):
+        img = Image.new("L", (320, 160), 20)
+        ImageDraw.Draw(img).text((10 + shift, 20), text, fill=230, font=ImageFont.load_default(size=20))
+        return np.asarray(img, dtype=np.uint8)[..., None]
+
+    a, b = frame("ZORVAK TELMINA", 0), frame("GLENMOOR 12/03/1961", 30)
+    assert first_of_equal_frames(np.stack([a, b, a.copy(), b])) == [0, 1, 0, 1]
+    cfg = RedactionConfig(**CFG)
+    needles = ["ZORVAK^TELMINA"]
+    two, red2 = redact_frames(np.stack([a, b]), "MONOCHROME2", cfg, needles)
+    three, red3 = redact_frames(np.stack([a, b, a]), "MONOCHROME2", cfg, needles)
+    assert red3.result["status"] == red2.result["status"] == "PASS"
+    assert np.array_equal(three[:2], two) and np.array_equal(three[2], two[0])
+    assert red3.result["boxes"] == red2.result["boxes"] > 0

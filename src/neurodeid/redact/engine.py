@@ -12,7 +12,8 @@ removed everywhere. Verification reads every output frame again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -151,13 +152,21 @@ def redact_frames(
             raise OCRUnavailableError(f"cannot run the second reader: {why} (or set redact.detector: false)")
 
     def read(arr: np.ndarray) -> list[list]:
-        """Both readers on every frame: Tesseract on whole frames, RapidOCR on detected regions."""
-        words = ocr_frames(arr, photometric, **ocr_kw)
-        if cfg.detector:
-            for f in range(arr.shape[0]):
+        """Both readers on every frame: Tesseract on whole frames, RapidOCR on detected
+        regions. A frame equal to an earlier one (a cine's repeated or frozen frames) is
+        read once: its words are the earlier frame's, with its own frame number."""
+        first = first_of_equal_frames(arr)
+        unique = sorted(set(first))
+        read_u = ocr_frames(arr[unique], photometric, **ocr_kw)
+        words_of = {}
+        for u, f in enumerate(unique):
+            words = [replace(w, frame=f) for w in read_u[u]]
+            if cfg.detector:
                 fr = arr[f, :, :, 0] if arr.shape[3] == 1 else arr[f]
-                words[f] = list(words[f]) + region_words(fr, photometric, f)
-        return words
+                words += region_words(fr, photometric, f)
+            words_of[f] = words
+        return [words_of[f] if first[f] == f else [replace(w, frame=f) for w in words_of[first[f]]]
+                for f in range(arr.shape[0])]
     ocr_boxes: list[Box] = []
     qc_frame = 0
     passes = 0
@@ -230,6 +239,14 @@ def redact_frames(
     return out, Redaction(result=result, rule_boxes=rule_boxes, ocr_boxes=ocr_boxes, leftover=leftover,
                           us_keep=us_keep, window=window if method == "crop" else None, resized=resized,
                           qc_frame=qc_frame, findings=findings)
+
+
+def first_of_equal_frames(frames: np.ndarray) -> list[int]:
+    """For each frame, the index of the first frame with the same pixels (itself when it
+    is the first): frames compared by a BLAKE2b digest of their bytes."""
+    seen: dict[bytes, int] = {}
+    return [seen.setdefault(hashlib.blake2b(np.ascontiguousarray(frames[f]).tobytes(), digest_size=20).digest(), f)
+            for f in range(frames.shape[0])]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
