@@ -115,3 +115,27 @@ def test_messy_release_has_no_non_ascii_names(messy_run):
             data = p.read_bytes()
             for s in ("Müller", "Jürgen", "Ødegård", "Åsgerd", "Ærø"):
                 assert s.encode("utf-8") not in data and s.encode("latin-1") not in data, (p, s)
+
+
+def test_objects_without_a_patient_are_skipped_by_name(tmp_path):
+    """A colour palette (pydicom 2.4's palettes/*.dcm) or a hanging protocol holds no
+    patient, series or study: skipped with what it is, not quarantined as unusable."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    for name, sop_class, what in (("palette.dcm", "1.2.840.10008.5.1.4.39.1", "a colour palette"),
+                                  ("hp.dcm", "1.2.840.10008.5.1.4.38.1", "a hanging protocol")):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = sop_class
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+        ds.ContentLabel = "HOT_IRON"
+        pydicom.dcmwrite(tmp_path / name, ds, enforce_file_format=True)
+    ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()  # a hanging protocol with UIDs
+    pydicom.dcmwrite(tmp_path / "hp_uids.dcm", ds, enforce_file_format=True)
+    by = {e.path: e for e in dicom_input.scan(tmp_path, write_cache=False)}
+    assert {p: e.status for p, e in by.items()} == dict.fromkeys(("palette.dcm", "hp.dcm", "hp_uids.dcm"), "skipped")
+    assert by["palette.dcm"].reason.startswith("a colour palette (SOP class 1.2.840.10008.5.1.4.39.1)")
+    assert by["hp_uids.dcm"].reason.startswith("a hanging protocol")

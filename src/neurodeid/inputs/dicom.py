@@ -98,8 +98,23 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 DEFAULT_PIXEL_CLEANING_MODALITIES = ("US", "SC", "OT", "XC", "ES", "GM", "DX", "CR")
 
 
+#: SOP classes of objects that hold no patient (PS3.3: no Patient module): skipped with
+#: their name, never quarantined as damaged (they have no series or study to file).
+NO_PATIENT_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.38.1": "a hanging protocol",
+    "1.2.840.10008.5.1.4.39.1": "a colour palette",
+    "1.2.840.10008.5.1.4.43.1": "a generic implant template",
+    "1.2.840.10008.5.1.4.44.1": "an implant assembly template",
+    "1.2.840.10008.5.1.4.45.1": "an implant template group",
+}
+
+
 class NotDicomError(ValueError):
     """A file is not a DICOM file (reason in the message)."""
+
+
+class NoPatientObjectError(NotDicomError):
+    """A DICOM object that holds no patient (:data:`NO_PATIENT_SOP_CLASSES`): skipped."""
 
 
 def _value_to_text(value) -> str:
@@ -154,6 +169,10 @@ def _pydicom_fields(path: str) -> dict:
         raise NotDicomError(f"header cannot be decoded ({type(exc).__name__}: {exc})") from None
     if media_class == DICOMDIR_SOP_CLASS:
         raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
+    sop_class = fields["SOPClassUID"] or media_class
+    if sop_class in NO_PATIENT_SOP_CLASSES:
+        raise NoPatientObjectError(f"{NO_PATIENT_SOP_CLASSES[sop_class]} (SOP class {sop_class}): it holds no "
+                                   "patient and nothing to release")
     for required in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
         if not fields[required]:
             what = "not DICOM (no preamble and no" if not preamble else "unusable DICOM (no"
@@ -192,7 +211,7 @@ def _fast_fields(path: str) -> dict | None:
     string that is not an integer, a DICOMDIR, or a missing UID (pydicom then gives the
     message)."""
     head = raw_elements(path, _FAST_WANTED, LAST_HEADER_TAG + 1, _FAST_READ_BYTES)
-    if head is None or head.media_sop_class == DICOMDIR_SOP_CLASS:
+    if head is None or head.media_sop_class in (DICOMDIR_SOP_CLASS, *NO_PATIENT_SOP_CLASSES):
         return None
     fields: dict[str, str] = {}
     for tag, kw in _FAST_WANTED.items():
@@ -217,7 +236,8 @@ def _fast_fields(path: str) -> dict | None:
                 fields[kw] = "\\".join(parts)
             else:  # several person names or integers in a one-value attribute
                 return None
-    if not all(fields[kw] for kw in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")):
+    if not all(fields[kw] for kw in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")) \
+            or fields["SOPClassUID"] in NO_PATIENT_SOP_CLASSES:
         return None
     fields["_preamble"] = "yes"
     fields["_transfer_syntax"] = head.transfer_syntax
@@ -332,7 +352,7 @@ def _read_record(path: str) -> tuple[str, str, dict]:
         return "dicom", "", read_header(path)
     except NotDicomError as exc:
         status = "quarantined" if _looks_like_dicom(Path(path)) else "skipped"
-        if str(exc).startswith("DICOMDIR"):
+        if str(exc).startswith("DICOMDIR") or isinstance(exc, NoPatientObjectError):
             status = "skipped"
         return status, str(exc), {}
     except OSError as exc:
