@@ -157,7 +157,8 @@ def redact_frames(
         read once: its words are the earlier frame's, with its own frame number."""
         first = first_of_equal_frames(arr)
         unique = sorted(set(first))
-        read_u = ocr_frames(arr[unique], photometric, **ocr_kw)
+        # no copy when every frame is new (a long multi-frame image is large)
+        read_u = ocr_frames(arr if len(unique) == arr.shape[0] else arr[unique], photometric, **ocr_kw)
         words_of = {}
         for u, f in enumerate(unique):
             words = [replace(w, frame=f) for w in read_u[u]]
