@@ -113,8 +113,10 @@ class NotDicomError(ValueError):
     """A file is not a DICOM file (reason in the message)."""
 
 
-class NoPatientObjectError(NotDicomError):
-    """A DICOM object that holds no patient (:data:`NO_PATIENT_SOP_CLASSES`): skipped."""
+class NothingToReleaseError(NotDicomError):
+    """A DICOM object with nothing to release: a DICOMDIR (its images are indexed on their
+    own) or an object that holds no patient (:data:`NO_PATIENT_SOP_CLASSES`). Skipped, never
+    quarantined."""
 
 
 def _value_to_text(value) -> str:
@@ -168,11 +170,11 @@ def _pydicom_fields(path: str) -> dict:
     except Exception as exc:
         raise NotDicomError(f"header cannot be decoded ({type(exc).__name__}: {exc})") from None
     if media_class == DICOMDIR_SOP_CLASS:
-        raise NotDicomError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
+        raise NothingToReleaseError("DICOMDIR (a media directory, not an image; its images are indexed on their own)")
     sop_class = fields["SOPClassUID"] or media_class
     if sop_class in NO_PATIENT_SOP_CLASSES:
-        raise NoPatientObjectError(f"{NO_PATIENT_SOP_CLASSES[sop_class]} (SOP class {sop_class}): it holds no "
-                                   "patient and nothing to release")
+        raise NothingToReleaseError(f"{NO_PATIENT_SOP_CLASSES[sop_class]} (SOP class {sop_class}): it holds no "
+                                    "patient and nothing to release")
     for required in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
         if not fields[required]:
             what = "not DICOM (no preamble and no" if not preamble else "unusable DICOM (no"
@@ -351,10 +353,8 @@ def _read_record(path: str) -> tuple[str, str, dict]:
     try:
         return "dicom", "", read_header(path)
     except NotDicomError as exc:
-        status = "quarantined" if _looks_like_dicom(Path(path)) else "skipped"
-        if str(exc).startswith("DICOMDIR") or isinstance(exc, NoPatientObjectError):
-            status = "skipped"
-        return status, str(exc), {}
+        skipped = isinstance(exc, NothingToReleaseError) or not _looks_like_dicom(Path(path))
+        return ("skipped" if skipped else "quarantined"), str(exc), {}
     except OSError as exc:
         return "quarantined", f"cannot read file: {exc.strerror}", {}
 
