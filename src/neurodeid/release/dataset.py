@@ -127,8 +127,8 @@ def fixed_text() -> str:
     that is the same whatever the input, so a word of it found in the release came from
     neurodeid, never from a raw file name (the release audit does not look for such words,
     :func:`neurodeid.audit.needles.path_needles`)."""
-    every = dict.fromkeys(("subjects", "images", "defaced", "nrrd", "dicom_series", "dicom_files", "withheld"), 1)
-    none = dict.fromkeys(every, 0)
+    none = release_counts([])
+    every = dict.fromkeys(none, 1)
     return "\n".join([
         readme_text("", "", [], every), readme_text("", "", [], none),
         json.dumps(dataset_description("")), BIDSIGNORE_TEXT,
