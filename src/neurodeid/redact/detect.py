@@ -213,6 +213,12 @@ _READS: OrderedDict = OrderedDict()
 _READS_MAX = 4096
 
 
+def pixels_key(arr: np.ndarray) -> tuple:
+    """A key equal for two arrays exactly when their pixels are (shape, dtype and a
+    BLAKE2b digest of their bytes): what a reader reads again needs no second read."""
+    return arr.shape, arr.dtype.str, hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=20).digest()
+
+
 def recognise(crops: list[np.ndarray]) -> list[tuple[str, float]]:
     """RapidOCR's recogniser on each crop alone: ``(text, score)`` per crop.
 
@@ -224,7 +230,7 @@ def recognise(crops: list[np.ndarray]) -> list[tuple[str, float]]:
     eng = _engine()
     out = []
     for c in crops:
-        key = (c.shape, c.dtype.str, hashlib.blake2b(np.ascontiguousarray(c).tobytes(), digest_size=20).digest())
+        key = pixels_key(c)
         hit = _READS.get(key)
         if hit is None:
             results, _ = eng.text_rec([c])

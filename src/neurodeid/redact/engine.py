@@ -12,7 +12,6 @@ removed everywhere. Verification reads every output frame again.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
@@ -22,7 +21,7 @@ from ..results import Check
 from .config import RedactionConfig
 from .methods import (apply_blur, apply_mask, boxes_mask, crop_window, fill_value, pad_box,
                       resize_frames)
-from .detect import detector_available, region_words, text_regions
+from .detect import detector_available, pixels_key, region_words, text_regions
 from .errors import OCRUnavailableError
 from .ocr import auto_scale, ocr_frames, tesseract_version, text_boxes
 from .verify import Finding, Verifier
@@ -244,10 +243,9 @@ def redact_frames(
 
 def first_of_equal_frames(frames: np.ndarray) -> list[int]:
     """For each frame, the index of the first frame with the same pixels (itself when it
-    is the first): frames compared by a BLAKE2b digest of their bytes."""
-    seen: dict[bytes, int] = {}
-    return [seen.setdefault(hashlib.blake2b(np.ascontiguousarray(frames[f]).tobytes(), digest_size=20).digest(), f)
-            for f in range(frames.shape[0])]
+    is the first): frames compared by :func:`.detect.pixels_key`."""
+    seen: dict[tuple, int] = {}
+    return [seen.setdefault(pixels_key(frames[f]), f) for f in range(frames.shape[0])]
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

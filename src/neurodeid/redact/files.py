@@ -73,7 +73,7 @@ def redact_dataset(ds, cfg: RedactionConfig, needles: Needles = None):
         update_geometry(ds, red.window, out.shape[1], out.shape[2])
     # a 32-bit image no redaction changed keeps its stored pixels (they cannot be rewritten)
     unchanged = frames.dtype.itemsize not in WRITABLE_ITEMSIZES and out.shape == frames.shape \
-        and np.array_equal(out, frames)
+        and red.result["pixels_changed"] == 0
     removed = write_frames(ds, out, photometric, keep_pixels=unchanged)
     red.result["removed_elements"] = removed
     red.result["photometric_out"] = photometric
