@@ -290,21 +290,28 @@ def _map_values(value, fn):
 _PLAIN_UID = re.compile(r"[0-9.]{1,64}")
 
 
-def _remap_raw_uids(ds: Dataset, tag, ctx: _Context) -> bool:
-    """Remap the UIDs of the raw element ``tag`` of ``ds`` when it was read with VR UI and
-    its ASCII bytes hold only plain UIDs (digits and dots, split at backslashes, trailing
-    spaces and NULs dropped): a new element is made from them, with the values that
-    pydicom's conversion then ``_map_values(value, ctx.uid)`` give, without converting
-    the raw element. False (nothing done) for any other element."""
+def _map_raw_values(ds: Dataset, tag, vr: str, plain: re.Pattern, fn) -> bool:
+    """Map the values of the raw element ``tag`` of ``ds`` through ``fn`` when it was read
+    with VR ``vr`` and its ASCII bytes hold only values that ``plain`` matches whole (split
+    at backslashes, trailing spaces and NULs dropped): a new element is made with the values
+    that pydicom's conversion then ``fn`` give, without converting the raw element. False
+    (nothing done) for any other element."""
     raw = ds._dict[tag]
-    if not raw.is_raw or raw.VR != "UI" or not isinstance(raw.value, bytes) or not raw.value.isascii():
+    if not raw.is_raw or raw.VR != vr or not isinstance(raw.value, bytes) or not raw.value.isascii():
         return False
     pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
-    if not all(_PLAIN_UID.fullmatch(p) for p in pieces):
+    if not all(plain.fullmatch(p) for p in pieces):
         return False
-    new = [ctx.uid(p) for p in pieces]
-    ds._dict[tag] = DataElement(tag, "UI", new if len(new) > 1 else new[0])
+    new = [fn(p) for p in pieces]
+    ds._dict[tag] = DataElement(tag, vr, new if len(new) > 1 else new[0])
     return True
+
+
+def _remap_raw_uids(ds: Dataset, tag, ctx: _Context) -> bool:
+    """Remap the UIDs of the raw element ``tag`` of ``ds`` read with VR UI whose values are
+    plain UIDs (digits and dots), as ``_map_values(value, ctx.uid)`` after pydicom's
+    conversion (:func:`_map_raw_values`). False (nothing done) for any other element."""
+    return _map_raw_values(ds, tag, "UI", _PLAIN_UID, ctx.uid)
 
 
 def _remap_uids(ds: Dataset, tag, ctx: _Context) -> None:
@@ -321,20 +328,13 @@ _PLAIN_DATE = re.compile(r"[0-9]{8}")
 
 
 def _shift_raw_dates(ds: Dataset, tag, days: int) -> bool:
-    """Shift the dates of the raw element ``tag`` of ``ds`` when it was read with VR DA
-    and its ASCII bytes hold only 8-digit dates (split at backslashes, trailing spaces and
-    NULs dropped): a new element is made with the values that pydicom's conversion (dates
-    as text) then :func:`shift_date` give. False (nothing done) for any other element."""
-    raw = ds._dict[tag]
-    if (not raw.is_raw or raw.VR != "DA" or not isinstance(raw.value, bytes) or not raw.value.isascii()
-            or pydicom_config.datetime_conversion):
+    """Shift the dates of the raw element ``tag`` of ``ds`` read with VR DA whose values are
+    8-digit dates, as :func:`shift_date` after pydicom's conversion (dates as text;
+    :func:`_map_raw_values`). False (nothing done) for any other element, and whenever
+    pydicom converts dates to date objects."""
+    if pydicom_config.datetime_conversion:
         return False
-    pieces = raw.value.decode("ascii").rstrip(" \x00").split("\\")
-    if not all(_PLAIN_DATE.fullmatch(p) for p in pieces):
-        return False
-    new = [shift_date(p, days) for p in pieces]
-    ds._dict[tag] = DataElement(tag, "DA", new if len(new) > 1 else new[0])
-    return True
+    return _map_raw_values(ds, tag, "DA", _PLAIN_DATE, lambda d: shift_date(d, days))
 
 
 def _written_as_read(raw) -> bool:
