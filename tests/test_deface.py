@@ -219,7 +219,8 @@ def test_deface_file_keeps_header_and_grid(tmp_path):
     assert not (m & (np.asanyarray(nib.load(str(bmask)).dataobj) > 0)).any()
     assert np.count_nonzero(face & (od > thr)) * 1e-3 <= 1.0
     for key in ("removed_ml", "brain_overlap_ml", "registration_metric",
-                "face_region_residual_ml", "seconds", "method", "params"):
+                "face_region_residual_ml", "face_region_ml", "face_region_kept_ml", "seconds",
+                "method", "params"):
         assert key in s
     assert s["qc"] == ["deface_triplanar.png", "deface_render.png"]
     for q in s["qc"]:
@@ -325,3 +326,32 @@ def test_far_off_fit_of_a_clipped_head_is_withheld():
     rot[:3, 3] = c - rot[:3, :3] @ c
     with pytest.raises(DefaceError, match=r"final Mattes MI -0\.[45]\d+ > max_registration_mi"):
         deface_image(d, rot @ img.affine, "template", name="vrd-rotz25")
+
+
+def test_a_removal_that_leaves_the_face_is_refused():
+    """vrd_seg3D with a PD-like contrast (square root, ``tests/headcorpus.py``): BET's brain
+    leaks into the low-contrast face, the protected region takes the face with it, and the
+    shell removal shrinks to a sliver (8.7 ml). It left 87 % of the face region, eyes and
+    brows plainly visible on the render, and the face detector (-0.58) passed it, so the
+    head corpus released it. The defacer now refuses a removal that leaves more than
+    ``max_face_kept_fraction`` of the face region (``face_region_2026-12-07.md``)."""
+    import headcorpus as hc
+
+    from neurodeid.deface.brainmask import extract_brain
+
+    _, img, d, _, _, _ = reference("vrd_seg3D_MR")
+    pd = hc.pd_like(hc.Head("vrd_seg3D_MR", d, img.affine, True)).data
+    brain = extract_brain(pd, np.linalg.norm(img.affine[:3, :3], axis=0)).mask
+    fits: dict = {}
+    s = deface_image(pd, img.affine, "shell", {"max_face_kept_fraction": None}, name="vrd-pd",
+                     independent_brain=brain, fit_cache=fits).summary
+    assert s["face_region_ml"] > 20
+    assert s["face_region_kept_ml"] > 0.5 * s["face_region_ml"], s
+    with pytest.raises(DefaceError, match=r"vrd-pd: the shell removal leaves .* ml of head "
+                       r"tissue in the registered template's face region \(\d+% > "
+                       r"max_face_kept_fraction 50%\)"):
+        deface_image(pd, img.affine, "shell", name="vrd-pd", independent_brain=brain,
+                     fit_cache=fits)
+    # the same head at its own contrast: the shell removal takes the face region
+    s = deface_image(d, img.affine, "shell", name="vrd").summary
+    assert s["face_region_kept_ml"] < 0.1 * s["face_region_ml"], s

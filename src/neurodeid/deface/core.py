@@ -436,9 +436,14 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     xt, yt, _ = _template_coords(small.shape, saff, s2t)
     in_frame = ((np.abs(xt - frame[0]) <= RP.face_half_width_mm)
                 & (yt >= frame[1] - RP.face_depth_mm))
-    left = upsample_blocks((face_s >= 0.5) & in_frame & ~protected_s & ~removal_s,
-                           factors, shape)
+    face_region_s = (face_s >= 0.5) & in_frame
+    left = upsample_blocks(face_region_s & ~protected_s & ~removal_s, factors, shape)
     residual_ml = float(np.count_nonzero(left & head)) * vox_ml
+    # completeness: head tissue of that face region the removal leaves, protected or not
+    # (a brain mask that reaches into a low-contrast face protects the face with it)
+    region = upsample_blocks(face_region_s, factors, shape) & head
+    region_ml = float(np.count_nonzero(region)) * vox_ml
+    kept_ml = float(np.count_nonzero(region & ~removal)) * vox_ml
     background = float(P.ct_background_hu) if ct else float(data.min())
     summary = {
         "method": method,
@@ -451,6 +456,8 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         "registration_mi": round(fit.mi, 4),
         "registration_start": fit.start,
         "face_region_residual_ml": round(residual_ml, 2),
+        "face_region_ml": round(region_ml, 2),
+        "face_region_kept_ml": round(kept_ml, 2),
         "protected_ml": round(float(protected.sum()) * vox_ml, 1),
         **info,
         "params": params_dict(P, MP, RP),
@@ -466,5 +473,13 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
             f"{P.min_removed_ml}-{P.max_removed_ml} ml); nothing was written. If the image "
             "has no face (already defaced or cropped), set min_removed_ml=0; otherwise "
             "inspect the registration")
+    if P.max_face_kept_fraction is not None and kept_ml > P.max_face_kept_fraction * region_ml:
+        raise DefaceError(
+            f"{name}: the {method} removal leaves {kept_ml:.1f} of the {region_ml:.1f} ml of head "
+            f"tissue in the registered template's face region ({kept_ml / region_ml:.0%} > "
+            f"max_face_kept_fraction {P.max_face_kept_fraction:.0%}); nothing was written. The "
+            "protected brain reaches into the face (a brain mask leaking into a low-contrast "
+            "face protects it), so this is not a defacing; inspect the QC pictures and the "
+            "independent brain mask")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     return DefaceResult(removal, brain, protected, head, s2t @ affine, background, summary)

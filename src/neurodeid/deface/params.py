@@ -64,6 +64,18 @@ class DefaceParams:
     min_removed_ml, max_removed_ml : float
         Fail when the head tissue removed is outside this range (0 allows images with no
         face, e.g. already defaced).
+    max_face_kept_fraction : float or None
+        Fail when the removal leaves more than this fraction of the head tissue in the
+        registered template's face region (its face mask within the face frame), protected
+        or not (``None``: not checked). The protected region is the union of the brain masks
+        dilated by the margin; where one of them leaks into a low-contrast face, it protects
+        the face, and the removal shrinks to a sliver that the face detector, at its noise
+        floor on such heads, does not catch (vrd_seg3D with a PD-like contrast: the shell
+        method removed 8.7 ml, left 87 % of the face region, eyes and brows plainly visible,
+        and passed the face check). Set from the head corpus
+        (``benchmarks/results/face_region_2026-12-07.md``): defacings that pass every other
+        check leave 0-35 % (thick slices and bias fields: the brain protection near the
+        forehead), the methods whose removal leaks leave 64-87 %.
     max_brain_overlap_ml : float
         Fail when the removal overlaps the intensity-based brain check mask by more than
         this (default 0: any overlap fails).
@@ -118,6 +130,7 @@ class DefaceParams:
     max_registration_mi_ct: float | None = None
     min_removed_ml: float = 5.0
     max_removed_ml: float = 1500.0
+    max_face_kept_fraction: float | None = 0.5
     max_brain_overlap_ml: float = 0.0
     check_erode_mm: float = 6.0
     check_zone_mm: float = 10.0
