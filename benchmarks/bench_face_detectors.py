@@ -65,6 +65,23 @@ def cnn_best(cnn, renders) -> tuple[float | None, tuple | None, float]:
     return best, view, time.perf_counter() - t
 
 
+def defacings(h: hc.Head, params: dict | None = None):
+    """Deface ``h`` by each method of :data:`METHODS` alone, face check off: yields
+    ``(method, summary, defaced voxels)``, or ``(method, DefaceError, None)`` on failure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.nii.gz"
+        nib.save(nib.Nifti1Image(h.data, h.affine), str(src))
+        for m in METHODS:
+            out = Path(tmp) / f"{m}.nii.gz"
+            try:
+                s = deface_file(src, out, method=m, params=params, face_check=False,
+                                fallback=False)
+            except DefaceError as e:
+                yield m, e, None
+                continue
+            yield m, s, np.asarray(nib.load(str(out)).dataobj, np.float32)
+
+
 def run_item(h: hc.Head, cnn, defaced: bool) -> dict:
     t = time.perf_counter()
     chk = face.check_volume(h.data, h.affine, levels=face.SCREENING_LEVELS, embeddings=False)
@@ -78,22 +95,15 @@ def run_item(h: hc.Head, cnn, defaced: bool) -> dict:
     if not (defaced and h.face_expected):
         return row
     before = face.check_volume(h.data, h.affine, embeddings=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.nii.gz"
-        nib.save(nib.Nifti1Image(h.data, h.affine), str(src))
-        for m in METHODS:
-            out = Path(tmp) / f"{m}.nii.gz"
-            try:
-                deface_file(src, out, method=m, face_check=False, fallback=False)
-            except DefaceError as e:
-                row[m] = {"failed": str(e).split(": ", 2)[-1][:160]}
-                continue
-            after = np.asarray(nib.load(str(out)).dataobj, np.float32)
-            a = face.check_volume(after, h.affine, reference=before, embeddings=False)
-            cb, cv, _ = cnn_best(cnn, a.renders)
-            row[m] = {"hog": round(a.best_score, 3) if np.isfinite(a.best_score) else None,
-                      "hog_face": a.face, "cnn": None if cb is None else round(cb, 3),
-                      "cnn_view": cv}
+    for m, result, after in defacings(h):
+        if after is None:
+            row[m] = {"failed": str(result).split(": ", 2)[-1][:160]}
+            continue
+        a = face.check_volume(after, h.affine, reference=before, embeddings=False)
+        cb, cv, _ = cnn_best(cnn, a.renders)
+        row[m] = {"hog": round(a.best_score, 3) if np.isfinite(a.best_score) else None,
+                  "hog_face": a.face, "cnn": None if cb is None else round(cb, 3),
+                  "cnn_view": cv}
     return row
 
 

@@ -22,11 +22,9 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,31 +32,23 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import headcorpus as hc  # noqa: E402
-from bench_face_detectors import METHODS  # noqa: E402
+from bench_face_detectors import METHODS, defacings  # noqa: E402
 
-from neurodeid.deface import DefaceError, deface_file, face  # noqa: E402
+from neurodeid.deface import face  # noqa: E402
 from neurodeid.deface.params import DefaceParams  # noqa: E402
 
 
 def run_item(h: hc.Head) -> dict:
     row = {"name": h.name}
     before = face.check_volume(h.data, h.affine, embeddings=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.nii.gz"
-        nib.save(nib.Nifti1Image(h.data, h.affine), str(src))
-        for m in METHODS:
-            out = Path(tmp) / f"{m}.nii.gz"
-            try:
-                s = deface_file(src, out, method=m, params={"max_face_kept_fraction": None},
-                                face_check=False, fallback=False)
-            except DefaceError as e:
-                row[m] = {"failed": str(e).split(": ", 2)[-1][:120]}
-                continue
-            after = np.asarray(nib.load(str(out)).dataobj, np.float32)
-            chk = face.check_volume(after, h.affine, reference=before, embeddings=False)
-            row[m] = {"region_ml": s["face_region_ml"], "kept_ml": s["face_region_kept_ml"],
-                      "removed_ml": s["removed_ml"], "face_after": chk.face,
-                      "score_after": round(chk.best_score, 3)}
+    for m, s, after in defacings(h, {"max_face_kept_fraction": None}):
+        if after is None:
+            row[m] = {"failed": str(s).split(": ", 2)[-1][:120]}
+            continue
+        chk = face.check_volume(after, h.affine, reference=before, embeddings=False)
+        row[m] = {"region_ml": s["face_region_ml"], "kept_ml": s["face_region_kept_ml"],
+                  "removed_ml": s["removed_ml"], "face_after": chk.face,
+                  "score_after": round(chk.best_score, 3)}
     return row
 
 

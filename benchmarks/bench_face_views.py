@@ -28,11 +28,9 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +38,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import headcorpus as hc  # noqa: E402
-from bench_face_detectors import METHODS  # noqa: E402
+from bench_face_detectors import METHODS, defacings  # noqa: E402
 
-from neurodeid.deface import DefaceError, deface_file, face  # noqa: E402
+from neurodeid.deface import face  # noqa: E402
 
 PARTIAL_FRACTIONS = (0.2, 0.35, 0.5)
 
@@ -75,20 +73,13 @@ def run_item(h: hc.Head) -> dict:
     if not h.face_expected:
         return row
     before = face.check_volume(h.data, h.affine, embeddings=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.nii.gz"
-        nib.save(nib.Nifti1Image(h.data, h.affine), str(src))
-        for m in METHODS:
-            out = Path(tmp) / f"{m}.nii.gz"
-            try:
-                deface_file(src, out, method=m, face_check=False, fallback=False)
-            except DefaceError:
-                row[m] = None
-                continue
-            d = np.asarray(nib.load(str(out)).dataobj, np.float32)
-            row[m] = per_view(face.check_volume(d, h.affine, reference=before, embeddings=False))
-            if m == "template" and "/" not in h.name:
-                row["partial"] = partial_defacings(h, d, before)
+    for m, _, d in defacings(h):
+        if d is None:
+            row[m] = None
+            continue
+        row[m] = per_view(face.check_volume(d, h.affine, reference=before, embeddings=False))
+        if m == "template" and "/" not in h.name:
+            row["partial"] = partial_defacings(h, d, before)
     return row
 
 
