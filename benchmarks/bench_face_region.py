@@ -41,13 +41,13 @@ from neurodeid.deface.params import DefaceParams  # noqa: E402
 def run_item(h: hc.Head) -> dict:
     row = {"name": h.name}
     before = face.check_volume(h.data, h.affine, embeddings=False)
-    for m, s, after in defacings(h, {"max_face_kept_fraction": None}):
+    for m, result, after in defacings(h, {"max_face_kept_fraction": None}):
         if after is None:
-            row[m] = {"failed": str(s).split(": ", 2)[-1][:120]}
+            row[m] = {"failed": str(result).split(": ", 2)[-1][:120]}
             continue
         chk = face.check_volume(after, h.affine, reference=before, embeddings=False)
-        row[m] = {"region_ml": s["face_region_ml"], "kept_ml": s["face_region_kept_ml"],
-                  "removed_ml": s["removed_ml"], "face_after": chk.face,
+        row[m] = {"region_ml": result["face_region_ml"], "kept_ml": result["face_region_kept_ml"],
+                  "removed_ml": result["removed_ml"], "face_after": chk.face,
                   "score_after": round(chk.best_score, 3)}
     return row
 

@@ -431,19 +431,18 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     head = data > t_head
     overlap_ml = float(np.count_nonzero(removal_s & check_s)) * s_ml
     removed_ml = float(np.count_nonzero(removal & head)) * vox_ml
-    # residual: head tissue left in the template face mask within the face frame (the
-    # mask also covers cheeks and ears, which the envelope rule keeps on purpose)
+    # face region: head tissue in the template face mask within the face frame (the mask
+    # also covers cheeks and ears, which the envelope rule keeps on purpose). Kept: what the
+    # removal leaves there, protected or not (a brain mask that reaches into a low-contrast
+    # face protects the face with it); residual: the part of it not protected either
     xt, yt, _ = _template_coords(small.shape, saff, s2t)
     in_frame = ((np.abs(xt - frame[0]) <= RP.face_half_width_mm)
                 & (yt >= frame[1] - RP.face_depth_mm))
-    face_region_s = (face_s >= 0.5) & in_frame
-    left = upsample_blocks(face_region_s & ~protected_s & ~removal_s, factors, shape)
-    residual_ml = float(np.count_nonzero(left & head)) * vox_ml
-    # completeness: head tissue of that face region the removal leaves, protected or not
-    # (a brain mask that reaches into a low-contrast face protects the face with it)
-    region = upsample_blocks(face_region_s, factors, shape) & head
+    region = upsample_blocks((face_s >= 0.5) & in_frame, factors, shape) & head
+    kept = region & ~removal
     region_ml = float(np.count_nonzero(region)) * vox_ml
-    kept_ml = float(np.count_nonzero(region & ~removal)) * vox_ml
+    kept_ml = float(np.count_nonzero(kept)) * vox_ml
+    residual_ml = float(np.count_nonzero(kept & ~protected)) * vox_ml
     background = float(P.ct_background_hu) if ct else float(data.min())
     summary = {
         "method": method,
