@@ -93,6 +93,33 @@ def test_defaced_renders_share_the_original_frame():
     assert (renders[0].image > 0).sum() >= (again[0].image > 0).sum() > 0
 
 
+def test_removed_surface_is_drawn_flat_and_the_face_left_is_measured():
+    """On the defaced volume's render, where the surface now lies behind the original's
+    (the removal exposed the inside of the head) the pixels are flat grey; the original's
+    surface that is left keeps its shading; the face left is the share of the original's
+    box whose surface did not move."""
+    m = np.zeros((64, 64, 64), bool)
+    m[12:52, 12:52, 12:52] = True
+    m[28:36, 52:58, 26:34] = True  # a "nose" in front (+A is +j with an identity affine)
+    (before,), frame = face.render_views(m, np.eye(4), [(0, 0)], 2.0)
+    cut = m.copy()
+    cut[:, 44:, :32] = False  # the lower front removed, 8 mm deep: the nose's lower half too
+    (after,), _ = face.render_views(cut, np.eye(4), [(0, 0)], 2.0, frame=frame)
+    flat = face.flatten_removed(after, before)
+    with np.errstate(invalid="ignore"):  # -inf - -inf where neither hits
+        moved = np.isfinite(after.depth) & (before.depth - after.depth > face.CUT_MARGIN_MM)
+    assert moved.sum() > 50
+    assert (flat.image[moved] == face.CUT_SHADE).all()
+    assert np.array_equal(flat.image[~moved], after.image[~moved])  # skin left: as rendered
+    assert flat.depth is after.depth and (flat.yaw, flat.pitch) == (after.yaw, after.pitch)
+    box = (0, 0, before.image.shape[1] - 1, before.image.shape[0] - 1)  # the whole render
+    kept = face.skin_kept(after, before, box)
+    seen = np.isfinite(before.depth)
+    assert kept == pytest.approx(1 - moved.sum() / seen.sum(), abs=0.02)
+    assert face.skin_kept(before, before, box) == 1.0
+    assert face.skin_kept(after, before, (0, 0, 3, 3)) == 0.0  # nothing of the original there
+
+
 def test_depth_buffer_keeps_the_nearest_point_per_pixel():
     rng = np.random.default_rng(3)
     pix = rng.integers(0, 50, 2000)
@@ -182,12 +209,12 @@ def test_defaced_head_shows_no_face(tmp_path, name):
 
 @pytest.mark.slow
 def test_shell_defaces_chris_t1_without_face_or_brain(tmp_path):
-    """chris_t1 (0.88 mm, full face, field of view ending under the nose): the template
-    removal carves down to the protected region, whose orbital roofs and nasal cavity still
-    score as a face from 40 deg below (0.12, measured); the ``shell`` method's smooth cut
-    leaves none (-0.43). Judged here as the workflow judges it: no face on any render, and a
-    brain mask extracted afresh from the original has 0 changed voxels and lies at least the
-    margin from every change."""
+    """chris_t1 (0.88 mm, full face, field of view ending under the nose), defaced by the
+    ``shell`` method. Judged here as the workflow judges it: no face on any render (the
+    surface the removal exposed drawn flat), at most :data:`MAX_SKIN_KEPT` of the original's
+    face box left, and a brain mask extracted afresh from the original has 0 changed voxels
+    and lies at least the margin from every change. The same removal applied in part (only
+    its upper or only its lower half: half the face left) is refused by the face check."""
     from neurodeid.deface.api import deface_file_with
     from neurodeid.deface.brainmask import brain_safety, extract_brain
     from neurodeid.deface.params import DefaceParams
@@ -207,6 +234,16 @@ def test_shell_defaces_chris_t1_without_face_or_brain(tmp_path):
     assert bs.brain_voxels_changed == 0
     assert bs.min_distance_mm >= margin
     assert s["removed_ml"] > 100  # the face went, not a sliver
+    assert s["face_after"]["face_skin_kept"] <= face.MAX_SKIN_KEPT
+    before = face.check_volume(d, aff, embeddings=False)
+    idx = np.argwhere(defaced != d)
+    z = (aff @ np.c_[idx, np.ones(len(idx))].T)[2]  # RAS+ mm, superior
+    for half in (z < np.median(z), z >= np.median(z)):
+        part = d.copy()
+        ii = tuple(idx[half].T)
+        part[ii] = defaced[ii]
+        chk = face.check_volume(part, aff, reference=before, embeddings=False)
+        assert chk.face or chk.skin_kept > face.MAX_SKIN_KEPT, (chk.best_score, chk.skin_kept)
 
 
 def test_fallback_tries_every_method_and_gives_every_reason(tmp_path):
@@ -236,6 +273,9 @@ def test_table_columns_from_a_defacing_summary():
     cols = face.table_columns({"face_before": {"face_embeddings": 2},
                                "face_after": {"face_detected": False, "embedding_distance": 0.71}})
     assert cols["face_embedding_distance"] == 0.71 and cols["face_embeddings_original"] == 2
+    assert cols["face_skin_kept"] == "" and cols["max_face_skin_kept"] == face.MAX_SKIN_KEPT
+    cols = face.table_columns({"face_after": {"face_skin_kept": 0.31}})
+    assert cols["face_skin_kept"] == 0.31
 
 
 @pytest.mark.slow

@@ -72,6 +72,21 @@ SAME_PERSON_DISTANCE = 0.6
 #: Embeddings are made of the original's face in this many of its best-scoring views.
 EMBEDDED_VIEWS = 3
 
+#: Grey level of the surface a removal exposed, on a defaced volume's renders
+#: (:func:`flatten_removed`): flat, without shading, as a detector sees no face in it.
+CUT_SHADE = 128
+#: A defaced volume's surface more than this (mm) behind the original's in the same render
+#: pixel is the inside of the head that the removal exposed.
+CUT_MARGIN_MM = 2.0
+
+#: A defacing must leave at most this fraction of the original's face (the surface in the
+#: detector's face box on the original's render, in the view where least is left). Measured
+#: (``benchmarks/results/face_cut_2026-12-07.md``): the methods leave 0.23-0.44 on the real
+#: heads, the template removal applied in part (a half or more of the face left) 0.59-0.78.
+#: With the removed surface drawn flat the detector judges what is left; this bounds what it
+#: cannot judge, a face only partly removed.
+MAX_SKIN_KEPT = 0.5
+
 #: Light direction in render (col, row, depth) axes: from the viewer, a little above.
 LIGHT = (0.0, -0.35, -1.0)
 
@@ -94,6 +109,9 @@ class Render:
         Pixel size in mm.
     level : float or None
         The surface threshold rendered (scaled units).
+    depth : float32 ndarray (rows, cols) or None
+        Height of the seen surface towards the viewer in mm, from the frame's centre
+        (``-inf`` where the ray hits nothing).
     """
 
     yaw: float
@@ -101,6 +119,7 @@ class Render:
     image: np.ndarray
     spacing_mm: float
     level: float | None = None
+    depth: np.ndarray | None = None
 
 
 @dataclass
@@ -248,7 +267,52 @@ def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float) ->
     if gaps.any():
         near[gaps] = ndi.maximum_filter(np.where(hit, near, -np.inf), 3)[gaps]
         hit |= gaps
-    return Render(float(yaw), float(pitch), shade(near, hit), sp)
+    return Render(float(yaw), float(pitch), shade(near, hit), sp, depth=near * np.float32(sp))
+
+
+def flatten_removed(render: Render, reference: Render,
+                    margin_mm: float = None) -> Render:
+    """The render of a defaced volume with what the removal took away drawn flat.
+
+    ``render`` and ``reference`` (the original's render in the same frame and view) are
+    pixel-aligned. Where the surface seen now lies more than ``margin_mm`` (default
+    :data:`CUT_MARGIN_MM`) behind the surface the original showed there, the original's
+    skin was removed and what is seen is the inside of the head (a cut, an opened sinus
+    or orbit): those pixels get the flat grey :data:`CUT_SHADE`, no shading, so the
+    detector judges the skin that is left. Pixels showing the original's surface keep
+    their shading.
+
+    Returns
+    -------
+    Render
+        A new render (same angles, level and depth).
+    """
+    margin = CUT_MARGIN_MM if margin_mm is None else float(margin_mm)
+    depth, ref = render.depth, reference.depth
+    seen = np.isfinite(depth) & np.isfinite(ref)
+    cut = np.zeros(depth.shape, bool)
+    cut[seen] = ref[seen] - depth[seen] > margin
+    image = render.image.copy()
+    image[cut] = CUT_SHADE
+    return Render(render.yaw, render.pitch, image, render.spacing_mm, render.level, depth)
+
+
+def skin_kept(render: Render, reference: Render, box: tuple, margin_mm: float = None) -> float:
+    """Fraction of the original's surface inside ``box`` (left, top, right, bottom, render
+    pixels; the original's face) that a defaced volume still shows: pixels whose surface
+    now lies within ``margin_mm`` (default :data:`CUT_MARGIN_MM`) of where the original's
+    was. ``render`` and ``reference`` are pixel-aligned renders of one view."""
+    margin = CUT_MARGIN_MM if margin_mm is None else float(margin_mm)
+    n = reference.depth.shape
+    l, t, r, b = max(box[0], 0), max(box[1], 0), min(box[2], n[1] - 1), min(box[3], n[0] - 1)
+    ref = reference.depth[t:b + 1, l:r + 1]
+    now = render.depth[t:b + 1, l:r + 1]
+    was = np.isfinite(ref)
+    if not was.any():
+        return 0.0
+    same = was & np.isfinite(now)
+    same[same] = np.abs(ref[same] - now[same]) <= margin
+    return float(same.sum() / was.sum())
 
 
 def render_views(mask: np.ndarray, affine: np.ndarray, views=DEFAULT_VIEWS,
@@ -402,6 +466,12 @@ class FaceCheck:
         detected here and the reference's face in the same view; None when no embedding
         can be made (no face detected here where the reference had one).
     distance_view : tuple (yaw, pitch) or None
+    skin_kept : float or None
+        Checked against a reference: the fraction of the surface inside the reference's
+        face box that this volume still shows (:func:`skin_kept`), in the view where it is
+        smallest; None when the reference has no face box. Above
+        :data:`MAX_SKIN_KEPT` the face was not removed (see there).
+    skin_kept_view : tuple (yaw, pitch) or None
     distance_at_face_box : float or None
         Measured only, never a verdict: the embedding distance in the reference's best
         view, at the reference's face box, whatever is left there. Renders of different
@@ -421,6 +491,8 @@ class FaceCheck:
     distance: float | None = None
     distance_view: tuple | None = None
     distance_at_face_box: float | None = None
+    skin_kept: float | None = None
+    skin_kept_view: tuple | None = None
 
     @property
     def recognised(self) -> bool:
@@ -444,6 +516,9 @@ class FaceCheck:
             "embedding_distance_at_face_box":
                 None if self.distance_at_face_box is None else round(self.distance_at_face_box, 3),
             "same_person_distance": SAME_PERSON_DISTANCE,
+            "face_skin_kept": None if self.skin_kept is None else round(self.skin_kept, 3),
+            "face_skin_kept_view_yaw_pitch_deg":
+                None if self.skin_kept_view is None else list(self.skin_kept_view),
             "face_seconds": round(self.seconds, 2),
         }
 
@@ -512,7 +587,8 @@ def surface_thresholds(data: np.ndarray, ct: bool | None = None,
 
 def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
                  levels=SURFACE_LEVELS, views=DEFAULT_VIEWS, spacing_mm: float = RENDER_SPACING_MM,
-                 reference: FaceCheck | None = None, embeddings: bool = True) -> FaceCheck:
+                 reference: FaceCheck | None = None, embeddings: bool = True,
+                 flat_removed: bool = True) -> FaceCheck:
     """Render a volume's head surface from every view and look for a face.
 
     Parameters
@@ -538,6 +614,9 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
         distance is taken, the smallest is :attr:`FaceCheck.distance`.
     embeddings : bool
         Make face-recognition embeddings (of every detected face; against ``reference``).
+    flat_removed : bool
+        Against ``reference``: draw the surface the removal exposed flat
+        (:func:`flatten_removed`), so that the detector judges the skin that is left.
 
     Returns
     -------
@@ -560,6 +639,18 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
         for r in level_renders:
             r.level = t
         renders += level_renders
+    kept = kept_view = None
+    if reference is not None:
+        refs = {(r.level, r.yaw, r.pitch): (r, d)
+                for r, d in zip(reference.renders, reference.detections)}
+        for r in renders:
+            ref, ref_det = refs[(r.level, r.yaw, r.pitch)]
+            if ref_det.boxes:
+                k = skin_kept(r, ref, ref_det.boxes[0])
+                if kept is None or k < kept:
+                    kept, kept_view = k, (r.yaw, r.pitch)
+        if flat_removed:
+            renders = [flatten_removed(r, refs[(r.level, r.yaw, r.pitch)][0]) for r in renders]
     dets = detect(renders)
     distance = distance_view = at_box = None
     if embeddings and reference is None:
@@ -582,7 +673,7 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
     best = max(dets, key=lambda d: d.score)
     return FaceCheck(bool(best.score > FACE_SCORE_THRESHOLD), best.score, (best.yaw, best.pitch),
                      dets, renders, thr, time.perf_counter() - t0, frame, distance, distance_view,
-                     at_box)
+                     at_box, kept, kept_view)
 
 
 def reference_views(reference: FaceCheck) -> list[tuple]:
@@ -625,9 +716,10 @@ def table_columns(deface_summary: dict) -> dict:
     """Face-check columns for the morphometry/QC table from a defacing summary
     (:func:`neurodeid.deface.deface_file`): best detector score on the original's and on
     the defaced volume's renders (empty when not checked), whether a face was detected,
-    the method that defaced the image, and the face-recognition embedding distance between
+    the method that defaced the image, the face-recognition embedding distance between
     the original's face and a face left on the defaced renders (empty: none left to embed;
-    below :data:`SAME_PERSON_DISTANCE` withholds)."""
+    below :data:`SAME_PERSON_DISTANCE` withholds), and the fraction of the original's face
+    box the defaced volume still shows (above :data:`MAX_SKIN_KEPT` withholds)."""
     out = {"deface_method": deface_summary.get("method", "")}
     for when, key in (("original", "face_before"), ("defaced", "face_after")):
         f = deface_summary.get(key) or {}
@@ -639,6 +731,10 @@ def table_columns(deface_summary: dict) -> dict:
     dist = after.get("embedding_distance")
     # empty: not checked, or no face left on the defaced renders to embed
     out["face_embedding_distance"] = "" if dist is None else float(dist)
+    kept = after.get("face_skin_kept")
+    # empty: not checked, or no face box on the original to measure in
+    out["face_skin_kept"] = "" if kept is None else float(kept)
+    out["max_face_skin_kept"] = MAX_SKIN_KEPT
     out["face_embeddings_original"] = (deface_summary.get("face_before") or {}).get("face_embeddings", "")
     out["same_person_distance"] = SAME_PERSON_DISTANCE
     return out
