@@ -75,6 +75,7 @@ def run_item(h: hc.Head, tmp: Path) -> dict:
                failed_methods=sorted(s.get("failed_methods", {})),
                face_score_defaced=fa.get("face_score"), face_after=fa.get("face_detected"),
                embedding_distance=fa.get("embedding_distance"),
+               face_skin_kept=fa.get("face_skin_kept"),
                embedding_distance_at_face_box=fa.get("embedding_distance_at_face_box"),
                head_dice=s.get("registration_metric"), head_mi=s.get("registration_mi"),
                independent_seconds=s.get("independent_seconds"))
@@ -175,15 +176,16 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
                      f"median {np.median(ind):.1f} s ({100 * np.median(ind) / np.median(secs):.0f} %)")
     lines += ["", "## Per item", "",
               "| item | shape | face expected | score | face | result | method | score defaced "
-              "| embedding distance | brain voxels changed | min distance mm | brain safety | head Dice | MI | s "
-              "| reason |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| embedding distance | face left | brain voxels changed | min distance mm | brain safety "
+              "| head Dice | MI | s | reason |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['name']} | {'x'.join(map(str, r['shape']))} | {'yes' if r['face_expected'] else 'no'} "
             f"| {_f(r['face_score'])} | {'yes' if r['face'] else 'no'} | {r.get('result', '')} "
             f"| {r.get('method', '')} | {_f(r.get('face_score_defaced'))} "
-            f"| {_f(r.get('embedding_distance'))} | {_f(r.get('brain_voxels_changed'), '{}')} "
+            f"| {_f(r.get('embedding_distance'))} | {_f(r.get('face_skin_kept'))} "
+            f"| {_f(r.get('brain_voxels_changed'), '{}')} "
             f"| {_f(r.get('min_distance_mm'), '{:.1f}')} | {r.get('brain_safety', '')} "
             f"| {_f(r.get('head_dice'), '{:.3f}')} | {_f(r.get('head_mi'), '{:.3f}')} "
             f"| {_f(r.get('deface_seconds'), '{:.1f}')} | {r.get('reason', '')[:160]} |")

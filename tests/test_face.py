@@ -120,6 +120,20 @@ def test_removed_surface_is_drawn_flat_and_the_face_left_is_measured():
     assert face.skin_kept(after, before, (0, 0, 3, 3)) == 0.0  # nothing of the original there
 
 
+def test_field_of_view_cut_is_marked_and_not_counted_as_face_left():
+    """A head cut by the field of view shows a cross-section there (the array's border):
+    its pixels are marked ``cap`` and do not count in the face left, which measures skin."""
+    m = np.zeros((64, 64, 64), bool)
+    m[10:50, 10:, 10:50] = True  # the front (+j: anterior) runs into the array's border
+    (r,), _ = face.render_views(m, np.eye(4), [(0, 0)], 2.0)
+    hit = np.isfinite(r.depth)
+    assert r.cap is not None and r.cap[hit].mean() > 0.9  # seen from the front: the cut
+    (side,), _ = face.render_views(m, np.eye(4), [(90, 0)], 2.0)
+    assert not side.cap[np.isfinite(side.depth)].mean() > 0.2  # from the side: mostly skin
+    box = (0, 0, r.image.shape[1] - 1, r.image.shape[0] - 1)
+    assert face.skin_kept(r, r, box) < 0.1
+
+
 def test_depth_buffer_keeps_the_nearest_point_per_pixel():
     rng = np.random.default_rng(3)
     pix = rng.integers(0, 50, 2000)

@@ -168,9 +168,8 @@ def deface_file_with(in_path, out_path, method: str = "template", params: dict |
                    f"{after_chk.best_view} deg)")
         elif after_chk.skin_kept is not None and after_chk.skin_kept > face.MAX_SKIN_KEPT:
             why = (f"{after_chk.skin_kept:.0%} of the face the detector found on the original "
-                   f"is left on the defaced volume (more than {face.MAX_SKIN_KEPT:.0%} in every "
-                   f"view; least at yaw/pitch {after_chk.skin_kept_view} deg): the face was "
-                   "not removed")
+                   f"is left on the defaced volume (more than {face.MAX_SKIN_KEPT:.0%}, at "
+                   f"yaw/pitch {after_chk.skin_kept_view} deg): the face was not removed")
         elif after_chk.recognised:
             why = (f"face recognition still matches the defaced volume to the original "
                    f"(embedding distance {after_chk.distance:.2f} < "

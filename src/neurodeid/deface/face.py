@@ -5,7 +5,9 @@ The decision whether a volume shows a face is made from its pixels: the outer he
 buffer from the front and from below at several yaw angles around the head's centre (2 mm
 pixels), shaded like a lit plaster cast, and dlib's HOG frontal face detector (built into
 the ``dlib-bin`` wheel, Boost licence) looks at every render. After defacing the same
-renders are made again in the same frame: no face may be found at any angle, and where
+renders are made again in the same frame, with the inside of the head that the removal
+exposed drawn flat (:func:`flatten_removed`): no face may be found at any angle, no more
+than :data:`MAX_SKIN_KEPT` of the original's face may be left (:func:`skin_kept`), and where
 dlib's face recognition model (``face-recognition-models`` wheel:
 ``dlib_face_recognition_resnet_model_v1.dat`` with the 5-point landmark model, both
 released by dlib's author into the public domain / CC0; the 68-point model, trained on
@@ -79,12 +81,13 @@ CUT_SHADE = 128
 #: pixel is the inside of the head that the removal exposed.
 CUT_MARGIN_MM = 2.0
 
-#: A defacing must leave at most this fraction of the original's face (the surface in the
-#: detector's face box on the original's render, in the view where least is left). Measured
-#: (``benchmarks/results/face_cut_2026-12-07.md``): the methods leave 0.23-0.44 on the real
-#: heads, the template removal applied in part (a half or more of the face left) 0.59-0.78.
-#: With the removed surface drawn flat the detector judges what is left; this bounds what it
-#: cannot judge, a face only partly removed.
+#: A defacing must leave at most this fraction of the original's face: the surface inside
+#: the detector's face box on the original's render, the field of view's cut not counted, in
+#: the view where most is left. Measured (``benchmarks/results/face_cut_2026-12-07b.md``):
+#: the methods leave 0.06-0.45 on the real heads; the template removal applied in part
+#: 0.32-0.81, and 16 of those 18 are refused by this or the detector. With the removed
+#: surface drawn flat the detector judges the skin that is left; this bounds what it cannot
+#: judge, a face only partly removed.
 MAX_SKIN_KEPT = 0.5
 
 #: Light direction in render (col, row, depth) axes: from the viewer, a little above.
@@ -112,6 +115,9 @@ class Render:
     depth : float32 ndarray (rows, cols) or None
         Height of the seen surface towards the viewer in mm, from the frame's centre
         (``-inf`` where the ray hits nothing).
+    cap : bool ndarray (rows, cols) or None
+        Pixels that show the volume's border: where the field of view cuts the head (a
+        cross-section, not skin).
     """
 
     yaw: float
@@ -120,6 +126,7 @@ class Render:
     spacing_mm: float
     level: float | None = None
     depth: np.ndarray | None = None
+    cap: np.ndarray | None = None
 
 
 @dataclass
@@ -204,7 +211,7 @@ class Frame:
                    float(spacing_mm))
 
 
-def surface_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+def surface_points(mask: np.ndarray, affine: np.ndarray, caps: bool = False):
     """Outer surface of ``mask`` as points: the centres of mask voxels with a 6-neighbour
     outside, after filling the mask's holes (inner cavities are never seen).
 
@@ -213,30 +220,42 @@ def surface_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
     mask : bool ndarray, voxel (i, j, k)
     affine : ndarray (4, 4)
         Voxel -> RAS+ mm.
+    caps : bool
+        Also say which points lie on the array's border: where the field of view cuts the
+        head (a cross-section, not skin).
 
     Returns
     -------
-    float32 ndarray (N, 3), RAS+ mm
+    float32 ndarray (N, 3), RAS+ mm; with ``caps``, ``(points, on_border)`` with a bool
+    ndarray (N,)
     """
     m = ndi.binary_fill_holes(np.asarray(mask, bool))
-    surf = m & ~ndi.binary_erosion(m)
+    idx = np.argwhere(m & ~ndi.binary_erosion(m))
     aff = np.asarray(affine, np.float32)
-    return np.argwhere(surf).astype(np.float32) @ aff[:3, :3].T + aff[:3, 3]
+    pts = idx.astype(np.float32) @ aff[:3, :3].T + aff[:3, 3]
+    if not caps:
+        return pts
+    return pts, (idx == 0).any(1) | (idx == np.asarray(m.shape) - 1).any(1)
 
 
-def _nearest(pix: np.ndarray, height: np.ndarray, size: int) -> np.ndarray:
+def _nearest(pix: np.ndarray, height: np.ndarray, size: int,
+             flags: np.ndarray | None = None):
     """Per pixel the largest ``height`` of the points falling in it (``-inf`` where
-    none): a depth buffer, by one sort instead of ``np.maximum.at``."""
+    none): a depth buffer, by one sort instead of ``np.maximum.at``. With ``flags`` (a bool
+    per point), also the flag of the point seen in each pixel: ``(near, flagged)``."""
     near = np.full(size, -np.inf, np.float32)
-    if pix.size == 0:
-        return near
-    order = np.lexsort((height, pix))
-    last = np.r_[pix[order][1:] != pix[order][:-1], True]  # the highest point of each pixel
-    near[pix[order][last]] = height[order][last]
-    return near
+    seen = np.zeros(size, bool)
+    if pix.size:
+        order = np.lexsort((height, pix))
+        last = np.r_[pix[order][1:] != pix[order][:-1], True]  # the highest point per pixel
+        near[pix[order][last]] = height[order][last]
+        if flags is not None:
+            seen[pix[order][last]] = np.asarray(flags, bool)[order][last]
+    return near if flags is None else (near, seen)
 
 
-def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float) -> Render:
+def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float,
+                  on_border: np.ndarray | None = None) -> Render:
     """Render surface points seen from (yaw, pitch): the nearest point per pixel (a depth
     buffer), pinholes between hit pixels closed, shaded by :func:`shade`.
 
@@ -261,13 +280,21 @@ def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float) ->
     row = np.rint((half - uvw[:, 1]) / sp).astype(np.int64)
     ok = (col >= 0) & (col < n) & (row >= 0) & (row < n)
     pix, height = row[ok] * n + col[ok], uvw[ok, 2] / sp  # height towards the viewer, pixels
-    near = _nearest(pix, height, n * n).reshape(n, n)
+    cap = None
+    if on_border is None:
+        near = _nearest(pix, height, n * n).reshape(n, n)
+    else:
+        near, cap = _nearest(pix, height, n * n, np.asarray(on_border, bool)[ok])
+        near, cap = near.reshape(n, n), cap.reshape(n, n)
     hit = np.isfinite(near)
     gaps = ndi.binary_closing(hit) & ~hit
     if gaps.any():
         near[gaps] = ndi.maximum_filter(np.where(hit, near, -np.inf), 3)[gaps]
+        if cap is not None:
+            cap[gaps] = ndi.maximum_filter(cap, 3)[gaps]
         hit |= gaps
-    return Render(float(yaw), float(pitch), shade(near, hit), sp, depth=near * np.float32(sp))
+    return Render(float(yaw), float(pitch), shade(near, hit), sp, depth=near * np.float32(sp),
+                  cap=cap)
 
 
 def flatten_removed(render: Render, reference: Render,
@@ -294,20 +321,25 @@ def flatten_removed(render: Render, reference: Render,
     cut[seen] = ref[seen] - depth[seen] > margin
     image = render.image.copy()
     image[cut] = CUT_SHADE
-    return Render(render.yaw, render.pitch, image, render.spacing_mm, render.level, depth)
+    return Render(render.yaw, render.pitch, image, render.spacing_mm, render.level, depth,
+                  render.cap)
 
 
 def skin_kept(render: Render, reference: Render, box: tuple, margin_mm: float = None) -> float:
     """Fraction of the original's surface inside ``box`` (left, top, right, bottom, render
     pixels; the original's face) that a defaced volume still shows: pixels whose surface
     now lies within ``margin_mm`` (default :data:`CUT_MARGIN_MM`) of where the original's
-    was. ``render`` and ``reference`` are pixel-aligned renders of one view."""
+    was. ``render`` and ``reference`` are pixel-aligned renders of one view. Pixels where
+    the original shows the field of view's cut (:attr:`Render.cap`) do not count: a cut is
+    a cross-section that no defacing removes, not skin (a box all on the cut: 0)."""
     margin = CUT_MARGIN_MM if margin_mm is None else float(margin_mm)
     n = reference.depth.shape
     l, t, r, b = max(box[0], 0), max(box[1], 0), min(box[2], n[1] - 1), min(box[3], n[0] - 1)
     ref = reference.depth[t:b + 1, l:r + 1]
     now = render.depth[t:b + 1, l:r + 1]
     was = np.isfinite(ref)
+    if reference.cap is not None:
+        was &= ~reference.cap[t:b + 1, l:r + 1]
     if not was.any():
         return 0.0
     same = was & np.isfinite(now)
@@ -336,9 +368,9 @@ def render_views(mask: np.ndarray, affine: np.ndarray, views=DEFAULT_VIEWS,
     -------
     (list of Render, Frame)
     """
-    pts = surface_points(mask, affine)
+    pts, on_border = surface_points(mask, affine, caps=True)
     frame = frame or Frame.around(pts, spacing_mm)
-    return [render_points(pts, frame, y, p) for y, p in views], frame
+    return [render_points(pts, frame, y, p, on_border) for y, p in views], frame
 
 
 def shade(near: np.ndarray, hit: np.ndarray) -> np.ndarray:
@@ -469,7 +501,7 @@ class FaceCheck:
     skin_kept : float or None
         Checked against a reference: the fraction of the surface inside the reference's
         face box that this volume still shows (:func:`skin_kept`), in the view where it is
-        smallest; None when the reference has no face box. Above
+        largest; None when the reference has no face box. Above
         :data:`MAX_SKIN_KEPT` the face was not removed (see there).
     skin_kept_view : tuple (yaw, pitch) or None
     distance_at_face_box : float or None
@@ -647,7 +679,7 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
             ref, ref_det = refs[(r.level, r.yaw, r.pitch)]
             if ref_det.boxes:
                 k = skin_kept(r, ref, ref_det.boxes[0])
-                if kept is None or k < kept:
+                if kept is None or k > kept:
                     kept, kept_view = k, (r.yaw, r.pitch)
         if flat_removed:
             renders = [flatten_removed(r, refs[(r.level, r.yaw, r.pitch)][0]) for r in renders]
