@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import headcorpus as hc  # noqa: E402
 from bench_face_detectors import defacings  # noqa: E402
-from bench_face_views import PARTIAL_FRACTIONS  # noqa: E402
+from bench_face_views import partial_volumes  # noqa: E402
 
 from neurodeid.deface import face  # noqa: E402
 
@@ -67,16 +67,8 @@ def run_item(h: hc.Head) -> dict:
             continue
         row["methods"][m] = judge(after, h, before)
         if m == "template" and "/" not in h.name:
-            idx = np.argwhere(after != h.data)
-            z = (h.affine @ np.c_[idx, np.ones(len(idx))].T)[2]  # RAS+ mm, superior
-            row["partial"] = {}
-            for f in PARTIAL_FRACTIONS:
-                cut = z.min() + f * (z.max() - z.min())
-                for side, sel in (("below", z < cut), ("above", z >= cut)):
-                    part = h.data.copy()
-                    ii = tuple(idx[sel].T)
-                    part[ii] = after[ii]
-                    row["partial"][f"{side}{f}"] = judge(part, h, before)
+            row["partial"] = {k: judge(part, h, before)
+                              for k, part in partial_volumes(h, after)}
     return row
 
 

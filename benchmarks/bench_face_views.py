@@ -51,20 +51,25 @@ def per_view(chk) -> list[list]:
             for d in chk.detections]
 
 
-def partial_defacings(h: hc.Head, defaced: np.ndarray, before) -> dict:
-    """Per-view scores of the template removal applied in part (see the module docstring)."""
+def partial_volumes(h: hc.Head, defaced: np.ndarray):
+    """The removal of ``defaced`` applied in part: yields ``(name, volume)`` with the
+    removal only below (``below<f>``) or only above (``above<f>``) the fraction ``f`` of
+    its superior-inferior range, for each of :data:`PARTIAL_FRACTIONS`."""
     idx = np.argwhere(defaced != h.data)
     z = (h.affine @ np.c_[idx, np.ones(len(idx))].T)[2]  # RAS+ mm, superior
-    out = {}
     for f in PARTIAL_FRACTIONS:
         cut = z.min() + f * (z.max() - z.min())
         for side, sel in (("below", z < cut), ("above", z >= cut)):
             part = h.data.copy()
             ii = tuple(idx[sel].T)
             part[ii] = defaced[ii]
-            out[f"{side}{f}"] = per_view(face.check_volume(part, h.affine, reference=before,
-                                                           embeddings=False))
-    return out
+            yield f"{side}{f}", part
+
+
+def partial_defacings(h: hc.Head, defaced: np.ndarray, before) -> dict:
+    """Per-view scores of the template removal applied in part (see the module docstring)."""
+    return {k: per_view(face.check_volume(part, h.affine, reference=before, embeddings=False))
+            for k, part in partial_volumes(h, defaced)}
 
 
 def run_item(h: hc.Head) -> dict:
