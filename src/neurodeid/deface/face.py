@@ -211,30 +211,26 @@ class Frame:
                    float(spacing_mm))
 
 
-def surface_points(mask: np.ndarray, affine: np.ndarray, caps: bool = False):
+def surface_points(mask: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Outer surface of ``mask`` as points: the centres of mask voxels with a 6-neighbour
-    outside, after filling the mask's holes (inner cavities are never seen).
+    outside, after filling the mask's holes (inner cavities are never seen), and which of
+    them lie on the array's border (where the field of view cuts the head: a
+    cross-section, not skin).
 
     Parameters
     ----------
     mask : bool ndarray, voxel (i, j, k)
     affine : ndarray (4, 4)
         Voxel -> RAS+ mm.
-    caps : bool
-        Also say which points lie on the array's border: where the field of view cuts the
-        head (a cross-section, not skin).
 
     Returns
     -------
-    float32 ndarray (N, 3), RAS+ mm; with ``caps``, ``(points, on_border)`` with a bool
-    ndarray (N,)
+    (float32 ndarray (N, 3), RAS+ mm; bool ndarray (N,): on the border)
     """
     m = ndi.binary_fill_holes(np.asarray(mask, bool))
     idx = np.argwhere(m & ~ndi.binary_erosion(m))
     aff = np.asarray(affine, np.float32)
     pts = idx.astype(np.float32) @ aff[:3, :3].T + aff[:3, 3]
-    if not caps:
-        return pts
     return pts, (idx == 0).any(1) | (idx == np.asarray(m.shape) - 1).any(1)
 
 
@@ -267,6 +263,9 @@ def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float,
     frame : Frame
     yaw, pitch : float
         Degrees (see the module docstring).
+    on_border : bool ndarray (N,), optional
+        Points on the volume's border (:func:`surface_points`); the pixels they are seen
+        in make :attr:`Render.cap` (default: none).
 
     Returns
     -------
@@ -280,25 +279,21 @@ def render_points(points: np.ndarray, frame: Frame, yaw: float, pitch: float,
     row = np.rint((half - uvw[:, 1]) / sp).astype(np.int64)
     ok = (col >= 0) & (col < n) & (row >= 0) & (row < n)
     pix, height = row[ok] * n + col[ok], uvw[ok, 2] / sp  # height towards the viewer, pixels
-    cap = None
-    if on_border is None:
-        near = _nearest(pix, height, n * n).reshape(n, n)
-    else:
-        near, cap = _nearest(pix, height, n * n, np.asarray(on_border, bool)[ok])
-        near, cap = near.reshape(n, n), cap.reshape(n, n)
+    border = np.zeros(len(q), bool) if on_border is None else np.asarray(on_border, bool)
+    near, cap = _nearest(pix, height, n * n, border[ok])
+    near, cap = near.reshape(n, n), cap.reshape(n, n)
     hit = np.isfinite(near)
     gaps = ndi.binary_closing(hit) & ~hit
     if gaps.any():
         near[gaps] = ndi.maximum_filter(np.where(hit, near, -np.inf), 3)[gaps]
-        if cap is not None:
-            cap[gaps] = ndi.maximum_filter(cap, 3)[gaps]
+        cap[gaps] = ndi.maximum_filter(cap, 3)[gaps]
         hit |= gaps
     return Render(float(yaw), float(pitch), shade(near, hit), sp, depth=near * np.float32(sp),
                   cap=cap)
 
 
 def flatten_removed(render: Render, reference: Render,
-                    margin_mm: float = None) -> Render:
+                    margin_mm: float | None = None) -> Render:
     """The render of a defaced volume with what the removal took away drawn flat.
 
     ``render`` and ``reference`` (the original's render in the same frame and view) are
@@ -325,7 +320,8 @@ def flatten_removed(render: Render, reference: Render,
                   render.cap)
 
 
-def skin_kept(render: Render, reference: Render, box: tuple, margin_mm: float = None) -> float:
+def skin_kept(render: Render, reference: Render, box: tuple,
+              margin_mm: float | None = None) -> float:
     """Fraction of the original's surface inside ``box`` (left, top, right, bottom, render
     pixels; the original's face) that a defaced volume still shows: pixels whose surface
     now lies within ``margin_mm`` (default :data:`CUT_MARGIN_MM`) of where the original's
@@ -368,7 +364,7 @@ def render_views(mask: np.ndarray, affine: np.ndarray, views=DEFAULT_VIEWS,
     -------
     (list of Render, Frame)
     """
-    pts, on_border = surface_points(mask, affine, caps=True)
+    pts, on_border = surface_points(mask, affine)
     frame = frame or Frame.around(pts, spacing_mm)
     return [render_points(pts, frame, y, p, on_border) for y, p in views], frame
 
@@ -690,9 +686,8 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
         for d in sorted((d for d in dets if d.boxes), key=lambda d: -d.score)[:EMBEDDED_VIEWS]:
             d.embedding = embed(renders[dets.index(d)], d.boxes[0])
     elif embeddings:
-        refs = {(d.level, d.yaw, d.pitch): d for d in reference.detections}
         for r, d in zip(renders, dets):
-            ref = refs[(r.level, r.yaw, r.pitch)]
+            ref = refs[(r.level, r.yaw, r.pitch)][1]
             if ref.embedding is None:
                 continue
             if d.boxes:  # a face on the defaced render where the original had one
