@@ -274,6 +274,21 @@ def _shell_removal(protected, shape, affine, s2t, sp, frame):
     return out
 
 
+def _registered(data, affine, reg: dict, fit_cache: dict | None):
+    """:func:`register_template` of ``data`` with the keyword arguments ``reg``, or the
+    RuntimeError it raised; remembered in ``fit_cache`` (keyed by ``reg``) when given."""
+    key = tuple(sorted(reg.items()))
+    fit = None if fit_cache is None else fit_cache.get(key)
+    if fit is None:
+        try:
+            fit = register_template(data, affine, **reg)
+        except RuntimeError as e:
+            fit = e
+        if fit_cache is not None:
+            fit_cache[key] = fit
+    return fit
+
+
 def deface_image(data, affine, method: str = "template", params: dict | None = None,
                  *, name: str = "image", independent_brain=None,
                  fit_cache: dict | None = None) -> DefaceResult:
@@ -323,15 +338,21 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     ct = detect_ct(data, P.modality)
     reg = dict(resolution_mm=P.resolution_mm, multistart=P.multistart, n_refine=P.n_refine,
                iterations=P.iterations, ct=ct, threads=P.threads, n_screen=P.n_screen)
-    key = tuple(sorted(reg.items()))
-    fit = None if fit_cache is None else fit_cache.get(key)
-    if fit is None:
-        try:
-            fit = register_template(data, affine, **reg)
-        except RuntimeError as e:
-            fit = e
-        if fit_cache is not None:
-            fit_cache[key] = fit
+    max_mi = P.max_registration_mi_ct if ct else P.max_registration_mi
+
+    def poor(f) -> bool:
+        return isinstance(f, RuntimeError) or f.head_dice < P.min_head_dice or (
+            max_mi is not None and f.mi > max_mi)
+
+    fit = _registered(data, affine, reg, fit_cache)
+    n_optimised = (P.n_screen or len(axis_rotations())) if P.multistart else 1
+    if poor(fit) and P.multistart and P.n_screen > 0:
+        # the screen ranks starts by their unoptimised metric; a head turned between two
+        # axis-aligned starts (vrd_seg3D turned 25 degrees about z) can lose its right
+        # start there: optimise all 24 before giving up
+        every = _registered(data, affine, {**reg, "n_screen": 0}, fit_cache)
+        if isinstance(fit, RuntimeError) or not isinstance(every, RuntimeError) and every.mi < fit.mi:
+            fit, n_optimised = every, len(axis_rotations())
     if isinstance(fit, RuntimeError):
         raise DefaceError(f"{name}: template registration failed ({fit}); check that the image "
                           "is a whole-head volume with a valid affine") from fit
@@ -339,12 +360,11 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         raise DefaceError(
             f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
             f"min_head_dice {P.min_head_dice}"
-            + (f", best of {len(axis_rotations())} start orientations" if P.multistart else "")
+            + (f", best of {len(axis_rotations())} start orientations, each optimised" if P.multistart else "")
             + "); nothing was written. Check the header orientation and that the image shows a "
             "whole head (a field of view that cuts the face or the skull lowers the Dice); "
             + ("" if P.multistart else "try multistart=true, or ")
             + "after inspecting the image, another method or a lower min_head_dice")
-    max_mi = P.max_registration_mi_ct if ct else P.max_registration_mi
     if max_mi is not None and fit.mi > max_mi:
         key = "max_registration_mi_ct" if ct else "max_registration_mi"
         raise DefaceError(
@@ -454,6 +474,7 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
         "registration_metric_name": "head Dice (subject vs registered template, 0-1)",
         "registration_mi": round(fit.mi, 4),
         "registration_start": fit.start,
+        "registration_starts_optimised": n_optimised,
         "face_region_residual_ml": round(residual_ml, 2),
         "face_region_ml": round(region_ml, 2),
         "face_region_kept_ml": round(kept_ml, 2),

@@ -30,7 +30,9 @@ class DefaceParams:
         24 axis-aligned start rotations (needed for rotated/permuted headers).
     n_screen : int
         Multi-start: starts optimised after screening all 24 by their unoptimised metric
-        (0 = optimise all 24; slower).
+        (0 = optimise all 24; slower). A fit that fails ``min_head_dice`` or
+        ``max_registration_mi`` is made again with all 24 optimised, the better kept
+        (``registration_starts_optimised`` in the summary).
     n_refine : int
         At most this many starts are refined (only starts whose coarse metric is within
         0.05 of the best one; usually one).

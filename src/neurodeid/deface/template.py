@@ -155,8 +155,9 @@ def register_template(
 
     Stages: (1) moments-centred rigid starts, one per axis-aligned rotation, screened by
     their unoptimised metric at twice ``resolution_mm``; the ``n_screen`` best are
-    optimised briefly there (on colin27 and vrd, in every tested orientation, the right
-    start was already first after screening); (2) the best start, plus up to ``n_refine - 1``
+    optimised briefly there (the right start is usually among them; not for vrd_seg3D, a
+    head clipped below the eyes, turned 25 degrees about z: :func:`neurodeid.deface.core.deface_image`
+    then optimises all 24, ``n_screen=0``); (2) the best start, plus up to ``n_refine - 1``
     others whose coarse metric is within ``refine_tol`` of the best (ambiguous cases only),
     refined as a similarity at twice ``resolution_mm`` and then as a full affine at
     ``resolution_mm``; the lowest final Mattes MI wins.
