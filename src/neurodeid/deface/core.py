@@ -484,9 +484,11 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     }
     if overlap_ml > P.max_brain_overlap_ml:
         raise DefaceError(
-            f"{name}: the {method} removal overlaps the brain check mask by {overlap_ml:.2f} ml "
-            f"(max_brain_overlap_ml {P.max_brain_overlap_ml}); nothing was written. Inspect "
-            "the registration (QC pictures) or use method 'template'")
+            f"{name}: the {method} removal overlaps the brain check mask (the intensity brain "
+            f"core, eroded {P.check_erode_mm:g} mm) by {overlap_ml:.2f} ml (max_brain_overlap_ml "
+            f"{P.max_brain_overlap_ml}); nothing was written. Inspect the registration (QC "
+            "pictures)" + (" or use method 'template'" if method != "template" else
+                           "; in a low-contrast image the intensity brain can reach into the face"))
     if not (P.min_removed_ml <= removed_ml <= P.max_removed_ml):
         raise DefaceError(
             f"{name}: implausible removed volume {removed_ml:.1f} ml (allowed "
