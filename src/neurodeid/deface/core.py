@@ -23,7 +23,8 @@ dilated by ``brain_margin_mm``, united with the subject's own intensity brain (o
 margin) and with the independent brain mask (:mod:`neurodeid.deface.brainmask`) dilated
 by ``brain_margin_mm`` when one is given. The removal never
 touches it. A registration whose head Dice is below ``min_head_dice`` or whose final
-mutual information is above ``max_registration_mi`` (CT: ``max_registration_mi_ct``), an implausible
+mutual information is above ``max_registration_mi`` (CT: ``max_registration_mi_ct``), even
+when made again with all 24 start orientations optimised, an implausible
 removed volume, or any overlap of the removal with an intensity brain core computed without
 registration (``check_erode_mm``) raises :class:`DefaceError`.
 
