@@ -290,6 +290,35 @@ def _registered(data, affine, reg: dict, fit_cache: dict | None):
     return fit
 
 
+def _fit_problem(fit, P, ct: bool, name: str) -> str | None:
+    """Why a template fit (or the RuntimeError of :func:`_registered`) cannot be used: the
+    registration failed, its head Dice is below ``min_head_dice`` or its final Mattes MI
+    above ``max_registration_mi`` (CT: ``max_registration_mi_ct``); None when it passes."""
+    if isinstance(fit, RuntimeError):
+        return (f"{name}: template registration failed ({fit}); check that the image "
+                "is a whole-head volume with a valid affine")
+    if fit.head_dice < P.min_head_dice:
+        return (
+            f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
+            f"min_head_dice {P.min_head_dice}"
+            + (f", best of {len(axis_rotations())} start orientations, each optimised" if P.multistart else "")
+            + "); nothing was written. Check the header orientation and that the image shows a "
+            "whole head (a field of view that cuts the face or the skull lowers the Dice); "
+            + ("" if P.multistart else "try multistart=true, or ")
+            + "after inspecting the image, another method or a lower min_head_dice")
+    max_mi = P.max_registration_mi_ct if ct else P.max_registration_mi
+    if max_mi is not None and fit.mi > max_mi:
+        key = "max_registration_mi_ct" if ct else "max_registration_mi"
+        return (
+            f"{name}: template registration is poor (final Mattes MI {fit.mi:.3f} > {key} "
+            f"{max_mi}, head Dice {fit.head_dice:.3f}); nothing was written. The fit is likely "
+            "far off (measured on the head corpus: MR fits within 17 mm reached -0.62 at worst; "
+            "fits 68-73 mm off and fits of an object with no brain -0.45 to -0.53). Check that "
+            "the image shows a head; "
+            f"after inspecting the registration (QC pictures), another method or {key}: null")
+    return None
+
+
 def deface_image(data, affine, method: str = "template", params: dict | None = None,
                  *, name: str = "image", independent_brain=None,
                  fit_cache: dict | None = None) -> DefaceResult:
@@ -339,42 +368,20 @@ def deface_image(data, affine, method: str = "template", params: dict | None = N
     ct = detect_ct(data, P.modality)
     reg = dict(resolution_mm=P.resolution_mm, multistart=P.multistart, n_refine=P.n_refine,
                iterations=P.iterations, ct=ct, threads=P.threads, n_screen=P.n_screen)
-    max_mi = P.max_registration_mi_ct if ct else P.max_registration_mi
-
-    def poor(f) -> bool:
-        return isinstance(f, RuntimeError) or f.head_dice < P.min_head_dice or (
-            max_mi is not None and f.mi > max_mi)
-
     fit = _registered(data, affine, reg, fit_cache)
     n_optimised = (P.n_screen or len(axis_rotations())) if P.multistart else 1
-    if poor(fit) and P.multistart and P.n_screen > 0:
+    if _fit_problem(fit, P, ct, name) and P.multistart and P.n_screen > 0:
         # the screen ranks starts by their unoptimised metric; a head turned between two
         # axis-aligned starts (vrd_seg3D turned 25 degrees about z) can lose its right
         # start there: optimise all 24 before giving up
         every = _registered(data, affine, {**reg, "n_screen": 0}, fit_cache)
         if isinstance(fit, RuntimeError) or not isinstance(every, RuntimeError) and every.mi < fit.mi:
             fit, n_optimised = every, len(axis_rotations())
+    problem = _fit_problem(fit, P, ct, name)
     if isinstance(fit, RuntimeError):
-        raise DefaceError(f"{name}: template registration failed ({fit}); check that the image "
-                          "is a whole-head volume with a valid affine") from fit
-    if fit.head_dice < P.min_head_dice:
-        raise DefaceError(
-            f"{name}: template registration is poor (head Dice {fit.head_dice:.3f} < "
-            f"min_head_dice {P.min_head_dice}"
-            + (f", best of {len(axis_rotations())} start orientations, each optimised" if P.multistart else "")
-            + "); nothing was written. Check the header orientation and that the image shows a "
-            "whole head (a field of view that cuts the face or the skull lowers the Dice); "
-            + ("" if P.multistart else "try multistart=true, or ")
-            + "after inspecting the image, another method or a lower min_head_dice")
-    if max_mi is not None and fit.mi > max_mi:
-        key = "max_registration_mi_ct" if ct else "max_registration_mi"
-        raise DefaceError(
-            f"{name}: template registration is poor (final Mattes MI {fit.mi:.3f} > {key} "
-            f"{max_mi}, head Dice {fit.head_dice:.3f}); nothing was written. The fit is likely "
-            "far off (measured on the head corpus: MR fits within 17 mm reached -0.62 at worst; "
-            "fits 68-73 mm off and fits of an object with no brain -0.45 to -0.53). Check that "
-            "the image shows a head; "
-            f"after inspecting the registration (QC pictures), another method or {key}: null")
+        raise DefaceError(problem) from fit
+    if problem:
+        raise DefaceError(problem)
     s2t = fit.subject_to_template
     tpl = load_template()
     shape = data.shape
