@@ -28,7 +28,8 @@ Augmentations, each built with numpy/scipy only and independently of the library
 - ``ct_like``: Hounsfield units synthesised from the head and its brain (skin and soft
   tissue 40, brain 30, a 5 mm skull of 1,200 around the brain, air -1,000, noise 8 HU);
 - negatives (no face expected): ``brain_only`` (skull-stripped with BET's algorithm,
-  :func:`stripped_brain`) and ``crop_forehead``.
+  :func:`stripped_brain`), ``brain_only_wide`` (the same 4 mm wider: a looser strip) and
+  ``crop_forehead``.
 
 The nose tip is located from the image (the most anterior head-surface point within 25 mm of
 the head's mid-sagittal plane); where the field of view clips the nose (colin27) it is the
@@ -252,10 +253,17 @@ def ct_like(h: Head, brain: np.ndarray, seed: int = 0) -> Head:
     return Head(f"{h.name}/ct_like", d, h.affine, h.face_expected, "synthetic HU")
 
 
-def brain_only(h: Head, brain: np.ndarray) -> Head:
-    """The head with everything outside ``brain`` set to the minimum (skull-stripped)."""
+def brain_only(h: Head, brain: np.ndarray, wide_mm: float = 0.0) -> Head:
+    """The head with everything outside ``brain`` set to the minimum (skull-stripped);
+    ``wide_mm`` > 0: ``brain`` grown by that much first (a looser strip that keeps the CSF
+    and meninges around the brain, as other extractors do), named ``brain_only_wide``."""
+    if wide_mm > 0:
+        z = np.linalg.norm(h.affine[:3, :3], axis=0)
+        brain = ndi.distance_transform_edt(~brain, sampling=z) <= wide_mm
     d = np.where(brain, h.data, h.data.min()).astype(np.float32)
-    return Head(f"{h.name}/brain_only", d, h.affine, False, "skull-stripped")
+    name, note = (("brain_only_wide", f"skull-stripped, {wide_mm:g} mm wider") if wide_mm > 0
+                  else ("brain_only", "skull-stripped"))
+    return Head(f"{h.name}/{name}", d, h.affine, False, note)
 
 
 def stripped_brain(h: Head) -> np.ndarray:
@@ -305,7 +313,10 @@ def augmentations(src: Head, quick: bool = False) -> list[Head]:
     if not quick:
         out += [thick(src, 2, 3.0), thick(src, 1, 4.0), thick(src, 0, 5.0),
                 t2_like(src), pd_like(src), noise_bias(src), ct_like(src, brain)]
-    out.append(brain_only(src, stripped_brain(src)))
+    stripped = stripped_brain(src)
+    out.append(brain_only(src, stripped))
+    if not quick:
+        out.append(brain_only(src, stripped, wide_mm=4.0))
     return out
 
 

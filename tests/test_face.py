@@ -190,16 +190,43 @@ def test_face_detected_on_heads(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [
-    pytest.param(_brain_only, marks=pytest.mark.xfail(strict=True, reason=(
-        "measured 2026-12-07: chris_t1 skull-stripped by BET's algorithm scores -0.09 from 40 "
-        "degrees below (frontal lobes, temporal poles and brainstem read as a face); see "
-        "test_head_corpus"))),
-    _cut_above_eyes], ids=["brain-only", "cut-above-eyes"])
-def test_no_face_without_face(make):
+def test_no_face_above_the_eyes():
     d, aff = _load("chris_t1")
-    chk = face.check_volume(make(d), aff)
+    chk = face.check_volume(_cut_above_eyes(d), aff)
     assert not chk.face, f"false face: score {chk.best_score:.2f} at {chk.best_view}"
+
+
+@pytest.mark.slow
+def test_screen_sets_a_skull_stripped_brain_aside_and_keeps_the_head(tmp_path):
+    """chris_t1 skull-stripped by BET's algorithm scores as a face from 40 degrees below
+    (frontal lobes, temporal poles and brainstem); the screen of a volume not planned for
+    defacing sets that aside because nothing lies outside its extracted brain, and says so.
+    The head itself stays a face: most of it lies outside its brain."""
+    from neurodeid.deface import brainonly
+
+    d, aff = _load("chris_t1")
+    nib.save(nib.Nifti1Image(_brain_only(d), aff), str(tmp_path / "bare.nii.gz"))
+    (row,) = face.check_folder(tmp_path)["images"]
+    s = row["summary"]
+    assert s["face_score"] > face.FACE_SCORE_THRESHOLD  # the detector fires on the brain
+    assert row["status"] == "ok" and s["face_detected"] is False and s["brain_only"] is True
+    assert s["tissue_outside_brain_ml"] <= brainonly.MAX_OUTSIDE_ML
+    assert s["constant_background"] >= brainonly.MIN_CONSTANT_BACKGROUND
+    assert "skull-stripped brain, not a face" in row["reason"]
+
+    head = face.check_volume(d, aff, levels=face.SCREENING_LEVELS, embeddings=False,
+                             brain_only=True)
+    assert head.face and head.brain_only is not None and not head.brain_only.holds
+    assert head.brain_only.outside_ml > 10 * brainonly.MAX_OUTSIDE_ML
+
+    # the same brain in a scanner's noisy background is not a stripped volume: no extraction
+    rng = np.random.default_rng(0)
+    noisy = _brain_only(d) + rng.normal(0, 0.01 * float(np.percentile(d, 99)), d.shape)
+    small, saff = face.surface_volume(noisy.astype(np.float32), aff)
+    m = brainonly.measure(small, saff, min(face.surface_thresholds(small, levels=face.SCREENING_LEVELS)),
+                          False)
+    assert m.constant_background < brainonly.MIN_CONSTANT_BACKGROUND
+    assert m.brain_ml is None and not m.holds
 
 
 @pytest.mark.slow

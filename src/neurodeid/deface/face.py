@@ -15,6 +15,9 @@ iBUG 300-W with its non-commercial restriction, is never loaded) gives an embedd
 both the original and the defaced render, their distance must be >= 0.6 (dlib's
 same-person threshold). On renders that recognizer is weak: it places different heads
 closer than 0.6 (measured), so the detector is the gate and the distance a second one.
+A volume released undefaced when no face is found is screened with the bare-brain measure
+as well (:mod:`neurodeid.deface.brainonly`): detections on a volume with nothing outside
+its independently extracted brain (a skull-stripped brain) are set aside and recorded.
 
 Conventions: arrays are voxel (i, j, k) with a voxel -> RAS+ mm affine. A render is a 2-D
 uint8 image, rows from superior to inferior, columns from the subject's right to the
@@ -500,6 +503,10 @@ class FaceCheck:
         largest; None when the reference has no face box. Above
         :data:`MAX_SKIN_KEPT` the face was not removed (see there).
     skin_kept_view : tuple (yaw, pitch) or None
+    brain_only : neurodeid.deface.brainonly.BrainOnly or None
+        Screened with ``brain_only=True`` and a face detected: whether the detections are
+        the surface of a bare brain (:mod:`neurodeid.deface.brainonly`); when they are,
+        :attr:`face` is False and :attr:`best_score` keeps the detector's score.
     distance_at_face_box : float or None
         Measured only, never a verdict: the embedding distance in the reference's best
         view, at the reference's face box, whatever is left there. Renders of different
@@ -521,6 +528,7 @@ class FaceCheck:
     distance_at_face_box: float | None = None
     skin_kept: float | None = None
     skin_kept_view: tuple | None = None
+    brain_only: object | None = None
 
     @property
     def recognised(self) -> bool:
@@ -548,6 +556,7 @@ class FaceCheck:
             "face_skin_kept_view_yaw_pitch_deg":
                 None if self.skin_kept_view is None else list(self.skin_kept_view),
             "face_seconds": round(self.seconds, 2),
+            **({} if self.brain_only is None else self.brain_only.summary()),
         }
 
 
@@ -596,6 +605,12 @@ def surface_volume(vol: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.
     return out.astype(np.float32), aff
 
 
+def looks_ct(data: np.ndarray) -> bool:
+    """Hounsfield units: the 1st percentile (of every 4th voxel) is below -500 (air)."""
+    sample = data[::4, ::4, ::4]
+    return bool(sample.size and np.percentile(sample, 1) < -500)
+
+
 def surface_thresholds(data: np.ndarray, ct: bool | None = None,
                        levels=SURFACE_LEVELS) -> tuple[float, ...]:
     """Head surface thresholds: the skin at -300 HU for CT (detected as in
@@ -604,8 +619,7 @@ def surface_thresholds(data: np.ndarray, ct: bool | None = None,
     from .estimate import head_threshold
 
     if ct is None:
-        sample = data[::4, ::4, ::4]
-        ct = bool(sample.size and np.percentile(sample, 1) < -500)
+        ct = looks_ct(data)
     if ct:
         return (-300.0,)
     lo = float(np.min(data))
@@ -616,7 +630,7 @@ def surface_thresholds(data: np.ndarray, ct: bool | None = None,
 def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
                  levels=SURFACE_LEVELS, views=DEFAULT_VIEWS, spacing_mm: float = RENDER_SPACING_MM,
                  reference: FaceCheck | None = None, embeddings: bool = True,
-                 flat_removed: bool = True) -> FaceCheck:
+                 flat_removed: bool = True, brain_only: bool = False) -> FaceCheck:
     """Render a volume's head surface from every view and look for a face.
 
     Parameters
@@ -645,6 +659,11 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
     flat_removed : bool
         Against ``reference``: draw the surface the removal exposed flat
         (:func:`flatten_removed`), so that the detector judges the skin that is left.
+    brain_only : bool
+        Without ``reference``, when a face is detected: measure whether the volume is a
+        bare brain (:mod:`neurodeid.deface.brainonly`: nothing outside its independently
+        extracted brain) and set the detections aside then (:attr:`FaceCheck.brain_only`). For volumes released without defacing
+        when no face is found; an extraction that fails sets nothing aside.
 
     Returns
     -------
@@ -698,9 +717,19 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
             if ref.score == reference.best_score:  # measured only: what is left in the box
                 at_box = float(np.linalg.norm(embed(r, ref.boxes[0]) - ref.embedding))
     best = max(dets, key=lambda d: d.score)
-    return FaceCheck(bool(best.score > FACE_SCORE_THRESHOLD), best.score, (best.yaw, best.pitch),
+    found = bool(best.score > FACE_SCORE_THRESHOLD)
+    bare = None
+    if brain_only and found and reference is None:
+        from . import brainonly
+
+        try:
+            bare = brainonly.measure(small, saff, min(thr), looks_ct(small))
+        except Exception:  # noqa: BLE001 - no brain extracted: the detections stand
+            bare = None
+        found = not (bare is not None and bare.holds)
+    return FaceCheck(found, best.score, (best.yaw, best.pitch),
                      dets, renders, thr, time.perf_counter() - t0, frame, distance, distance_view,
-                     at_box, kept, kept_view)
+                     at_box, kept, kept_view, bare)
 
 
 def reference_views(reference: FaceCheck) -> list[tuple]:
@@ -797,7 +826,8 @@ def check_folder(folder, qc_dir=None) -> dict:
                 rows.append({"image": p.name, "status": StageStatus.OK, "summary": {},
                              "reason": "a single 2-D slice: no surface to render"})
                 continue
-            chk = check_volume(data, img.affine, levels=SCREENING_LEVELS, embeddings=False)
+            chk = check_volume(data, img.affine, levels=SCREENING_LEVELS, embeddings=False,
+                               brain_only=True)
         except Exception as exc:  # noqa: BLE001 - no decision, no release: the reason is kept
             rows.append({"image": p.name, "status": StageStatus.FAILED, "summary": {},
                          "reason": f"face check could not run: {type(exc).__name__}: {exc}"})
@@ -806,6 +836,9 @@ def check_folder(folder, qc_dir=None) -> dict:
         why = (f"a face is detected on its surface renders (score {chk.best_score:.2f} > "
                f"{FACE_SCORE_THRESHOLD} at yaw/pitch {chk.best_view} deg) and it is not planned "
                "for defacing: withheld") if chk.face else ""
+        if chk.brain_only is not None and not chk.face:
+            why = (f"the face detector scored {chk.best_score:.2f} at yaw/pitch "
+                   f"{chk.best_view} deg, but {chk.brain_only.reason()}")
         rows.append({"image": p.name, "status": face, "reason": why, "summary": chk.summary()})
         if chk.face and qc_dir is not None:
             from PIL import Image

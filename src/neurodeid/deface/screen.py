@@ -358,8 +358,8 @@ def screen_files(files) -> Screen:
     slices, unread = read_slices(files)
     out.unread = dict(unread)
 
-    def better(score: float, where: str, threshold: float) -> None:
-        out.face = out.face or score > threshold
+    def better(score: float, where: str, threshold: float, face: bool | None = None) -> None:
+        out.face = out.face or (score > threshold if face is None else face)
         # what is reported: the best score relative to its own threshold
         if out.where == "" or score - threshold > out.best_score - out.threshold:
             out.best_score, out.threshold, out.where = score, threshold, where
@@ -373,10 +373,13 @@ def screen_files(files) -> Screen:
         for name, affine in stack.affines:
             if out.face:  # one face withholds the series: the rest need not be looked at
                 break
-            chk = check_volume(stack.data, affine, levels=SCREENING_LEVELS, embeddings=False)
+            chk = check_volume(stack.data, affine, levels=SCREENING_LEVELS, embeddings=False,
+                               brain_only=True)
             out.checks.append(chk)
+            aside = "" if chk.brain_only is None or chk.face else f" (set aside: {chk.brain_only.reason()})"
             better(chk.best_score, f"stack {n} of {stack.data.shape[2]} images ({stack.sources[0]} ...), "
-                                   f"{name}, rendered at yaw/pitch {chk.best_view} deg", FACE_SCORE_THRESHOLD)
+                                   f"{name}, rendered at yaw/pitch {chk.best_view} deg{aside}",
+                   FACE_SCORE_THRESHOLD, chk.face)
     for s in slices:
         if out.face:
             break
