@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import headcorpus as hc  # noqa: E402
+from _record import write_dated  # noqa: E402
 
 from neurodeid.deface import brainonly, face  # noqa: E402
 
@@ -126,16 +127,7 @@ def write_record(rows: list[dict], wall: float) -> Path:
             f"| {_f(r.get('outside_ml'))} | {_f(r.get('head_ml'), '{:.0f}')} "
             f"| {_f(r.get('brain_ml'), '{:.0f}')} | {r.get('brain_only', r.get('error', ''))} "
             f"| {r['check_seconds']:.1f} |")
-    res = ROOT / "benchmarks" / "results"
-    out = res / f"brain_only_{day}.md"
-    for tag in "bcdefgh":  # never overwrite an earlier record of the same day
-        if not out.exists():
-            break
-        out = res / f"brain_only_{day}{tag}.md"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    print(out)
-    return out
+    return write_dated("brain_only", lines, rows)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import headcorpus as hc  # noqa: E402
+from _record import write_dated  # noqa: E402
 from bench_face_detectors import defacings  # noqa: E402
 from bench_face_views import partial_volumes  # noqa: E402
 
@@ -113,14 +114,7 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
         for name, k, d in parts:
             lines.append(f"| {name} | {k} | {d['plain']:.2f} | {d['flat']:.2f} | {d['kept']} | "
                          f"{'yes' if d['refused'] else '**no**'} |")
-    out = ROOT / "benchmarks" / "results" / f"face_cut_{day}.md"
-    for tag in "bcdefgh":  # never overwrite an earlier record of the same day
-        if not out.exists():
-            break
-        out = out.with_name(f"face_cut_{day}{tag}.md")
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    return out
+    return write_dated("face_cut", lines, rows)
 
 
 def main() -> int:
@@ -136,7 +130,7 @@ def main() -> int:
             continue
         rows.append(run_item(h))
         print(json.dumps(rows[-1]), flush=True)
-    print(write_record(rows, time.perf_counter() - t0, args))
+    write_record(rows, time.perf_counter() - t0, args)
     return 0
 
 

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import headcorpus as hc  # noqa: E402
+from _record import write_dated  # noqa: E402
 
 from neurodeid.deface import DefaceError, deface_file, face  # noqa: E402
 from neurodeid.deface.brainmask import brain_safety, extract_brain  # noqa: E402
@@ -132,7 +133,6 @@ def _f(v, fmt="{:.2f}"):
 
 def write_record(rows: list[dict], wall: float, args) -> Path:
     day = dt.date.today().isoformat()
-    res = ROOT / "benchmarks" / "results"
     pos = [r for r in rows if r["face_expected"]]
     neg = [r for r in rows if not r["face_expected"]]
     found = sum(bool(r["face"]) for r in pos)
@@ -189,15 +189,7 @@ def write_record(rows: list[dict], wall: float, args) -> Path:
             f"| {_f(r.get('min_distance_mm'), '{:.1f}')} | {r.get('brain_safety', '')} "
             f"| {_f(r.get('head_dice'), '{:.3f}')} | {_f(r.get('head_mi'), '{:.3f}')} "
             f"| {_f(r.get('deface_seconds'), '{:.1f}')} | {r.get('reason', '')[:160]} |")
-    out = res / f"head_corpus_{day}.md"
-    for tag in "bcdefgh":  # never overwrite an earlier record of the same day
-        if not out.exists():
-            break
-        out = res / f"head_corpus_{day}{tag}.md"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    print(out)
-    return out
+    return write_dated("head_corpus", lines, rows)
 
 
 if __name__ == "__main__":
