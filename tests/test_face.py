@@ -205,7 +205,8 @@ def test_screen_sets_a_skull_stripped_brain_aside_and_keeps_the_head(tmp_path):
     from neurodeid.deface import brainonly
 
     d, aff = _load("chris_t1")
-    nib.save(nib.Nifti1Image(_brain_only(d), aff), str(tmp_path / "bare.nii.gz"))
+    bare = _brain_only(d)
+    nib.save(nib.Nifti1Image(bare, aff), str(tmp_path / "bare.nii.gz"))
     (row,) = face.check_folder(tmp_path)["images"]
     s = row["summary"]
     assert s["face_score"] > face.FACE_SCORE_THRESHOLD  # the detector fires on the brain
@@ -214,19 +215,19 @@ def test_screen_sets_a_skull_stripped_brain_aside_and_keeps_the_head(tmp_path):
     assert s["constant_background"] >= brainonly.MIN_CONSTANT_BACKGROUND
     assert "skull-stripped brain, not a face" in row["reason"]
 
-    head = face.check_volume(d, aff, levels=face.SCREENING_LEVELS, embeddings=False,
-                             brain_only=True)
-    assert head.face and head.brain_only is not None and not head.brain_only.holds
-    assert head.brain_only.outside_ml > 10 * brainonly.MAX_OUTSIDE_ML
+    def measured(vol):  # what the screen measures once a face is detected
+        small, saff = face.surface_volume(vol.astype(np.float32), aff)
+        thr = min(face.surface_thresholds(small, levels=face.SCREENING_LEVELS))
+        return brainonly.measure(small, saff, thr, False)
+
+    head = measured(d)  # the head itself (a face, detected: test_face_detected_on_heads)
+    assert not head.holds and head.outside_ml > 10 * brainonly.MAX_OUTSIDE_ML
 
     # the same brain in a scanner's noisy background is not a stripped volume: no extraction
     rng = np.random.default_rng(0)
-    noisy = _brain_only(d) + rng.normal(0, 0.01 * float(np.percentile(d, 99)), d.shape)
-    small, saff = face.surface_volume(noisy.astype(np.float32), aff)
-    m = brainonly.measure(small, saff, min(face.surface_thresholds(small, levels=face.SCREENING_LEVELS)),
-                          False)
-    assert m.constant_background < brainonly.MIN_CONSTANT_BACKGROUND
-    assert m.brain_ml is None and not m.holds
+    noisy = measured(bare + rng.normal(0, 0.01 * float(np.percentile(d, 99)), d.shape))
+    assert noisy.constant_background < brainonly.MIN_CONSTANT_BACKGROUND
+    assert noisy.brain_ml is None and not noisy.holds
 
 
 @pytest.mark.slow
