@@ -33,6 +33,7 @@ import headcorpus as hc  # noqa: E402
 from _record import write_dated  # noqa: E402
 
 from neurodeid.deface import brainonly, face  # noqa: E402
+from neurodeid.deface.core import detect_ct  # noqa: E402
 
 
 def run_item(h: hc.Head) -> dict:
@@ -47,7 +48,7 @@ def run_item(h: hc.Head) -> dict:
     if bare is None:  # measured here too: the margin on every item
         small, saff = face.surface_volume(face.volume_for_detection(h.data), h.affine)
         try:
-            bare = brainonly.measure(small, saff, min(chk.thresholds), face.looks_ct(small))
+            bare = brainonly.measure(small, saff, min(chk.thresholds), detect_ct(small))
         except Exception as e:  # noqa: BLE001 - recorded
             row["error"] = f"{type(e).__name__}: {e}"
     if bare is not None:

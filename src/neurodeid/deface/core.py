@@ -111,11 +111,12 @@ def _template_face_frame(brain_fraction: float) -> tuple[float, float]:
 
 
 def detect_ct(data: np.ndarray, modality: str = "auto") -> bool:
-    """True for CT (HU): ``modality == "ct"``, or ``"auto"`` and the 1st percentile < -500."""
+    """True for CT (HU): ``modality == "ct"``, or ``"auto"`` and the 1st percentile (of every
+    4th voxel; an empty array is not CT) < -500."""
     if modality in ("ct", "mr"):
         return modality == "ct"
     sample = data[::4, ::4, ::4]
-    return bool(np.percentile(sample, 1) < -500)
+    return bool(sample.size and np.percentile(sample, 1) < -500)
 
 
 def upsample_blocks(small: np.ndarray, factors, shape) -> np.ndarray:

@@ -605,21 +605,16 @@ def surface_volume(vol: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.
     return out.astype(np.float32), aff
 
 
-def looks_ct(data: np.ndarray) -> bool:
-    """Hounsfield units: the 1st percentile (of every 4th voxel) is below -500 (air)."""
-    sample = data[::4, ::4, ::4]
-    return bool(sample.size and np.percentile(sample, 1) < -500)
-
-
 def surface_thresholds(data: np.ndarray, ct: bool | None = None,
                        levels=SURFACE_LEVELS) -> tuple[float, ...]:
     """Head surface thresholds: the skin at -300 HU for CT (detected as in
     :func:`neurodeid.deface.core.detect_ct` when ``ct`` is None), otherwise each of
     ``levels`` x the Otsu threshold between background and head (above the minimum)."""
+    from .core import detect_ct
     from .estimate import head_threshold
 
     if ct is None:
-        ct = looks_ct(data)
+        ct = detect_ct(data)
     if ct:
         return (-300.0,)
     lo = float(np.min(data))
@@ -662,8 +657,9 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
     brain_only : bool
         Without ``reference``, when a face is detected: measure whether the volume is a
         bare brain (:mod:`neurodeid.deface.brainonly`: nothing outside its independently
-        extracted brain) and set the detections aside then (:attr:`FaceCheck.brain_only`). For volumes released without defacing
-        when no face is found; an extraction that fails sets nothing aside.
+        extracted brain) and set the detections aside then (:attr:`FaceCheck.brain_only`).
+        For volumes released without defacing when no face is found; an extraction that
+        fails sets nothing aside.
 
     Returns
     -------
@@ -721,9 +717,10 @@ def check_volume(data: np.ndarray, affine: np.ndarray, *, thresholds=None,
     bare = None
     if brain_only and found and reference is None:
         from . import brainonly
+        from .core import detect_ct
 
         try:
-            bare = brainonly.measure(small, saff, min(thr), looks_ct(small))
+            bare = brainonly.measure(small, saff, min(thr), detect_ct(small))
         except Exception:  # noqa: BLE001 - no brain extracted: the detections stand
             bare = None
         found = not (bare is not None and bare.holds)
