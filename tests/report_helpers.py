@@ -50,7 +50,10 @@ def _snakemake(*args: str) -> subprocess.CompletedProcess:
 
 
 def example_report(tmp_path_factory) -> dict:
-    """``{"out": results dir, "report": report.html}`` of one example run (made once)."""
+    """``{"out": results dir, "report": report.html, "proc": the run's finished process,
+    "before"/"after": sha256 of every example input before and after}`` of one example run
+    (made once per test process: ``tests/conftest.py`` keeps every test that uses it on one
+    pytest-xdist worker)."""
     if "out" in _RUN:
         return _RUN
     if "error" in _RUN:
@@ -63,8 +66,12 @@ def example_report(tmp_path_factory) -> dict:
     summary = out / "private" / "report" / "summary.html"
     targets = ["all", str(summary)]
     report = out / "private" / "report.html"
+    from conftest import tree_sha256
+
+    before = tree_sha256(EXAMPLE_DICOM)
     try:  # targets before --config, which takes every following word
-        _snakemake(*targets, "--cores", "2", "--config", f"output_dir={out}")
+        proc = _snakemake(*targets, "--cores", "2", "--config", f"output_dir={out}")
+        _RUN.update(proc=proc, before=before, after=tree_sha256(EXAMPLE_DICOM))
         _snakemake(*targets, "--report", str(report), "--report-stylesheet", str(STYLESHEET),
                    "--config", f"output_dir={out}")
     except AssertionError as exc:

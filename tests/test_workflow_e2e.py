@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from conftest import EXAMPLE_DICOM, REPO, tree_sha256
+from report_helpers import example_report
 
 pytestmark = pytest.mark.e2e
 
@@ -50,13 +51,10 @@ def planted_strings() -> set[str]:
 
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory):
-    if not EXAMPLE_DICOM.is_dir():
-        pytest.fail("the bundled example is missing: run `python example/build_example.py`")
-    out = tmp_path_factory.mktemp("example_run") / "results"
-    before = tree_sha256(EXAMPLE_DICOM)
-    proc = run_snakemake("--config", f"output_dir={out}")
-    after = tree_sha256(EXAMPLE_DICOM)
-    return {"out": out, "proc": proc, "before": before, "after": after}
+    """The example's one run of this test session, shared with the report tests
+    (``report_helpers.example_report``: ``snakemake --cores 2``, the repository as working
+    directory, the demo key)."""
+    return example_report(tmp_path_factory)
 
 
 def test_run_warns_about_demo_key(example_run):
