@@ -81,7 +81,8 @@ def run_workflow(input_dir: Path, output_dir: Path, key: str, cores: int = 2):
 # --------------------------------------------------------------------------- pytest-xdist
 #: test modules that share the example's one run (``report_helpers.example_report``): kept
 #: on one worker, so the example runs once per session
-EXAMPLE_RUN_MODULES = {"test_report", "test_report_browser", "test_bids_validator", "test_workflow_e2e"}
+EXAMPLE_RUN_MODULES = {"test_report", "test_report_browser", "test_bids_validator", "test_workflow_e2e",
+                       "test_readme_commands"}
 #: modules with a long module fixture (a whole workflow run, the head corpus), started first
 #: so that no worker is left with one of them at the end
 LONG_MODULES = ("test_head_corpus", "test_real_data", "test_unseen_exports", "test_failsafe",

@@ -4,7 +4,9 @@ Each ``bash`` block of README.md is split into commands (continuation lines join
 ``snakemake`` command runs as a dry run on the bundled example (``-n``, the output in a
 temporary folder, paths under ``/data`` or ``/scratch`` replaced by the example): that is
 where a documented form failed before (dotted ``--config`` keys, nested values, a wrong
-key); the report command runs for real. Commands proved elsewhere are named with where.
+key); the report command runs for real, on a copy of the session's example run
+(``report_helpers.example_report``, the same run without the report). Commands proved
+elsewhere are named with where.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from conftest import EXAMPLE_DICOM, REPO
+from report_helpers import example_report
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +52,7 @@ def test_readme_has_commands():
 
 
 @pytest.mark.parametrize("cmd", [c for c in readme_commands() if c.startswith("snakemake")])
-def test_snakemake_command_parses_and_plans(cmd, tmp_path):
+def test_snakemake_command_parses_and_plans(cmd, tmp_path, tmp_path_factory):
     for prefix, where in PROVED_ELSEWHERE.items():
         if cmd.startswith(prefix):
             pytest.skip(f"proved by {where}")
@@ -69,7 +73,9 @@ def test_snakemake_command_parses_and_plans(cmd, tmp_path):
         words += ["--config", f"output_dir={tmp_path / 'out'}"]
     env = dict(os.environ)
     env.pop("NEURODEID_KEY", None)  # the example runs on its demo key
-    full = "--report-after-run" in words  # a report needs the run: this one runs for real
+    full = "--report-after-run" in words  # a report needs the run: this one runs for real,
+    if full:  # on a copy of the session's example run (the same command without the report)
+        shutil.copytree(example_report(tmp_path_factory)["out"], tmp_path / "out", symlinks=True)
     for i, w in enumerate(words):
         if w.endswith("report.html"):
             words[i] = str(tmp_path / "report.html")
