@@ -78,32 +78,18 @@ def run_workflow(input_dir: Path, output_dir: Path, key: str, cores: int = 2):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
 
-# --------------------------------------------------------------------------- pytest-xdist
-#: test modules that share the example's one run (``report_helpers.example_report``): kept
-#: on one worker, so the example runs once per session
-EXAMPLE_RUN_MODULES = {"test_report", "test_report_browser", "test_bids_validator", "test_workflow_e2e",
-                       "test_readme_commands"}
-#: modules with a long module fixture (a whole workflow run, the head corpus), started first
-#: so that no worker is left with one of them at the end
+# --------------------------------------------------------------------------- test order
+#: modules with a long module fixture (a whole workflow run, the head corpus), started first:
+#: under the README's ``pytest -n auto --dist loadfile`` no worker is then left with one of
+#: them at the end
 LONG_MODULES = ("test_head_corpus", "test_real_data", "test_unseen_exports", "test_failsafe",
-                "test_incremental", "test_workflow_e2e", "test_review_workflow", "test_readme_commands")
+                "test_incremental", "test_workflow_e2e", "test_review_workflow")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (the README's test command) every module is one
-    group, so its module fixtures run once, on one worker; the example's run is one group of
-    its own (:data:`EXAMPLE_RUN_MODULES`); the long modules come first. Without pytest-xdist
-    the markers do nothing and the order only moves those modules to the front."""
-    def module(item) -> str:
-        return item.module.__name__.rsplit(".", 1)[-1]
-
+    """The long modules first; the order within a module and among the rest is kept."""
     def rank(item) -> int:
-        name = module(item)
-        if name in EXAMPLE_RUN_MODULES:
-            name = "test_workflow_e2e"
+        name = item.module.__name__.rsplit(".", 1)[-1]
         return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
 
-    for item in items:
-        name = module(item)
-        item.add_marker(pytest.mark.xdist_group("example_run" if name in EXAMPLE_RUN_MODULES else name))
-    items.sort(key=rank)  # stable: the order within a module and among the rest is kept
+    items.sort(key=rank)

@@ -8,6 +8,8 @@ bundled example), so the summary must say NO.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -50,10 +52,10 @@ def _snakemake(*args: str) -> subprocess.CompletedProcess:
 
 
 def example_report(tmp_path_factory) -> dict:
-    """``{"out": results dir, "report": report.html, "proc": the run's finished process,
-    "before"/"after": sha256 of every example input before and after}`` of one example run
-    (made once per test process: ``tests/conftest.py`` keeps every test that uses it on one
-    pytest-xdist worker)."""
+    """``{"out": results dir, "report": report.html, "stderr": the run's standard error,
+    "before"/"after": sha256 of every example input before and after}`` of one example run,
+    made once per test session: under pytest-xdist the first worker to ask runs it (a lock
+    file in the session's shared temporary folder) and the others read its record."""
     if "out" in _RUN:
         return _RUN
     if "error" in _RUN:
@@ -62,21 +64,33 @@ def example_report(tmp_path_factory) -> dict:
         pytest.fail("the bundled example is missing: run `python example/build_example.py`")
     if not report_is_wired():
         pytest.skip("Snakefile does not include workflow/rules/report.smk yet")
-    out = tmp_path_factory.mktemp("report_run") / "results"
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    record = shared / "example_run.json"
+    with open(shared / "example_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            record.write_text(json.dumps(_run_example(shared / "example_run" / "results")))
+        _RUN.update(json.loads(record.read_text()))
+    if "error" in _RUN:  # fail every test that needs the run, without running it again
+        raise AssertionError(_RUN["error"])
+    _RUN.update(out=Path(_RUN["out"]), report=Path(_RUN["report"]))
+    return _RUN
+
+
+def _run_example(out: Path) -> dict:
+    """The example run and its report into ``out``; what :func:`example_report` records."""
+    from conftest import tree_sha256
+
     summary = out / "private" / "report" / "summary.html"
     targets = ["all", str(summary)]
     report = out / "private" / "report.html"
-    from conftest import tree_sha256
-
     before = tree_sha256(EXAMPLE_DICOM)
     try:  # targets before --config, which takes every following word
         proc = _snakemake(*targets, "--cores", "2", "--config", f"output_dir={out}")
-        _RUN.update(proc=proc, before=before, after=tree_sha256(EXAMPLE_DICOM))
+        after = tree_sha256(EXAMPLE_DICOM)
         _snakemake(*targets, "--report", str(report), "--report-stylesheet", str(STYLESHEET),
                    "--config", f"output_dir={out}")
     except AssertionError as exc:
-        _RUN["error"] = str(exc)
-    if "error" in _RUN:  # fail every test that needs the run, without running it again
-        raise AssertionError(_RUN["error"])
-    _RUN.update(out=out, report=report)
-    return _RUN
+        return {"error": str(exc)}
+    return {"out": str(out), "report": str(report), "stderr": proc.stderr, "before": before, "after": after}

@@ -58,7 +58,7 @@ def example_run(tmp_path_factory):
 
 
 def test_run_warns_about_demo_key(example_run):
-    assert "DEMO KEY" in example_run["proc"].stderr
+    assert "DEMO KEY" in example_run["stderr"]
 
 
 def test_inputs_are_byte_identical_after_run(example_run):
