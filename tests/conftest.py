@@ -80,8 +80,8 @@ def run_workflow(input_dir: Path, output_dir: Path, key: str, cores: int = 2):
 
 # --------------------------------------------------------------------------- test order
 #: modules with a long module fixture (a whole workflow run, the head corpus), started first:
-#: under the README's ``pytest -n auto --dist loadfile`` no worker is then left with one of
-#: them at the end
+#: under the README's ``pytest -n auto --dist loadfile --no-loadscope-reorder`` (modules handed
+#: out in this order, not by their number of tests) no worker is then left with one at the end
 LONG_MODULES = ("test_head_corpus", "test_real_data", "test_unseen_exports", "test_failsafe",
                 "test_incremental", "test_workflow_e2e", "test_review_workflow")
 
