@@ -1,6 +1,6 @@
 """The face screen on the augmented head corpus (issue #18; ``tests/headcorpus.py``).
 
-Opt-in (about 8 minutes on 2 cores): ``NEURODEID_HEADCORPUS=1``; ``.ci/run`` sets it. Skips
+Opt-in (15-25 minutes, one core): ``NEURODEID_HEADCORPUS=1``; ``.ci/run`` sets it. Skips
 without ``../shared/data``. ``benchmarks/bench_head_corpus.py`` records the same numbers and
 the defacing of every face-bearing item.
 """
