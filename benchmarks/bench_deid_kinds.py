@@ -25,7 +25,13 @@ alternating pass by pass; a round's ms per file is its time over its files. ms p
 is the median over ``--repeat`` rounds, per tool; the ratio is of the two medians.
 Goal (issue 21): neurodeid <= 0.5x dicognito on every kind.
 
-Usage: python benchmarks/bench_deid_kinds.py [--data DIR] [--repeat N] [--min-files N] [--record]
+``--reencode`` adds a row, ``compressed, re-encoded series``: the largest classic series
+folder re-encoded JPEG-LS lossless (pydicom with pyjpegls) into a temporary folder. The
+real compressed files are one series of 6 (dcm_qa_ts), where neurodeid's once-per-series
+costs (a fresh process per series) weigh on every file; this row shows the cost of
+compressed pixel data itself on a series of ordinary length.
+
+Usage: python benchmarks/bench_deid_kinds.py [--data DIR] [--repeat N] [--min-files N] [--reencode] [--record]
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from bench_deid import REPO, run_dicognito, run_neurodeid  # noqa: E402  (neurod
 
 NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 KINDS = ("classic", "large private", "deep sequences", "enhanced multi-frame", "compressed")
+REENCODED = "compressed, re-encoded series"
 PRIVATE_BYTES = 8 * 1024
 
 
@@ -87,6 +94,24 @@ def kind_of(path: Path) -> str | None:
     return "classic"
 
 
+def reencode_largest_series(classic: list[Path], out: Path) -> list[Path]:
+    """The classic files of the folder holding most of them, re-encoded JPEG-LS lossless
+    into ``out`` (same names); the new files."""
+    from pydicom.uid import JPEGLSLossless
+
+    by_dir: dict[Path, list[Path]] = {}
+    for f in classic:
+        by_dir.setdefault(f.parent, []).append(f)
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for f in max(by_dir.values(), key=len):
+        ds = pydicom.dcmread(f)
+        ds.compress(JPEGLSLossless)
+        ds.save_as(out / f.name)
+        made.append(out / f.name)
+    return made
+
+
 def time_round(files: list[Path], min_files: int) -> dict[str, float]:
     """ms per file of each tool over one round: passes over ``files`` until at least
     ``min_files`` are done, the tools alternating pass by pass (see the module docstring)."""
@@ -108,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=shared / "dicom")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--min-files", type=int, default=60, help="files per tool and round at least")
+    ap.add_argument("--reencode", action="store_true",
+                    help="add the largest classic series re-encoded JPEG-LS lossless as a kind")
     ap.add_argument("--record", action="store_true", help="append to benchmarks/results/")
     args = ap.parse_args(argv)
     by_kind: dict[str, list[Path]] = {k: [] for k in KINDS}
@@ -115,8 +142,13 @@ def main(argv=None) -> int:
         k = kind_of(path)
         if k:
             by_kind[k].append(path)
+    kinds = list(KINDS)
+    if args.reencode:
+        tmp = Path(tempfile.mkdtemp(prefix="bench_kinds_jls_"))
+        by_kind[REENCODED] = reencode_largest_series(by_kind["classic"], tmp / "series")
+        kinds.append(REENCODED)
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         files = by_kind[kind]
         if not files:
             continue
@@ -129,7 +161,9 @@ def main(argv=None) -> int:
         rows.append((kind, len(files), mb, ours, theirs, ours / theirs))
         print(f"{kind:22s} {len(files):5d} files {mb:7.2f} MB/file  neurodeid {ours:8.2f} ms  "
               f"dicognito {theirs:8.2f} ms  ratio {ours / theirs:.3f}", flush=True)
-    worst = max(r[5] for r in rows)
+    if args.reencode:
+        shutil.rmtree(tmp)
+    worst = max(r[5] for r in rows if r[0] != REENCODED)
     print(f"worst ratio {worst:.3f} (goal <= 0.5 on every kind: {'met' if worst <= 0.5 else 'NOT met'})")
     if args.record:
         now = datetime.now(timezone.utc)
@@ -140,7 +174,7 @@ def main(argv=None) -> int:
             f"- machine: {u.system} {u.release} {u.machine}, {os.cpu_count()} cores, "
             f"Python {sys.version.split()[0]}, pydicom {pydicom.__version__}; load at the end {load:.1f}",
             f"- command: `python benchmarks/bench_deid_kinds.py --data {args.data} "
-            f"--repeat {args.repeat} --min-files {args.min_files} --record`",
+            f"--repeat {args.repeat} --min-files {args.min_files}{' --reencode' if args.reencode else ''} --record`",
             "- read + de-identify + write, median of the rounds, the two tools alternating pass by pass; "
             f"a round: passes over the kind's files until >= {args.min_files} files, every neurodeid "
             "series started cold (forget_series_memos), as in the workflow's one process per series\n",
@@ -148,7 +182,8 @@ def main(argv=None) -> int:
             "|---|---:|---:|---:|---:|---:|",
         ]
         lines += [f"| {k} | {n} | {mb:.2f} | {a:.2f} | {b:.2f} | {r:.3f} |" for k, n, mb, a, b, r in rows]
-        lines.append(f"\nworst ratio **{worst:.3f}** (goal <= 0.5 on every kind)\n")
+        lines.append(f"\nworst ratio **{worst:.3f}** (goal <= 0.5 on every kind; the re-encoded row is "
+                     "not a kind of the goal's files, it is left out of the worst)\n")
         out = REPO / "benchmarks" / "results" / f"deid_kinds_{now:%Y-%m-%d}.md"
         with out.open("a") as fh:
             fh.write("\n".join(lines))
